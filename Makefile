@@ -1,0 +1,52 @@
+# Warden: one entry point for everything. `make demo` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Tests use a real PostgreSQL app database; `make test TEST_DATABASE_URL=` falls back to SQLite.
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden
+TEST_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" \
+	DJANGO_SECRET_KEY=warden-test-secret-key-not-for-production-0000 \
+	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=
+
+.PHONY: install demo test test-fast lint fmt typecheck bench editor clean services
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## the running product on embedded defaults, with demo data
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo
+
+test: $(STAMP)  ## every test against real services (PostgreSQL, MariaDB, Redis, a Celery worker, Chromium)
+	$(TEST_ENV) $(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest -m "not browser and not worker" -x -q
+
+lint: $(STAMP)  ## ruff (lint + format check), mypy, import layering
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)  ## engine and gateway speed, as JSON ratios
+	$(PY) manage.py benchmark
+
+editor:  ## rebuild static/js/editor.bundle.js (needs Node.js; the bundle is committed)
+	static/editor/build.sh
+
+services:  ## start local PostgreSQL, MariaDB and Redis if they are down (Debian)
+	.ci/services.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

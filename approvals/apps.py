@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ApprovalsConfig(AppConfig):
+    name = "approvals"
+    verbose_name = "Approvals"
+
+    def ready(self) -> None:
+        from approvals.services import request_create_for_run
+        from governance import hooks
+
+        if request_create_for_run not in hooks.held_run_hooks:
+            hooks.held_run_hooks.append(request_create_for_run)

@@ -1,0 +1,55 @@
+"""Writing the audit trail. Callers pass plain values; this module knows nothing of governance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.models import AuditEvent
+
+MAX_SQL_CHARS = 100_000  # an audit row keeps the first 100k characters and says so
+
+
+def event_record(
+    *,
+    kind: str,
+    actor: Any = None,
+    actor_name: str = "",
+    channel: str = AuditEvent.Channel.WEB,
+    source_ip: str | None = None,
+    connection_id: int | None = None,
+    connection_name: str = "",
+    run_id: int | None = None,
+    sql: str = "",
+    categories: list[str] | None = None,
+    decision: str = "",
+    risk: str = "",
+    rule: str = "",
+    row_count: int | None = None,
+    duration_ms: float | None = None,
+    error: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    user = actor if actor is not None and actor.is_authenticated else None
+    detail = dict(detail or {})
+    if len(sql) > MAX_SQL_CHARS:
+        detail["sql_truncated_from"] = len(sql)
+        sql = sql[:MAX_SQL_CHARS]
+    return AuditEvent.objects.create(
+        kind=kind,
+        actor=user,
+        actor_name=actor_name or (user.get_username() if user is not None else ""),
+        channel=channel,
+        source_ip=source_ip,
+        connection_id=connection_id,
+        connection_name=connection_name,
+        run_id=run_id,
+        sql=sql,
+        categories=categories or [],
+        decision=decision,
+        risk=risk,
+        rule=rule[:200],
+        row_count=row_count,
+        duration_ms=duration_ms,
+        error=error,
+        detail=detail,
+    )

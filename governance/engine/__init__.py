@@ -1,0 +1,56 @@
+"""Warden's SQL governance engine: pure Python and sqlglot, no Django, no I/O, no clock.
+
+``analyze`` says what each statement of a batch does; ``decide`` applies capabilities and
+guardrails to say whether it may run. Both are cached and never raise on bad input.
+"""
+
+from __future__ import annotations
+
+from .analyzer import analyze, clear_analyze_cache, dialect_for_engine
+from .defaults import DEFAULT_RULES
+from .policy import Context, Decision, Reason, Rule, clear_decide_cache, decide
+from .types import (
+    ACTION_ORDER,
+    CATEGORY_ORDER,
+    RISK_ORDER,
+    Action,
+    Analysis,
+    Category,
+    Risk,
+    Statement,
+    action_rank,
+    max_risk,
+    risk_rank,
+    strictest,
+)
+
+
+def clear_caches() -> None:
+    """Forget cached analyses and decisions (tests, or after changing catalogues)."""
+    clear_analyze_cache()
+    clear_decide_cache()
+
+
+__all__ = [
+    "ACTION_ORDER",
+    "CATEGORY_ORDER",
+    "DEFAULT_RULES",
+    "RISK_ORDER",
+    "Action",
+    "Analysis",
+    "Category",
+    "Context",
+    "Decision",
+    "Reason",
+    "Risk",
+    "Rule",
+    "Statement",
+    "action_rank",
+    "analyze",
+    "clear_caches",
+    "decide",
+    "dialect_for_engine",
+    "max_risk",
+    "risk_rank",
+    "strictest",
+]

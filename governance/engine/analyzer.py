@@ -1,0 +1,242 @@
+"""``analyze``: split a batch with sqlglot's tokenizer, parse each statement, classify it."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.parser import Parser
+from sqlglot.tokens import Token, TokenType
+
+from .classify import classify_root, classify_tree
+from .explain import describe
+from .keywords import classify_words
+from .lexing import (
+    MAX_NESTING,
+    Chunk,
+    LexError,
+    dialect_object,
+    is_executable_comment,
+    nesting_depth,
+    payload_comments,
+    split,
+    tokenize,
+)
+from .types import Analysis, Category, Risk, Statement
+from .verdict import Verdict, unknown
+
+DIALECTS = frozenset({"postgres", "mysql", "sqlite"})
+MAX_SQL_CHARS = 512 * 1024
+MAX_STATEMENTS = 1000
+# Larger inputs are analysed but not kept in the cache (a cache of megabyte keys is a leak).
+CACHE_MAX_CHARS = 100_000
+_MAX_WRAPPING = 4  # EXPLAIN ANALYZE EXPLAIN ... is refused beyond this depth
+
+EMPTY = "Empty statement: nothing to run."
+TOO_COMPLEX = "Statement too complex to analyze safely."
+EXECUTABLE_COMMENT = (
+    "Contains a MySQL executable comment (/*! ... */), which the server runs as hidden SQL; "
+    "Warden refuses it."
+)
+
+
+class _TooComplex(Exception):
+    pass
+
+
+_ENGINE_DIALECTS = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+}
+
+
+def dialect_for_engine(engine: str) -> str:
+    """The sqlglot dialect for a connection's engine name ("postgresql" -> "postgres")."""
+    try:
+        return _ENGINE_DIALECTS[engine.lower()]
+    except KeyError:
+        raise ValueError(f"Unsupported database engine: {engine!r}") from None
+
+
+@functools.cache
+def _parser_class(dialect: str) -> type[Parser]:
+    base: type[Parser] = dialect_object(dialect).parser_class
+
+    def _quiet(self: Parser) -> None:
+        """sqlglot logs a warning for every Command fallback; we classify those ourselves."""
+
+    return type(f"Quiet{base.__name__}", (base,), {"_warn_unsupported": _quiet})
+
+
+def _parse(tokens: list[Token], sql: str, dialect: str) -> list[exp.Expr | None]:
+    parser = _parser_class(dialect)(dialect=dialect_object(dialect))
+    return parser.parse(tokens, sql)
+
+
+def _parse_error_message(error: ParseError) -> str:
+    if error.errors:
+        first: dict[str, Any] = error.errors[0]
+        near = str(first.get("highlight") or "").strip()
+        where = f" (line {first.get('line')}, column {first.get('col')}"
+        where += f", near '{near[:40]}')" if near else ")"
+        return f"{first.get('description') or 'Invalid SQL'}{where}"
+    return str(error).splitlines()[0][:200]
+
+
+def _into_file(tokens: tuple[Token, ...]) -> bool:
+    """MySQL SELECT ... INTO OUTFILE/DUMPFILE, which sqlglot cannot parse."""
+    return any(
+        a.token_type == TokenType.INTO and b.text.upper() in {"OUTFILE", "DUMPFILE"}
+        for a, b in itertools.pairwise(tokens)
+    )
+
+
+def _classify_chunk(
+    tokens: tuple[Token, ...], sql: str, source: str, dialect: str, depth: int
+) -> Verdict | str:
+    """The verdict for one statement, or the parser's message when it cannot be read."""
+
+    def inner(text: str) -> Verdict:
+        return _classify_text(text, dialect, depth + 1)
+
+    try:
+        trees = _parse(list(tokens), sql, dialect)
+    except ParseError as error:
+        if _into_file(tokens):
+            return Verdict(
+                Category.FILE, Risk.CRITICAL, "SELECT INTO OUTFILE", frozenset({"unparsed"})
+            )
+        verdict = classify_words(tokens, source, dialect, inner)
+        if verdict.category != Category.UNKNOWN:
+            return verdict.with_flags("unparsed")
+        return _parse_error_message(error)
+    if len(trees) != 1 or trees[0] is None:
+        return unknown("COMMAND")
+    tree = trees[0]
+    if isinstance(tree, exp.Command) or classify_root(tree, dialect) is None:
+        return classify_words(tokens, source, dialect, inner)
+    return classify_tree(tree, dialect)
+
+
+def _classify_text(text: str, dialect: str, depth: int) -> Verdict:
+    """Classify the statement wrapped by EXPLAIN, ANALYZE or REPLACE."""
+    if depth > _MAX_WRAPPING:
+        return unknown("COMMAND", TOO_COMPLEX)
+    tokens, _ = tokenize(text, dialect)
+    chunks = split(tokens)
+    if len(chunks) != 1:
+        return unknown("COMMAND")
+    chunk = chunks[0]
+    result = _classify_chunk(chunk.tokens, text, chunk.source(text), dialect, depth)
+    if isinstance(result, str):
+        return unknown("COMMAND", f"The wrapped statement does not parse: {result}")
+    return result
+
+
+def _executable_comments(chunk: Chunk, dialect: str) -> int:
+    comments = [c for token in chunk.tokens for c in token.comments]
+    comments += payload_comments([chunk], dialect)
+    return sum(1 for c in comments if is_executable_comment(c))
+
+
+def _statement(index: int, source: str, verdict: Verdict) -> Statement:
+    return Statement(
+        index=index,
+        sql=source.strip(),
+        category=verdict.category,
+        risk=verdict.risk,
+        kind=verdict.kind,
+        tables=verdict.tables,
+        written_tables=verdict.written_tables,
+        functions=verdict.functions,
+        flags=verdict.flags,
+        explanation=describe(verdict),
+        copied_columns=verdict.copied_columns,
+    )
+
+
+def _analyze_batch(sql: str, dialect: str) -> Analysis:
+    tokens, comments = tokenize(sql, dialect)
+    if nesting_depth(tokens) > MAX_NESTING:
+        raise _TooComplex
+    chunks = split(tokens)
+    if len(chunks) > MAX_STATEMENTS:
+        return Analysis(
+            dialect,
+            (),
+            f"Too many statements in one batch ({len(chunks):,}; the limit is {MAX_STATEMENTS:,}).",
+        )
+    mysql = dialect == "mysql"
+    hidden = sum(
+        1 for c in comments + payload_comments(chunks, dialect) if is_executable_comment(c)
+    )
+    hidden = hidden if mysql else 0
+    if not chunks:
+        return Analysis(dialect, (), EXECUTABLE_COMMENT if hidden else EMPTY)
+    statements: list[Statement] = []
+    found = 0
+    for index, chunk in enumerate(chunks):
+        source = chunk.source(sql)
+        verdict = _classify_chunk(chunk.tokens, sql, source, dialect, depth=0)
+        if isinstance(verdict, str):
+            return Analysis(dialect, (), verdict)
+        in_chunk = _executable_comments(chunk, dialect) if mysql else 0
+        if in_chunk:
+            found += in_chunk
+            verdict = unknown(verdict.kind, EXECUTABLE_COMMENT, "executable_comment")
+            verdict = verdict.worsen(Category.UNKNOWN, Risk.CRITICAL)
+        statements.append(_statement(index, source, verdict))
+    if hidden > found:  # an executable comment between statements
+        return Analysis(dialect, (), EXECUTABLE_COMMENT)
+    return Analysis(dialect, tuple(statements), None)
+
+
+def _analyze(sql: str, dialect: str) -> Analysis:
+    if dialect not in DIALECTS:
+        return Analysis(dialect, (), f"Unsupported SQL dialect: {dialect!r}.")
+    if "\x00" in sql:
+        return Analysis(dialect, (), "The SQL contains a NUL byte; Warden refuses it.")
+    if len(sql) > MAX_SQL_CHARS:
+        return Analysis(
+            dialect,
+            (),
+            f"The SQL is too large to analyze ({len(sql):,} characters; "
+            f"the limit is {MAX_SQL_CHARS:,}).",
+        )
+    if not sql.strip():
+        return Analysis(dialect, (), EMPTY)
+    try:
+        return _analyze_batch(sql, dialect)
+    except (_TooComplex, RecursionError):
+        return Analysis(dialect, (), TOO_COMPLEX)
+    except (TokenError, LexError) as error:
+        return Analysis(dialect, (), f"Could not read the SQL: {str(error)[:200]}")
+    except ParseError as error:
+        return Analysis(dialect, (), _parse_error_message(error))
+    except Exception as error:  # fail closed: sqlglot bugs must not let anything through
+        return Analysis(dialect, (), f"{TOO_COMPLEX[:-1]} ({type(error).__name__}).")
+
+
+_analyze_cached: Callable[[str, str], Analysis] = functools.lru_cache(maxsize=2048)(_analyze)
+
+
+def analyze(sql: str, dialect: str) -> Analysis:
+    """Classify every statement of ``sql`` (one of "postgres", "mysql", "sqlite").
+
+    Never raises: input that cannot be read safely comes back with ``error`` set.
+    """
+    if len(sql) <= CACHE_MAX_CHARS:
+        return _analyze_cached(sql, dialect)
+    return _analyze(sql, dialect)
+
+
+def clear_analyze_cache() -> None:
+    _analyze_cached.cache_clear()  # type: ignore[attr-defined]

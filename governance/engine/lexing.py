@@ -1,0 +1,133 @@
+"""Tokens in, statements out: splitting a batch with sqlglot's tokenizer, never with text.
+
+The tokenizer follows the dialect's quoting rules (``'a\\'`` ends a string in PostgreSQL, not in
+MySQL; ``$$ ... $$`` is one token in PostgreSQL), so splitting on SEMICOLON tokens splits where
+the database would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.tokens import Token, TokenType
+
+# Deeper nesting than this is refused before parsing: sqlglot's parser uses ~20 Python frames
+# per level, and the default recursion limit (1000) must also fit the caller's stack.
+MAX_NESTING = 32
+
+# Appended so that trailing comments attach to a token instead of being dropped, and so an
+# unterminated comment or string swallows it (which we then refuse).
+_SENTINEL = "\n;"
+
+
+class LexError(Exception):
+    """The text cannot be split into statements safely."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The tokens of one statement and where it sits in the source."""
+
+    tokens: tuple[Token, ...]
+    start: int
+    end: int
+
+    def source(self, sql: str) -> str:
+        return sql[self.start : self.end]
+
+
+def dialect_object(dialect: str) -> Dialect:
+    return Dialect.get_or_raise(dialect)
+
+
+def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
+    """Tokens of ``sql`` and every comment the tokenizer saw (raises LexError/TokenError)."""
+    tokens = dialect_object(dialect).tokenize(sql + _SENTINEL)
+    if not tokens or tokens[-1].token_type != TokenType.SEMICOLON or tokens[-1].start < len(sql):
+        raise LexError("Unterminated comment, string or quoted identifier.")
+    comments = [c for token in tokens for c in token.comments]
+    return tokens[:-1], comments
+
+
+def split(tokens: list[Token]) -> list[Chunk]:
+    """Split on top-level SEMICOLON tokens; empty statements (``;;``) are dropped."""
+    chunks: list[Chunk] = []
+    current: list[Token] = []
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            if current:
+                chunks.append(_chunk(current))
+            current = []
+        else:
+            current.append(token)
+    if current:
+        chunks.append(_chunk(current))
+    return chunks
+
+
+def _chunk(tokens: list[Token]) -> Chunk:
+    return Chunk(tokens=tuple(tokens), start=tokens[0].start, end=tokens[-1].end + 1)
+
+
+def nesting_depth(tokens: list[Token]) -> int:
+    depth = deepest = 0
+    for token in tokens:
+        if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
+            depth -= 1
+    return deepest
+
+
+def is_command_payload(tokens: tuple[Token, ...], dialect: str) -> bool:
+    """True when the tokenizer swallowed the rest of the statement as one raw string.
+
+    sqlglot does this after keywords such as EXPLAIN, CALL, DO, VACUUM, PREPARE, REPLACE.
+    """
+    commands = dialect_object(dialect).tokenizer_class.COMMANDS
+    return (
+        len(tokens) == 2
+        and tokens[0].token_type in commands
+        and tokens[1].token_type == TokenType.STRING
+    )
+
+
+def payload_comments(chunks: list[Chunk], dialect: str) -> list[str]:
+    """Comments hidden inside command payloads (the tokenizer discards them)."""
+    found: list[str] = []
+    for chunk in chunks:
+        if is_command_payload(chunk.tokens, dialect):
+            tokens, comments = tokenize(chunk.tokens[1].text, dialect)
+            found.extend(comments)
+            found.extend(payload_comments(split(tokens), dialect))
+    return found
+
+
+def is_executable_comment(comment: str) -> bool:
+    """MySQL runs ``/*! ... */`` and MariaDB ``/*M! ... */`` comments as SQL.
+
+    >>> is_executable_comment("!50001 DROP TABLE x ")
+    True
+    >>> is_executable_comment(" plain ")
+    False
+    """
+    return comment.startswith("!") or comment[:2].upper() == "M!"
+
+
+def words(tokens: tuple[Token, ...] | list[Token], dialect: str, limit: int = 8) -> list[str]:
+    """The first upper-cased words of a statement, looking inside a command payload."""
+    result: list[str] = []
+    for i, token in enumerate(tokens):
+        if len(result) >= limit:
+            break
+        if i == 1 and is_command_payload(tuple(tokens), dialect):
+            inner, _ = tokenize(token.text, dialect)
+            result.extend(words(inner, dialect, limit - len(result)))
+            break
+        if token.token_type in (TokenType.STRING, TokenType.NUMBER):
+            result.append("<" + token.token_type.name + ">")
+        else:
+            result.extend(token.text.upper().split())
+    return result[:limit]

@@ -1,0 +1,106 @@
+"""Admin forms. Target passwords are write-only: never rendered back, blank keeps the old one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from governance import engine
+from governance.models import AccessGrant, Capability, Connection, Environment, Guardrail
+
+
+class ConnectionForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave blank to keep the current password.",
+    )
+    clear_password = forms.BooleanField(required=False, label="Remove the stored password")
+
+    class Meta:
+        model = Connection
+        fields = [
+            "name",
+            "engine",
+            "environment",
+            "host",
+            "port",
+            "database",
+            "username",
+            "statement_timeout_ms",
+            "row_cap",
+            "export_row_limit",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("engine") in ("postgresql", "mysql") and not data.get("host"):
+            self.add_error("host", "A host is required for this engine.")
+        return data
+
+
+class GrantForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"), required=False
+    )
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
+    capabilities = forms.MultipleChoiceField(
+        choices=Capability.choices, widget=forms.CheckboxSelectMultiple
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Optional. The grant stops working at this time.",
+    )
+    reason = forms.CharField(max_length=500, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("user")) == bool(data.get("group")):
+            raise forms.ValidationError("Choose either a user or a group.")
+        return data
+
+
+_CATEGORY_CHOICES = [(c.value, c.value) for c in engine.Category]
+
+
+class GuardrailForm(forms.ModelForm):
+    environments = forms.MultipleChoiceField(
+        choices=Environment.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    categories = forms.MultipleChoiceField(
+        choices=_CATEGORY_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Guardrail
+        fields = [
+            "name",
+            "action",
+            "priority",
+            "enabled",
+            "message",
+            "environments",
+            "connections",
+            "groups",
+            "exempt_groups",
+            "categories",
+            "min_risk",
+            "table_pattern",
+            "function_name",
+            "unfiltered_write",
+            "sensitive_to_public",
+        ]
+        widgets = {
+            "connections": forms.CheckboxSelectMultiple,
+            "groups": forms.CheckboxSelectMultiple,
+            "exempt_groups": forms.CheckboxSelectMultiple,
+        }
+
+
+def grant_choices_label(grant: AccessGrant) -> str:
+    return f"{grant.grantee}: {', '.join(grant.capabilities)}"

@@ -1,0 +1,125 @@
+"""`manage.py demo`: users, seeded targets and grants, then serve the app (idempotent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from governance import demo_data
+from governance.models import AccessGrant, Connection
+from governance.roles import ROLES
+
+USERS = {  # username: (groups, password); demo only, printed on every run
+    "admin": (["admin"], "warden-admin-demo"),
+    "analyst": (["analyst"], "warden-analyst-demo"),
+    "approver": (["approver"], "warden-approver-demo"),
+    "lead": (["approver"], "warden-lead-demo"),
+    "auditor": (["auditor"], "warden-auditor-demo"),
+}
+ALL_CAPS = ["read", "write", "ddl", "admin", "export"]
+
+
+class Command(BaseCommand):
+    help = "Create demo users and seeded demo targets, then serve Warden on 127.0.0.1:8000."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--seed-only", action="store_true", help="Seed, do not serve.")
+        parser.add_argument("--postgres", metavar="DSN", help="postgresql://user:pass@host/db")
+        parser.add_argument("--mysql", metavar="DSN", help="mysql://user:pass@host/db")
+        parser.add_argument("--customers", type=int, default=1000)
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        targets = {"demo": f"sqlite:///{Path(settings.BASE_DIR) / 'var' / 'demo.sqlite3'}"}
+        if options["postgres"]:
+            targets["demo-postgres"] = options["postgres"]
+        if options["mysql"]:
+            targets["demo-mysql"] = options["mysql"]
+        parsed = {}
+        for name, url in targets.items():
+            try:
+                parsed[name] = demo_data.parse_dsn(url)
+            except ValueError as exc:
+                raise CommandError(f"{name}: {exc}") from None
+        Path(settings.BASE_DIR, "var").mkdir(exist_ok=True)
+        for name, dsn in parsed.items():
+            counts = demo_data.seed(dsn, customers=options["customers"])
+            self.stdout.write(f"seeded {name} ({dsn.engine}): {counts}")
+        self._accounts_and_grants(parsed)
+        if options["seed_only"]:
+            return
+        self._serve(options["addr"])
+
+    @transaction.atomic
+    def _accounts_and_grants(self, parsed: dict[str, demo_data.DSN]) -> None:
+        groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
+        user_model = get_user_model()
+        self.stdout.write("\nDemo accounts (sign in at /accounts/login/):")
+        for username, (names, password) in USERS.items():
+            user, _ = user_model.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.save()
+            user.groups.set([groups[n] for n in names])
+            self.stdout.write(f"  {username:<9} {password:<22} {', '.join(names)}")
+        for name, dsn in parsed.items():
+            connection, _ = Connection.objects.get_or_create(
+                name=name,
+                defaults={"engine": dsn.engine, "database": dsn.database},
+            )
+            connection.engine = dsn.engine
+            connection.host, connection.port = dsn.host, dsn.port
+            connection.database, connection.username = dsn.database, dsn.user
+            connection.environment = "production"
+            connection.set_password(dsn.password)
+            connection.save()
+            for group, caps in (
+                ("analyst", ["read", "export"]),
+                ("approver", ["read"]),
+                ("admin", ALL_CAPS),
+            ):
+                AccessGrant.objects.update_or_create(
+                    connection=connection,
+                    group=groups[group],
+                    user=None,
+                    defaults={"capabilities": caps, "reason": "demo"},
+                )
+
+    def _serve(self, addr: str) -> None:
+        worker = None
+        if settings.REDIS_URL:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "governance",
+                    "worker",
+                    "-l",
+                    "info",
+                    "--concurrency",
+                    "2",
+                ],
+                env=os.environ.copy(),
+            )
+            self.stdout.write("started a celery worker (REDIS_URL is set)")
+        else:
+            self.stdout.write("queries run in-process (set REDIS_URL for Celery workers)")
+        self.stdout.write(f"\nWarden is at http://{addr}/ — Ctrl+C to stop.\n")
+        try:
+            call_command("runserver", addr, use_reloader=False, insecure_serving=True)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(10)

@@ -1,0 +1,40 @@
+"""Re-encrypt every stored secret with the first key of WARDEN_ENCRYPTION_KEYS.
+
+Rotation: put the new key first, keep the old one after it, run this, then drop the old key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.services import event_record
+from governance import crypto
+from governance.models import Connection
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt stored target passwords with the current primary key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        primary = crypto.keyring()[0].kid
+        rotated = 0
+        with transaction.atomic():
+            for connection in Connection.objects.select_for_update().exclude(password_encrypted=""):
+                if crypto.key_id(connection.password_encrypted) == primary:
+                    continue
+                try:
+                    password = connection.get_password()
+                except crypto.DecryptionError as exc:
+                    raise CommandError(f"connection {connection.name}: {exc}") from None
+                connection.set_password(password)
+                Connection.objects.filter(pk=connection.pk).update(
+                    password_encrypted=connection.password_encrypted
+                )
+                rotated += 1
+            event_record(
+                kind="keys.rotated", channel="cli", detail={"rotated": rotated, "key": primary}
+            )
+        self.stdout.write(f"re-encrypted {rotated} secret(s) with key {primary}")

@@ -1,0 +1,76 @@
+"""One governed execution request and its outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from governance.models.connections import Connection
+
+
+class QueryRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval", "Waiting for approval"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DENIED = "denied", "Denied"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Mode(models.TextChoices):
+        INTERACTIVE = "interactive", "Interactive"
+        EXPORT = "export", "Export"
+        CHECK = "check", "Check only"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.DENIED, Status.CANCELLED)
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="query_runs"
+    )
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="runs")
+    channel = models.CharField(max_length=16, default="web")
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.INTERACTIVE)
+    sql = models.TextField()
+    purpose = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
+    decision = models.CharField(max_length=20)
+    risk = models.CharField(max_length=16)
+    decision_detail = models.JSONField(default=dict)  # engine Decision.to_dict()
+    statements = models.JSONField(default=list)  # the statements that run, one at a time
+    read_only = models.BooleanField(default=True)
+    columns = models.JSONField(default=list)  # [{"name": ..., "type": ...}]
+    rows = models.JSONField(default=list)  # bounded by the connection's row cap
+    row_count = models.BigIntegerField(null=True, blank=True)
+    truncated = models.BooleanField(default=False)
+    masked = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=16, blank=True)
+    backend_id = models.CharField(max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} on {self.connection_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        return list(self.decision_detail.get("reasons", []))
+
+    @property
+    def statement_summaries(self) -> list[dict[str, Any]]:
+        return list(self.decision_detail.get("statements", []))

@@ -1,0 +1,1 @@
+"""Core services: the one path every statement takes (see DESIGN.md)."""

@@ -1,0 +1,192 @@
+"""Admin writes: connections, grants, guardrails. Every change is audited (never secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import event_record
+from governance import targets
+from governance.crypto import DecryptionError
+from governance.models import AccessGrant, Connection, Guardrail
+from governance.services.runs import Caller
+
+_CONNECTION_FIELDS = [
+    "name",
+    "engine",
+    "environment",
+    "host",
+    "port",
+    "database",
+    "username",
+    "statement_timeout_ms",
+    "row_cap",
+    "export_row_limit",
+]
+
+
+def _snapshot(connection: Connection) -> dict[str, Any]:
+    data = {f: getattr(connection, f) for f in _CONNECTION_FIELDS}
+    data["has_password"] = connection.has_password
+    return data
+
+
+def _audit(kind: str, caller: Caller, connection: Connection | None, **detail: Any) -> None:
+    event_record(
+        kind=kind,
+        actor=caller.user,
+        channel=caller.channel,
+        source_ip=caller.source_ip,
+        connection_id=connection.pk if connection else None,
+        connection_name=connection.name if connection else "",
+        detail=detail,
+    )
+
+
+@transaction.atomic
+def connection_save(
+    *,
+    caller: Caller,
+    connection: Connection,
+    password: str | None,
+    clear_password: bool = False,
+) -> Connection:
+    """Create or update. `password=None`/"" keeps the stored one; it is never audited."""
+    created = connection.pk is None
+    before = {} if created else _snapshot(Connection.objects.get(pk=connection.pk))
+    if clear_password:
+        connection.set_password("")
+    elif password:
+        connection.set_password(password)
+    connection.save()
+    after = _snapshot(connection)
+    changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    if not created and before.get("has_password") and password:
+        changes["password"] = ["(set)", "(changed)"]
+    _audit(
+        "connection.created" if created else "connection.updated",
+        caller,
+        connection,
+        changes=changes,
+    )
+    return connection
+
+
+@transaction.atomic
+def connection_delete(*, caller: Caller, connection: Connection) -> None:
+    _audit("connection.deleted", caller, connection, snapshot=_snapshot(connection))
+    connection.delete()
+
+
+def connection_test(*, caller: Caller, connection: Connection) -> tuple[bool, str]:
+    try:
+        version = targets.test_connection(connection.target_config())
+    except targets.TargetError as exc:
+        ok, message = False, f"{exc.kind}: {exc.message}"
+    except DecryptionError as exc:
+        ok, message = False, str(exc)
+    else:
+        ok, message = True, f"Connected: {version}"
+    _audit("connection.tested", caller, connection, ok=ok, message=message)
+    return ok, message
+
+
+@transaction.atomic
+def grant_create(
+    *,
+    caller: Caller,
+    connection: Connection,
+    user: Any = None,
+    group: Any = None,
+    capabilities: list[str],
+    expires_at: Any = None,
+    reason: str = "",
+) -> AccessGrant:
+    grant = AccessGrant.objects.create(
+        connection=connection,
+        user=user,
+        group=group,
+        capabilities=sorted(set(capabilities)),
+        expires_at=expires_at,
+        reason=reason,
+        created_by=caller.user if caller.user.is_authenticated else None,
+    )
+    _audit(
+        "grant.created",
+        caller,
+        connection,
+        grant=grant.pk,
+        grantee=grant.grantee,
+        capabilities=grant.capabilities,
+        expires_at=expires_at.isoformat() if expires_at else None,
+        reason=reason,
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, caller: Caller, grant: AccessGrant) -> None:
+    _audit(
+        "grant.revoked",
+        caller,
+        grant.connection,
+        grant=grant.pk,
+        grantee=grant.grantee,
+        capabilities=grant.capabilities,
+    )
+    grant.delete()
+
+
+def _guardrail_snapshot(guardrail: Guardrail) -> dict[str, Any]:
+    rule = guardrail.to_rule()
+    return {
+        "name": rule.name,
+        "action": rule.action.value,
+        "priority": rule.priority,
+        "enabled": guardrail.enabled,
+        "message": rule.message,
+        "environments": sorted(rule.environments),
+        "connections": sorted(rule.connections),
+        "groups": sorted(rule.groups),
+        "exempt_groups": sorted(rule.exempt_groups),
+        "categories": sorted(c.value for c in rule.categories),
+        "min_risk": rule.min_risk.value if rule.min_risk else None,
+        "table_pattern": rule.table_pattern,
+        "function_name": rule.function_name,
+        "unfiltered_write": rule.unfiltered_write,
+        "sensitive_to_public": rule.sensitive_to_public,
+    }
+
+
+@transaction.atomic
+def guardrail_save(*, caller: Caller, form: Any) -> Guardrail:
+    """Save a bound, valid GuardrailForm; bumps updated_at so decision caches reload."""
+    created = form.instance.pk is None
+    before = {} if created else _guardrail_snapshot(Guardrail.objects.get(pk=form.instance.pk))
+    guardrail: Guardrail = form.save()
+    Guardrail.objects.filter(pk=guardrail.pk).update(updated_at=timezone.now())
+    after = _guardrail_snapshot(guardrail)
+    event_record(
+        kind="guardrail.created" if created else "guardrail.updated",
+        actor=caller.user,
+        channel=caller.channel,
+        source_ip=caller.source_ip,
+        rule=guardrail.name,
+        detail={"changes": {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}},
+    )
+    return guardrail
+
+
+@transaction.atomic
+def guardrail_delete(*, caller: Caller, guardrail: Guardrail) -> None:
+    event_record(
+        kind="guardrail.deleted",
+        actor=caller.user,
+        channel=caller.channel,
+        source_ip=caller.source_ip,
+        rule=guardrail.name,
+        detail={"snapshot": _guardrail_snapshot(guardrail)},
+    )
+    guardrail.delete()

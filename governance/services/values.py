@@ -1,0 +1,45 @@
+"""Turning driver values into JSON-safe cells, keeping NULL distinct from the text 'NULL'."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
+MAX_CELL_CHARS = 10_000
+
+
+def to_json_cell(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        )
+    if isinstance(value, str):
+        return value if len(value) <= MAX_CELL_CHARS else value[:MAX_CELL_CHARS] + "…"
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        text = "\\x" + raw[:2048].hex()
+        return text + ("…" if len(raw) > 2048 else "")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [to_json_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_cell(v) for k, v in value.items()}
+    return str(value)
+
+
+def to_csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    cell = to_json_cell(value)
+    return cell if isinstance(cell, str) else str(cell)

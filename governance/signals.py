@@ -1,0 +1,37 @@
+"""Logins, logouts and failed logins go to the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from audit.services import event_record
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@receiver(user_logged_in)
+def _logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    event_record(kind="auth.login", actor=user, source_ip=client_ip(request))
+
+
+@receiver(user_logged_out)
+def _logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        event_record(kind="auth.logout", actor=user, source_ip=client_ip(request))
+
+
+@receiver(user_login_failed)
+def _login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Never record the attempted password; the username is what an investigator needs.
+    name = str(credentials.get("username") or credentials.get("login") or "")[:150]
+    event_record(kind="auth.login_failed", actor_name=name, source_ip=client_ip(request))

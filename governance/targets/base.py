@@ -1,0 +1,134 @@
+"""Shared types of the target-database drivers (pure Python, no Django)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+ERROR_KINDS = frozenset({"connect", "auth", "timeout", "cancelled", "readonly", "execution"})
+MAX_MESSAGE_CHARS = 2000
+TRANSACTION_CONTROL_MESSAGE = "transaction control is not allowed"
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    engine: str  # "postgresql" | "mysql" | "sqlite"
+    host: str = ""
+    port: int | None = None
+    database: str = ""  # for sqlite: a filesystem path
+    user: str = ""
+    password: str = field(default="", repr=False)
+    statement_timeout_ms: int = 30_000
+    connect_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # lower-case type name as the database reports it
+
+
+@dataclass
+class Result:
+    columns: list[Column]
+    rows: list[tuple[Any, ...]]
+    row_count: int
+    truncated: bool
+    statement_count: int
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    kind: str  # "table" | "view"
+
+
+class TargetError(Exception):
+    """A failure talking to a target database; ``str(e) == e.message``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown TargetError kind {kind!r}")
+        self.kind = kind
+        self.message = trim_message(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"TargetError(kind={self.kind!r}, message={self.message!r})"
+
+
+def trim_message(message: str) -> str:
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text or "unknown error"
+
+
+@runtime_checkable
+class TargetSession(Protocol):
+    backend_id: str | None
+
+    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result: ...
+
+    def stream(
+        self, statement: str, *, read_only: bool, batch_size: int = 5000
+    ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]: ...
+
+    def introspect(self) -> list[TableInfo]: ...
+
+    def server_version(self) -> str: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+CancelCheck = Callable[[], bool]
+
+
+class SessionBase:
+    """Context-manager plumbing shared by the concrete sessions."""
+
+    backend_id: str | None = None
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def check_statements(statements: Sequence[str], max_rows: int) -> list[str]:
+    if isinstance(statements, str):
+        raise TypeError("statements must be a sequence of strings, not one string")
+    items = list(statements)
+    if not items:
+        raise TargetError("execution", "no statement to run")
+    if max_rows < 0:
+        raise ValueError("max_rows must be >= 0")
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise TargetError("execution", "empty statement")
+    return items

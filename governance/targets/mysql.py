@@ -1,0 +1,334 @@
+"""MySQL / MariaDB driver (PyMySQL).
+
+No CLIENT_MULTI_STATEMENTS (the server refuses ``SELECT 1; SELECT 2``), no LOCAL INFILE,
+utf8mb4, autocommit off, unbuffered cursors. Reads set the *session* to read-only as well as
+the transaction, because a DDL statement implicitly commits the read-only transaction and would
+otherwise run outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pymysql
+from pymysql.constants import FIELD_TYPE, SERVER_STATUS
+from pymysql.cursors import Cursor, SSCursor
+
+from .base import (
+    TRANSACTION_CONTROL_MESSAGE,
+    Column,
+    Result,
+    SessionBase,
+    TableInfo,
+    TargetConfig,
+    TargetError,
+    check_statements,
+)
+
+DEFAULT_PORT = 3306
+BINARY_CHARSET = 63
+
+_TIMEOUT_CODES = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time
+_CANCEL_CODES = frozenset({1317})  # KILL QUERY
+_READONLY_CODES = frozenset({1792, 1207, 1290})
+_AUTH_CODES = frozenset({1044, 1045, 1698, 1251, 2059})
+
+_TYPE_NAMES: dict[int, str] = {
+    FIELD_TYPE.DECIMAL: "decimal",
+    FIELD_TYPE.NEWDECIMAL: "decimal",
+    FIELD_TYPE.TINY: "tinyint",
+    FIELD_TYPE.SHORT: "smallint",
+    FIELD_TYPE.LONG: "int",
+    FIELD_TYPE.INT24: "mediumint",
+    FIELD_TYPE.LONGLONG: "bigint",
+    FIELD_TYPE.FLOAT: "float",
+    FIELD_TYPE.DOUBLE: "double",
+    FIELD_TYPE.NULL: "null",
+    FIELD_TYPE.TIMESTAMP: "timestamp",
+    FIELD_TYPE.DATE: "date",
+    FIELD_TYPE.NEWDATE: "date",
+    FIELD_TYPE.TIME: "time",
+    FIELD_TYPE.DATETIME: "datetime",
+    FIELD_TYPE.YEAR: "year",
+    FIELD_TYPE.VARCHAR: "varchar",
+    FIELD_TYPE.VAR_STRING: "varchar",
+    FIELD_TYPE.STRING: "char",
+    FIELD_TYPE.BIT: "bit",
+    FIELD_TYPE.JSON: "json",
+    FIELD_TYPE.ENUM: "enum",
+    FIELD_TYPE.SET: "set",
+    FIELD_TYPE.TINY_BLOB: "text",
+    FIELD_TYPE.MEDIUM_BLOB: "text",
+    FIELD_TYPE.LONG_BLOB: "text",
+    FIELD_TYPE.BLOB: "text",
+    FIELD_TYPE.GEOMETRY: "geometry",
+}
+_BINARY_NAMES: dict[str, str] = {"varchar": "varbinary", "char": "binary", "text": "blob"}
+
+
+def _code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _message(exc: BaseException) -> str:
+    args = list(getattr(exc, "args", ()))
+    if len(args) >= 2:
+        return str(args[1])
+    return str(exc)
+
+
+def map_error(exc: BaseException) -> TargetError:
+    code = _code(exc)
+    if code in _TIMEOUT_CODES:
+        kind = "timeout"
+    elif code in _CANCEL_CODES:
+        kind = "cancelled"
+    elif code in _READONLY_CODES:
+        kind = "readonly"
+    elif code in _AUTH_CODES:
+        kind = "auth"
+    elif isinstance(exc, pymysql.err.InterfaceError) or (code is not None and code >= 2000):
+        kind = "connect"  # client-side errors: lost connection, cannot connect...
+    else:
+        kind = "execution"
+    return TargetError(kind, _message(exc))
+
+
+def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
+    if not config.host:
+        raise TargetError("connect", "no host configured for the MySQL connection")
+    try:
+        return pymysql.connect(
+            host=config.host,
+            port=config.port or DEFAULT_PORT,
+            user=config.user,
+            password=config.password,
+            database=config.database or None,
+            charset="utf8mb4",
+            autocommit=False,
+            local_infile=False,
+            client_flag=0,  # PyMySQL adds its base capabilities; never MULTI_STATEMENTS
+            connect_timeout=max(1, int(config.connect_timeout_s)),
+            read_default_file=None,
+        )
+    except pymysql.err.MySQLError as exc:
+        error = map_error(exc)
+        kind = "auth" if error.kind == "auth" else "connect"
+        raise TargetError(kind, error.message) from None
+
+
+def _column_type(type_code: int, charsetnr: int | None) -> str:
+    name = _TYPE_NAMES.get(type_code, "unknown")
+    if charsetnr == BINARY_CHARSET:
+        return _BINARY_NAMES.get(name, name)
+    return name
+
+
+def _columns(cur: Cursor) -> list[Column]:
+    description = cur.description or ()
+    result = getattr(cur, "_result", None)
+    fields: list[Any] = list(getattr(result, "fields", None) or [])
+    columns = []
+    for index, item in enumerate(description):
+        charsetnr = getattr(fields[index], "charsetnr", None) if index < len(fields) else None
+        columns.append(Column(str(item[0]), _column_type(int(item[1]), charsetnr)))
+    return columns
+
+
+class MySQLSession(SessionBase):
+    def __init__(self, conn: pymysql.connections.Connection[Cursor], config: TargetConfig) -> None:
+        self._conn = conn
+        self._config = config
+        untyped: Any = conn  # parts of PyMySQL are untyped
+        self._server_version = str(untyped.get_server_info())
+        self.is_mariadb = "mariadb" in self._server_version.lower()
+        self.backend_id: str | None = str(untyped.thread_id())
+        self._read_only_var = "tx_read_only" if self.is_mariadb else "transaction_read_only"
+
+    # -- transaction plumbing ---------------------------------------------------------------
+    def _command(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def _begin(self, read_only: bool) -> None:
+        try:
+            self._rollback()
+            seconds = max(0, int(self._config.statement_timeout_ms)) / 1000
+            if self.is_mariadb:
+                self._command("SET SESSION max_statement_time = %s", (seconds,))
+            else:
+                self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
+            mode = "READ ONLY" if read_only else "READ WRITE"
+            self._command(f"SET SESSION TRANSACTION {mode}")
+            self._command(f"START TRANSACTION {mode}")
+        except pymysql.err.MySQLError as exc:
+            raise map_error(exc) from None
+
+    def _rollback(self) -> None:
+        if not self._conn.open:
+            return
+        try:
+            self._conn.rollback()
+        except pymysql.err.MySQLError:
+            self._conn.close()
+
+    def _check_in_transaction(self, read_only: bool) -> None:
+        # A buffered round trip refreshes the server status flags, and tells whether a
+        # statement flipped the session out of read-only mode.
+        row = self._command(f"SELECT @@session.{self._read_only_var}")
+        status = int(getattr(self._conn, "server_status", 0) or 0)
+        in_trans = bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+        still_read_only = bool(row and int(row[0][0]) == 1)
+        if read_only and not (in_trans and still_read_only):
+            raise TargetError("readonly", TRANSACTION_CONTROL_MESSAGE)
+        # Writes: DDL commits implicitly on MySQL, so only refuse a switch to autocommit.
+        if not read_only and status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT:
+            raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+
+    def _run_one(
+        self, statement: str, max_rows: int
+    ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
+        cur = self._conn.cursor(SSCursor)
+        try:
+            cur.execute(statement)  # args=None: no client-side % interpolation
+            if not cur.description:
+                return None, [], cur.rowcount, False
+            columns = _columns(cur)
+            rows = list(cur.fetchmany(max_rows + 1))
+            truncated = len(rows) > max_rows
+            del rows[max_rows:]
+            return columns, rows, len(rows), truncated
+        finally:
+            cur.close()  # drains what is left of an unbuffered result
+
+    # -- public API -------------------------------------------------------------------------
+    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+        items = check_statements(statements, max_rows)
+        self._begin(read_only)
+        try:
+            last_rows: Result | None = None
+            last_count = -1
+            for statement in items:
+                columns, rows, count, truncated = self._run_one(statement, max_rows)
+                if columns is not None:
+                    last_rows = Result(columns, rows, count, truncated, len(items))
+                last_count = count
+                self._check_in_transaction(read_only)
+            if read_only:
+                self._rollback()
+            else:
+                self._conn.commit()
+        except pymysql.err.MySQLError as exc:
+            self._rollback()
+            raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        if last_rows is not None:
+            return last_rows
+        return Result([], [], last_count, False, len(items))
+
+    def stream(
+        self, statement: str, *, read_only: bool, batch_size: int = 5000
+    ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        check_statements([statement], 0)
+        self._begin(read_only)
+        cur = self._conn.cursor(SSCursor)
+        try:
+            cur.execute(statement)
+            columns = _columns(cur)
+        except pymysql.err.MySQLError as exc:
+            cur.close()
+            self._rollback()
+            raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        return columns, self._batches(cur, read_only, batch_size)
+
+    def _batches(
+        self, cur: SSCursor, read_only: bool, batch_size: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        finished = False
+        try:
+            if cur.description:
+                while batch := list(cur.fetchmany(batch_size)):
+                    yield batch
+            cur.close()
+            self._check_in_transaction(read_only)
+            if read_only:
+                self._rollback()
+            else:
+                self._conn.commit()
+            finished = True
+        except pymysql.err.MySQLError as exc:
+            raise map_error(exc) from None
+        finally:
+            if not finished:
+                try:
+                    cur.close()
+                except pymysql.err.MySQLError:
+                    self._conn.close()
+                self._rollback()
+
+    def introspect(self) -> list[TableInfo]:
+        query = (
+            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE"
+            " FROM information_schema.COLUMNS c JOIN information_schema.TABLES t"
+            " ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME"
+            " WHERE c.TABLE_SCHEMA = DATABASE()"
+            " ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+        )
+        self._begin(read_only=True)
+        try:
+            rows = self._command(query)
+        except pymysql.err.MySQLError as exc:
+            raise map_error(exc) from None
+        finally:
+            self._rollback()
+        tables: dict[tuple[str, str], tuple[str, list[Column]]] = {}
+        for schema, name, table_type, column, data_type in rows:
+            kind = "view" if str(table_type).upper() == "VIEW" else "table"
+            entry = tables.setdefault((str(schema), str(name)), (kind, []))
+            entry[1].append(Column(str(column), str(data_type).lower()))
+        return [
+            TableInfo(schema, name, tuple(cols), kind)
+            for (schema, name), (kind, cols) in tables.items()
+        ]
+
+    def server_version(self) -> str:
+        return self._server_version
+
+    def close(self) -> None:
+        if self._conn.open:
+            self._rollback()
+            with contextlib.suppress(pymysql.err.Error):
+                self._conn.close()
+
+
+def connect(config: TargetConfig) -> MySQLSession:
+    return MySQLSession(_open(config), config)
+
+
+def cancel(config: TargetConfig, backend_id: str) -> bool:
+    try:
+        thread_id = int(backend_id)
+    except (TypeError, ValueError):
+        return False
+    conn = _open(config)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("KILL QUERY %s", (thread_id,))
+        return True
+    except pymysql.err.MySQLError as exc:
+        if _code(exc) == 1094:  # unknown thread id
+            return False
+        raise map_error(exc) from None
+    finally:
+        conn.close()

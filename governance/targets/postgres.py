@@ -1,0 +1,348 @@
+"""PostgreSQL driver (psycopg 3).
+
+Every statement is first parsed on its own with the extended protocol (Parse of the unnamed
+statement), which the server refuses for strings holding more than one command; the parse also
+tells whether the statement returns rows. Row-returning statements are then read with
+``cursor.stream()`` (extended protocol, single-row/chunked mode: bounded memory), others run
+with a plain execute to get their row count.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any, cast
+
+import psycopg
+from psycopg import capabilities, pq
+from psycopg.conninfo import make_conninfo
+
+from .base import (
+    TRANSACTION_CONTROL_MESSAGE,
+    Column,
+    Result,
+    SessionBase,
+    TableInfo,
+    TargetConfig,
+    TargetError,
+    check_statements,
+)
+from .pg_support import connection_params, first_keyword, is_auth_failure
+
+# Readable names for the common built-in types (the rest are looked up once per session).
+_BUILTIN_TYPES: dict[int, str] = {
+    16: "boolean",
+    17: "bytea",
+    18: "char",
+    19: "name",
+    20: "bigint",
+    21: "smallint",
+    23: "integer",
+    25: "text",
+    26: "oid",
+    114: "json",
+    700: "real",
+    701: "double precision",
+    1042: "char",
+    1043: "varchar",
+    1082: "date",
+    1083: "time without time zone",
+    1114: "timestamp without time zone",
+    1184: "timestamp with time zone",
+    1186: "interval",
+    1266: "time with time zone",
+    1700: "numeric",
+    2950: "uuid",
+    3802: "jsonb",
+}
+_TYPE_ALIASES: dict[str, str] = {"character varying": "varchar", "character": "char"}
+
+
+def _normalise_type(name: str) -> str:
+    name = name.lower()
+    return _TYPE_ALIASES.get(name, name)
+
+
+def _open(config: TargetConfig) -> psycopg.Connection[tuple[Any, ...]]:
+    params = connection_params(config)
+    try:
+        conninfo = make_conninfo("", **params)
+        conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+    except psycopg.Error as exc:
+        message = str(exc)
+        kind = "auth" if is_auth_failure(exc.sqlstate, message) else "connect"
+        raise TargetError(kind, message) from None
+    return conn
+
+
+def map_error(exc: psycopg.Error) -> TargetError:
+    sqlstate = exc.sqlstate
+    primary = exc.diag.message_primary or str(exc)
+    if sqlstate == "57014":
+        kind = "timeout" if "statement timeout" in primary else "cancelled"
+    elif sqlstate == "25006":
+        kind = "readonly"
+    elif sqlstate in {"57P01", "57P02"}:
+        kind = "cancelled"
+    elif sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        kind = "connect"
+    else:
+        kind = "execution"
+    return TargetError(kind, primary)
+
+
+def _error_from_pgresult(res: pq.abc.PGresult, encoding: str) -> TargetError:
+    state = res.error_field(pq.DiagnosticField.SQLSTATE)
+    primary = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
+    sqlstate = state.decode() if state else None
+    message = (primary or res.error_message).decode(encoding, "replace")
+    if sqlstate == "57014":
+        kind = "timeout" if "statement timeout" in message else "cancelled"
+    elif sqlstate == "25006":
+        kind = "readonly"
+    else:
+        kind = "execution"
+    return TargetError(kind, message)
+
+
+class PostgresSession(SessionBase):
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], config: TargetConfig) -> None:
+        self._conn = conn
+        self._config = config
+        self._types: dict[int, str] = dict(_BUILTIN_TYPES)
+        self.backend_id: str | None = str(conn.info.backend_pid)
+
+    # -- transaction plumbing ---------------------------------------------------------------
+    def _begin(self, read_only: bool) -> None:
+        self._ensure_idle()
+        try:
+            self._conn.execute("BEGIN READ ONLY" if read_only else "BEGIN READ WRITE")
+            timeout = str(max(0, int(self._config.statement_timeout_ms)))
+            self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+        except psycopg.Error as exc:
+            self._rollback()
+            raise map_error(exc) from None
+
+    def _ensure_idle(self) -> None:
+        if self._conn.closed:
+            raise TargetError("connect", "the connection is closed")
+        if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn.closed:
+            return
+        try:
+            if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                self._conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._conn.close()  # unknown state: never reuse it
+
+    def _commit(self) -> None:
+        cur = self._conn.execute("COMMIT")
+        if cur.statusmessage != "COMMIT":
+            raise TargetError("execution", "the transaction was rolled back by the server")
+
+    def _check_in_transaction(self, read_only: bool) -> None:
+        if self._conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+            raise TargetError("readonly" if read_only else "execution", TRANSACTION_CONTROL_MESSAGE)
+
+    # -- statement helpers ------------------------------------------------------------------
+    def _describe(self, statement: str) -> list[Column] | None:
+        """Parse ``statement`` alone (refuses multiple commands); its columns, None if no rows."""
+        encoding = self._conn.info.encoding
+        pgconn = self._conn.pgconn
+        res = pgconn.prepare(b"", statement.encode(encoding))
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            raise _error_from_pgresult(res, encoding)
+        desc = pgconn.describe_prepared(b"")
+        if desc.status != pq.ExecStatus.COMMAND_OK:
+            raise _error_from_pgresult(desc, encoding)
+        if desc.nfields == 0:
+            return None
+        names = [(desc.fname(i) or b"?column?").decode(encoding) for i in range(desc.nfields)]
+        oids = [desc.ftype(i) for i in range(desc.nfields)]
+        types = self._type_names(oids)
+        return [
+            Column(name, types.get(oid, "unknown")) for name, oid in zip(names, oids, strict=True)
+        ]
+
+    def _type_names(self, oids: Sequence[int]) -> dict[int, str]:
+        missing = sorted({oid for oid in oids if oid not in self._types})
+        if missing:
+            rows = self._conn.execute(
+                "SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid::int8 = ANY(%s)",
+                (missing,),
+            ).fetchall()
+            for oid, name in rows:
+                self._types[int(oid)] = _normalise_type(str(name))
+            for oid in missing:
+                self._types.setdefault(oid, "unknown")
+        return self._types
+
+    def _run_one(
+        self, statement: str, max_rows: int, may_abandon: bool
+    ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
+        if first_keyword(statement) == "copy":
+            # the COPY sub-protocol would leave the connection waiting for data
+            raise TargetError("execution", "COPY is not supported here; use an export")
+        columns = self._describe(statement)
+        with self._conn.cursor() as cur:
+            if columns is None:
+                cur.execute(statement, prepare=False)  # verified to be a single command
+                return None, [], cur.rowcount, False
+            size = min(max_rows + 1, 1000) if capabilities.has_stream_chunked() else 1
+            rows: list[tuple[Any, ...]] = []
+            truncated = False
+            stream = cast(
+                "Generator[tuple[Any, ...], None, None]",
+                cur.stream(statement, size=max(size, 1)),
+            )
+            try:
+                for row in stream:
+                    if len(rows) < max_rows:
+                        rows.append(row)
+                        continue
+                    truncated = True
+                    if may_abandon:
+                        break  # closing the stream cancels the rest; the tx is rolled back
+            finally:
+                stream.close()
+            return columns, rows, len(rows), truncated
+
+    # -- public API -------------------------------------------------------------------------
+    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+        items = check_statements(statements, max_rows)
+        self._begin(read_only)
+        try:
+            last_rows: Result | None = None
+            last_count = -1
+            for index, statement in enumerate(items):
+                is_last = index == len(items) - 1
+                columns, rows, count, truncated = self._run_one(
+                    statement, max_rows, may_abandon=read_only and is_last
+                )
+                if columns is not None:
+                    last_rows = Result(columns, rows, count, truncated, len(items))
+                last_count = count
+                if not (truncated and read_only and is_last):
+                    self._check_in_transaction(read_only)
+            if read_only:
+                self._rollback()
+            else:
+                self._commit()
+        except psycopg.Error as exc:
+            self._rollback()
+            raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        if last_rows is not None:
+            return last_rows
+        return Result([], [], last_count, False, len(items))
+
+    def stream(
+        self, statement: str, *, read_only: bool, batch_size: int = 5000
+    ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        check_statements([statement], 0)
+        self._begin(read_only)
+        try:
+            columns = self._describe(statement) or []
+            cur = self._conn.cursor(name=f"warden_export_{uuid.uuid4().hex}")
+            cur.itersize = batch_size
+            cur.execute(statement)  # DECLARE ... CURSOR FOR <one verified statement>
+            self._check_in_transaction(read_only)
+        except psycopg.Error as exc:
+            self._rollback()
+            raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        return columns, self._batches(cur, read_only, batch_size)
+
+    def _batches(
+        self,
+        cur: psycopg.ServerCursor[tuple[Any, ...]],
+        read_only: bool,
+        batch_size: int,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        finished = False
+        try:
+            while batch := cur.fetchmany(batch_size):
+                yield batch
+            cur.close()
+            if read_only:
+                self._rollback()
+            else:
+                self._commit()
+            finished = True
+        except psycopg.Error as exc:
+            raise map_error(exc) from None
+        finally:
+            if not finished:
+                self._rollback()
+
+    def introspect(self) -> list[TableInfo]:
+        query = """
+            SELECT n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, NULL)
+            FROM pg_catalog.pg_class c
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_catalog.pg_attribute a
+              ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
+            ORDER BY n.nspname, c.relname, a.attnum
+        """
+        self._begin(read_only=True)
+        try:
+            rows = self._conn.execute(query, ()).fetchall()
+        except psycopg.Error as exc:
+            raise map_error(exc) from None
+        finally:
+            self._rollback()
+        tables: dict[tuple[str, str], tuple[str, list[Column]]] = {}
+        for schema, name, relkind, column, type_name in rows:
+            kind = "view" if relkind in ("v", "m") else "table"
+            entry = tables.setdefault((schema, name), (kind, []))
+            entry[1].append(Column(str(column), _normalise_type(str(type_name))))
+        return [
+            TableInfo(schema, name, tuple(cols), kind)
+            for (schema, name), (kind, cols) in tables.items()
+        ]
+
+    def server_version(self) -> str:
+        self._begin(read_only=True)
+        try:
+            row = self._conn.execute("SELECT version()").fetchone()
+        except psycopg.Error as exc:
+            raise map_error(exc) from None
+        finally:
+            self._rollback()
+        return str(row[0]) if row else ""
+
+    def close(self) -> None:
+        if not self._conn.closed:
+            self._rollback()
+            self._conn.close()
+
+
+def connect(config: TargetConfig) -> PostgresSession:
+    return PostgresSession(_open(config), config)
+
+
+def cancel(config: TargetConfig, backend_id: str) -> bool:
+    try:
+        pid = int(backend_id)
+    except (TypeError, ValueError):
+        return False
+    conn = _open(config)
+    try:
+        row = conn.execute("SELECT pg_cancel_backend(%s)", (pid,)).fetchone()
+    except psycopg.Error as exc:
+        raise map_error(exc) from None
+    finally:
+        conn.close()
+    return bool(row and row[0])

@@ -1,0 +1,342 @@
+"""SQLite driver (standard library sqlite3).
+
+Reads use a connection opened with ``file:…?mode=ro`` plus an authorizer refusing every write
+action; both read and write connections refuse ATTACH/DETACH, pragmas with an argument,
+``load_extension`` and transaction control from user statements. A progress handler enforces the
+statement timeout and polls ``should_cancel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from .base import (
+    TRANSACTION_CONTROL_MESSAGE,
+    CancelCheck,
+    Column,
+    Result,
+    SessionBase,
+    TableInfo,
+    TargetConfig,
+    TargetError,
+    check_statements,
+)
+
+PROGRESS_STEPS = 1000  # VM instructions between progress-handler calls
+CANCEL_POLL_S = 0.05
+
+_WRITE_ACTIONS = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_INSERT",
+        "SQLITE_UPDATE",
+        "SQLITE_DELETE",
+        "SQLITE_ALTER_TABLE",
+        "SQLITE_ANALYZE",
+        "SQLITE_REINDEX",
+        "SQLITE_CREATE_INDEX",
+        "SQLITE_CREATE_TABLE",
+        "SQLITE_CREATE_TEMP_INDEX",
+        "SQLITE_CREATE_TEMP_TABLE",
+        "SQLITE_CREATE_TEMP_TRIGGER",
+        "SQLITE_CREATE_TEMP_VIEW",
+        "SQLITE_CREATE_TRIGGER",
+        "SQLITE_CREATE_VIEW",
+        "SQLITE_CREATE_VTABLE",
+        "SQLITE_DROP_INDEX",
+        "SQLITE_DROP_TABLE",
+        "SQLITE_DROP_TEMP_INDEX",
+        "SQLITE_DROP_TEMP_TABLE",
+        "SQLITE_DROP_TEMP_TRIGGER",
+        "SQLITE_DROP_TEMP_VIEW",
+        "SQLITE_DROP_TRIGGER",
+        "SQLITE_DROP_VIEW",
+        "SQLITE_DROP_VTABLE",
+    )
+    if hasattr(sqlite3, name)
+)
+_TX_ACTIONS = frozenset({sqlite3.SQLITE_TRANSACTION, getattr(sqlite3, "SQLITE_SAVEPOINT", 32)})
+_FILE_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
+_FUNCTION_ACTION = getattr(sqlite3, "SQLITE_FUNCTION", 31)
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+# Pragmas that take a table/index name as argument and only read.
+_READ_PRAGMAS_WITH_ARG = frozenset(
+    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+)
+_WRITE_PRAGMAS = frozenset({"optimize", "wal_checkpoint", "incremental_vacuum", "shrink_memory"})
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, bool | int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "blob"
+    return "null"
+
+
+def _columns(cur: sqlite3.Cursor, rows: Sequence[tuple[Any, ...]]) -> list[Column]:
+    """SQLite has no result column types: report the storage class of the first non-NULL value."""
+    columns = []
+    for index, item in enumerate(cur.description or ()):
+        kind = next((_value_type(r[index]) for r in rows if r[index] is not None), "null")
+        columns.append(Column(str(item[0]), kind))
+    return columns
+
+
+class SQLiteSession(SessionBase):
+    def __init__(self, config: TargetConfig, should_cancel: CancelCheck | None = None) -> None:
+        if not config.database:
+            raise TargetError("connect", "no database file configured for the SQLite connection")
+        self._config = config
+        self._should_cancel = should_cancel
+        self.backend_id: str | None = None
+        self._deadline: float | None = None
+        self._next_poll = 0.0
+        self._interrupt: str | None = None
+        self._denied: str | None = None
+        self._internal = False
+        self._rw: sqlite3.Connection | None = None
+        self._ro = self._open(read_only=True)
+        try:
+            self._ro.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except sqlite3.Error as exc:
+            self._ro.close()
+            raise TargetError("connect", str(exc)) from None
+
+    # -- connections ------------------------------------------------------------------------
+    def _open(self, read_only: bool) -> sqlite3.Connection:
+        uri = f"file:{quote(self._config.database)}?mode={'ro' if read_only else 'rw'}"
+        try:
+            # cached_statements=0: a statement prepared for our own BEGIN/COMMIT (authorised
+            # as internal) must never be reused for the same text sent by a user.
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,
+                timeout=max(1, self._config.connect_timeout_s),
+                cached_statements=0,
+            )
+        except sqlite3.Error as exc:
+            raise TargetError("connect", f"{exc}: {self._config.database}") from None
+        if hasattr(conn, "enable_load_extension"):
+            conn.enable_load_extension(False)
+        conn.set_authorizer(self._authorizer_for(read_only))
+        conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+        return conn
+
+    def _connection(self, read_only: bool) -> sqlite3.Connection:
+        if read_only:
+            return self._ro
+        if self._rw is None:
+            self._rw = self._open(read_only=False)
+        return self._rw
+
+    def _authorizer_for(self, read_only: bool) -> Any:
+        def authorizer(
+            action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+        ) -> int:
+            reason = self._refusal(read_only, action, arg1, arg2)
+            if reason is None:
+                return sqlite3.SQLITE_OK
+            self._denied = reason
+            return sqlite3.SQLITE_DENY
+
+        return authorizer
+
+    def _refusal(
+        self, read_only: bool, action: int, arg1: str | None, arg2: str | None
+    ) -> str | None:
+        if action in _FILE_ACTIONS:
+            return "ATTACH and DETACH are not allowed"
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if arg2 is not None and name not in _READ_PRAGMAS_WITH_ARG:
+                return f"PRAGMA {name} with an argument is not allowed"
+            if read_only and name in _WRITE_PRAGMAS:
+                return f"PRAGMA {name} is not allowed in a read-only transaction"
+            return None
+        if action == _FUNCTION_ACTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
+            return f"function {arg2} is not allowed"
+        if action in _TX_ACTIONS and not self._internal:
+            return TRANSACTION_CONTROL_MESSAGE
+        if read_only and action in _WRITE_ACTIONS:
+            return "attempt to write in a read-only transaction"
+        return None
+
+    def _progress(self) -> int:
+        now = time.monotonic()
+        if self._deadline is not None and now > self._deadline:
+            self._interrupt = "timeout"
+            return 1
+        if self._should_cancel is not None and now >= self._next_poll:
+            self._next_poll = now + CANCEL_POLL_S
+            try:
+                cancelled = bool(self._should_cancel())
+            except Exception:
+                cancelled = True
+            if cancelled:
+                self._interrupt = "cancelled"
+                return 1
+        return 0
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _arm(self) -> None:
+        self._deadline = time.monotonic() + max(0, self._config.statement_timeout_ms) / 1000
+        if self._config.statement_timeout_ms <= 0:
+            self._deadline = None
+        self._interrupt = None
+        self._denied = None
+
+    def _control(self, conn: sqlite3.Connection, sql: str) -> None:
+        self._internal = True
+        try:
+            conn.execute(sql)
+        finally:
+            self._internal = False
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._control(conn, "ROLLBACK")
+
+    def _map_error(self, exc: sqlite3.Error) -> TargetError:
+        message = str(exc)
+        if self._interrupt == "timeout":
+            return TargetError("timeout", "statement timeout exceeded")
+        if self._interrupt == "cancelled":
+            return TargetError("cancelled", "statement cancelled")
+        if self._denied is not None and "not authorized" in message:
+            return TargetError("readonly", self._denied)
+        if "readonly database" in message or "read-only" in message:
+            return TargetError("readonly", message)
+        return TargetError("execution", message)
+
+    # -- public API -------------------------------------------------------------------------
+    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+        items = check_statements(statements, max_rows)
+        conn = self._connection(read_only)
+        self._arm()
+        try:
+            self._control(conn, "BEGIN")
+            last_rows: Result | None = None
+            last_count = -1
+            for statement in items:
+                self._arm()
+                cur = conn.execute(statement)
+                if cur.description is not None:
+                    rows = cur.fetchmany(max_rows + 1)
+                    truncated = len(rows) > max_rows
+                    del rows[max_rows:]
+                    last_rows = Result(_columns(cur, rows), rows, len(rows), truncated, len(items))
+                    last_count = len(rows)
+                else:
+                    last_count = cur.rowcount
+                cur.close()
+                if not conn.in_transaction:
+                    raise TargetError(
+                        "readonly" if read_only else "execution", TRANSACTION_CONTROL_MESSAGE
+                    )
+            self._arm()
+            self._control(conn, "ROLLBACK" if read_only else "COMMIT")
+        except sqlite3.Error as exc:
+            error = self._map_error(exc)
+            self._rollback(conn)
+            raise error from None
+        except BaseException:
+            self._rollback(conn)
+            raise
+        finally:
+            self._deadline = None
+        if last_rows is not None:
+            return last_rows
+        return Result([], [], last_count, False, len(items))
+
+    def stream(
+        self, statement: str, *, read_only: bool, batch_size: int = 5000
+    ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        check_statements([statement], 0)
+        conn = self._connection(read_only)
+        self._arm()
+        try:
+            self._control(conn, "BEGIN")
+            cur = conn.execute(statement)
+            first = cur.fetchmany(batch_size) if cur.description is not None else []
+        except sqlite3.Error as exc:
+            error = self._map_error(exc)
+            self._rollback(conn)
+            raise error from None
+        finally:
+            self._deadline = None
+        return _columns(cur, first), self._batches(conn, cur, first, read_only, batch_size)
+
+    def _batches(
+        self,
+        conn: sqlite3.Connection,
+        cur: sqlite3.Cursor,
+        first: list[Any],
+        read_only: bool,
+        batch_size: int,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        finished = False
+        try:
+            batch = first
+            while batch:
+                yield batch
+                self._arm()
+                batch = cur.fetchmany(batch_size)
+                self._deadline = None
+            cur.close()
+            self._control(conn, "ROLLBACK" if read_only else "COMMIT")
+            finished = True
+        except sqlite3.Error as exc:
+            raise self._map_error(exc) from None
+        finally:
+            self._deadline = None
+            if not finished:
+                cur.close()
+                self._rollback(conn)
+
+    def introspect(self) -> list[TableInfo]:
+        conn = self._ro
+        self._arm()
+        try:
+            objects = conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"
+                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            ).fetchall()
+            tables = []
+            for kind, name in objects:
+                quoted = '"' + str(name).replace('"', '""') + '"'
+                info = conn.execute(f"PRAGMA main.table_info({quoted})").fetchall()
+                columns = tuple(Column(str(col[1]), str(col[2] or "").lower()) for col in info)
+                tables.append(TableInfo("main", str(name), columns, str(kind)))
+        except sqlite3.Error as exc:
+            raise self._map_error(exc) from None
+        finally:
+            self._deadline = None
+        return tables
+
+    def server_version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def close(self) -> None:
+        for conn in (self._ro, self._rw):
+            if conn is not None:
+                self._rollback(conn)
+                conn.close()
+        self._rw = None
+
+
+def connect(config: TargetConfig, should_cancel: CancelCheck | None = None) -> SQLiteSession:
+    return SQLiteSession(config, should_cancel)

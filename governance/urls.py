@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from governance.views import audit, editor, manage
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="editor", permanent=False)),
+    path("editor/", editor.editor, name="editor"),
+    path("runs/", editor.run_create, name="run_create"),
+    path("runs/<int:pk>/", editor.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cancel/", editor.run_cancel_view, name="run_cancel"),
+    path("history/", editor.history, name="history"),
+    path("connections/<int:pk>/schema.json", editor.connection_schema, name="connection_schema"),
+    path("manage/connections/", manage.connection_list, name="connection_list"),
+    path("manage/connections/new/", manage.connection_edit, name="connection_create"),
+    path("manage/connections/<int:pk>/", manage.connection_detail, name="connection_detail"),
+    path("manage/connections/<int:pk>/edit/", manage.connection_edit, name="connection_edit"),
+    path("manage/connections/<int:pk>/test/", manage.connection_test, name="connection_test"),
+    path("manage/connections/<int:pk>/delete/", manage.connection_delete, name="connection_delete"),
+    path("manage/connections/<int:pk>/grants/", manage.grant_create, name="grant_create"),
+    path(
+        "manage/connections/<int:pk>/grants/<int:grant_pk>/revoke/",
+        manage.grant_revoke,
+        name="grant_revoke",
+    ),
+    path("manage/guardrails/", manage.guardrail_list, name="guardrail_list"),
+    path("manage/guardrails/new/", manage.guardrail_edit, name="guardrail_create"),
+    path("manage/guardrails/<int:pk>/", manage.guardrail_edit, name="guardrail_edit"),
+    path("manage/guardrails/<int:pk>/delete/", manage.guardrail_delete, name="guardrail_delete"),
+    path("audit/", audit.audit_events, name="audit_events"),
+    path("accounts/", include("allauth.urls")),
+    path("django-admin/", admin.site.urls),
+]

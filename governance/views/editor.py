@@ -1,0 +1,178 @@
+"""The SQL editor: submit, watch, page through results, cancel, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from governance import targets
+from governance.crypto import DecryptionError
+from governance.models import QueryRun
+from governance.roles import ADMIN, ANALYST, role_required
+from governance.services.access import UnknownConnection, connection_for, connections_for
+from governance.services.runs import Caller, InvalidSQL, run_cancel, run_submit, sql_reject
+from governance.signals import client_ip
+
+EDITOR_ROLES = (ANALYST, ADMIN)
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _user(request: HttpRequest) -> Any:
+    """The signed-in user (every view here is behind role_required)."""
+    return request.user
+
+
+def _caller(request: HtmxHttpRequest) -> Caller:
+    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
+
+
+def _get_run_for_user(request: HtmxHttpRequest, pk: int) -> QueryRun:
+    run = get_object_or_404(QueryRun.objects.select_related("connection"), pk=pk)
+    if run.user_id != request.user.pk:
+        raise Http404("No such run.")
+    return run
+
+
+def _run_context(request: HtmxHttpRequest, run: QueryRun) -> dict[str, Any]:
+    paginator = Paginator(run.rows, settings.WARDEN_RESULT_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    return {"run": run, "page": page, "first_row": page.start_index()}
+
+
+@role_required(*EDITOR_ROLES)
+@require_GET
+def editor(request: HtmxHttpRequest) -> HttpResponse:
+    connections = connections_for(request.user)
+    sql, selected, run = "", None, None
+    if (run_id := request.GET.get("run", "").strip()).isdigit():
+        run = _get_run_for_user(request, int(run_id))
+        sql, selected = run.sql, run.connection_id
+    if (source := request.GET.get("from", "").strip()).isdigit():
+        previous = _get_run_for_user(request, int(source))
+        sql, selected = previous.sql, previous.connection_id
+    if selected is None and connections:
+        selected = connections[0].pk
+    context: dict[str, Any] = {
+        "connections": connections,
+        "selected": selected,
+        "sql": sql,
+        "recent": QueryRun.objects.filter(user=_user(request)).select_related("connection")[:8],
+    }
+    if run is not None:
+        context.update(_run_context(request, run))
+    return render(request, "governance/editor.html", context)
+
+
+@role_required(*EDITOR_ROLES)
+@require_POST
+def run_create(request: HtmxHttpRequest) -> HttpResponse:
+    caller = _caller(request)
+    sql = request.POST.get("sql", "")
+    error = ""
+    connection = None
+    try:
+        raw = request.POST.get("connection", "")
+        connection = connection_for(user=request.user, name=int(raw) if raw.isdigit() else raw)
+        run = run_submit(
+            caller=caller, connection=connection, sql=sql, purpose=request.POST.get("purpose", "")
+        )
+    except UnknownConnection as exc:
+        error = str(exc)
+        sql_reject(caller=caller, connection=None, sql=sql, error=error)
+    except InvalidSQL as exc:
+        error = str(exc)
+        sql_reject(caller=caller, connection=connection, sql=sql, error=error)
+    if error:
+        if request.htmx:
+            return render(request, "governance/editor.html#submit-error", {"error": error})
+        return render(
+            request,
+            "governance/editor.html",
+            {
+                "connections": connections_for(request.user),
+                "selected": connection.pk if connection else None,
+                "sql": sql if isinstance(sql, str) else "",
+                "error": error,
+            },
+            status=400,
+        )
+    if request.htmx:
+        run.refresh_from_db()  # in-process execution may already have finished it
+        response = render(request, "governance/editor.html#run", _run_context(request, run))
+        response["HX-Push-Url"] = f"{reverse('editor')}?run={run.pk}"
+        return response
+    return redirect(f"{reverse('editor')}?run={run.pk}")
+
+
+@role_required(*EDITOR_ROLES)
+@require_GET
+def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = _get_run_for_user(request, pk)
+    if request.htmx:
+        return render(request, "governance/editor.html#run", _run_context(request, run))
+    return redirect(f"{reverse('editor')}?run={run.pk}")
+
+
+@role_required(*EDITOR_ROLES)
+@require_POST
+def run_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = _get_run_for_user(request, pk)
+    run_cancel(caller=_caller(request), run=run)
+    run.refresh_from_db()
+    if request.htmx:
+        return render(request, "governance/editor.html#run", _run_context(request, run))
+    return redirect(f"{reverse('editor')}?run={run.pk}")
+
+
+@role_required(*EDITOR_ROLES)
+@require_GET
+def history(request: HtmxHttpRequest) -> HttpResponse:
+    runs = QueryRun.objects.filter(user=_user(request)).select_related("connection")
+    status = request.GET.get("status", "")
+    if status in QueryRun.Status.values:
+        runs = runs.filter(status=status)
+    page = Paginator(runs, 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "governance/history.html",
+        {"page": page, "status": status, "statuses": QueryRun.Status.choices},
+    )
+
+
+@role_required(*EDITOR_ROLES)
+@require_GET
+def connection_schema(request: HtmxHttpRequest, pk: int) -> JsonResponse:
+    """Tables and columns for autocomplete, cached for five minutes per connection."""
+    try:
+        connection = connection_for(user=request.user, name=pk)
+    except UnknownConnection as exc:
+        return JsonResponse({"error": str(exc)}, status=404)
+    key = f"warden:schema:{connection.pk}:{connection.updated_at.timestamp()}"
+    tables = cache.get(key)
+    if tables is None:
+        try:
+            with targets.connect(connection.target_config()) as session:
+                infos = session.introspect()
+        except (targets.TargetError, DecryptionError):
+            return JsonResponse({"tables": {}, "error": "Schema is unavailable."}, status=200)
+        tables = {
+            (
+                t.name
+                if t.schema in ("", "public", "main", connection.database)
+                else f"{t.schema}.{t.name}"
+            ): [c.name for c in t.columns]
+            for t in infos
+        }
+        cache.set(key, tables, 300)
+    return JsonResponse({"tables": tables, "dialect": connection.engine})

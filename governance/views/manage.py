@@ -1,0 +1,130 @@
+"""Admin screens: connections, access grants, guardrails."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import ProtectedError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from governance.forms import ConnectionForm, GrantForm, GuardrailForm
+from governance.models import AccessGrant, Connection, Guardrail
+from governance.roles import ADMIN, role_required
+from governance.services import admin as admin_services
+from governance.services.runs import Caller
+from governance.signals import client_ip
+
+
+def _caller(request: HttpRequest) -> Caller:
+    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
+
+
+@role_required(ADMIN)
+def connection_list(request: HttpRequest) -> HttpResponse:
+    connections = Connection.objects.all()
+    return render(request, "manage/connection_list.html", {"connections": connections})
+
+
+@role_required(ADMIN)
+@require_http_methods(["GET", "POST"])
+def connection_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk) if pk else Connection()
+    form = ConnectionForm(request.POST or None, instance=connection)
+    if request.method == "POST" and form.is_valid():
+        admin_services.connection_save(
+            caller=_caller(request),
+            connection=form.save(commit=False),
+            password=form.cleaned_data["password"],
+            clear_password=form.cleaned_data["clear_password"],
+        )
+        messages.success(request, f"Connection {form.instance.name} saved.")
+        return redirect("connection_detail", pk=form.instance.pk)
+    return render(request, "manage/connection_form.html", {"form": form, "connection": connection})
+
+
+@role_required(ADMIN)
+def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    grants = connection.grants.select_related("user", "group").order_by("id")
+    return render(
+        request,
+        "manage/connection_detail.html",
+        {"connection": connection, "grants": grants, "grant_form": GrantForm()},
+    )
+
+
+@role_required(ADMIN)
+@require_POST
+def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    ok, message = admin_services.connection_test(caller=_caller(request), connection=connection)
+    (messages.success if ok else messages.error)(request, message)
+    return redirect("connection_detail", pk=pk)
+
+
+@role_required(ADMIN)
+@require_POST
+def connection_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    try:
+        admin_services.connection_delete(caller=_caller(request), connection=connection)
+    except ProtectedError:
+        messages.error(request, "This connection has query history and cannot be deleted.")
+        return redirect("connection_detail", pk=pk)
+    messages.success(request, f"Connection {connection.name} deleted.")
+    return redirect("connection_list")
+
+
+@role_required(ADMIN)
+@require_POST
+def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        grants = connection.grants.select_related("user", "group").order_by("id")
+        return render(
+            request,
+            "manage/connection_detail.html",
+            {"connection": connection, "grants": grants, "grant_form": form},
+            status=400,
+        )
+    admin_services.grant_create(caller=_caller(request), connection=connection, **form.cleaned_data)
+    messages.success(request, "Access granted.")
+    return redirect("connection_detail", pk=pk)
+
+
+@role_required(ADMIN)
+@require_POST
+def grant_revoke(request: HttpRequest, pk: int, grant_pk: int) -> HttpResponse:
+    grant = get_object_or_404(AccessGrant, pk=grant_pk, connection_id=pk)
+    admin_services.grant_revoke(caller=_caller(request), grant=grant)
+    messages.success(request, "Access revoked.")
+    return redirect("connection_detail", pk=pk)
+
+
+@role_required(ADMIN)
+def guardrail_list(request: HttpRequest) -> HttpResponse:
+    guardrails = Guardrail.objects.prefetch_related("connections", "groups", "exempt_groups")
+    return render(request, "manage/guardrail_list.html", {"guardrails": guardrails})
+
+
+@role_required(ADMIN)
+@require_http_methods(["GET", "POST"])
+def guardrail_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    guardrail = get_object_or_404(Guardrail, pk=pk) if pk else Guardrail()
+    form = GuardrailForm(request.POST or None, instance=guardrail)
+    if request.method == "POST" and form.is_valid():
+        admin_services.guardrail_save(caller=_caller(request), form=form)
+        messages.success(request, f"Guardrail {form.instance.name} saved.")
+        return redirect("guardrail_list")
+    return render(request, "manage/guardrail_form.html", {"form": form, "guardrail": guardrail})
+
+
+@role_required(ADMIN)
+@require_POST
+def guardrail_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    guardrail = get_object_or_404(Guardrail, pk=pk)
+    admin_services.guardrail_delete(caller=_caller(request), guardrail=guardrail)
+    messages.success(request, f"Guardrail {guardrail.name} deleted.")
+    return redirect("guardrail_list")

@@ -1,0 +1,235 @@
+"""A fixed cast and real targets.
+
+alice the analyst, bob the approver, carol the admin, dave the auditor, eve with no access.
+Target databases are real: a SQLite file, a throwaway PostgreSQL database and a throwaway
+MariaDB database, seeded with the demo data. Without a service its tests skip, unless
+REQUIRE_SERVICES=1 (CI), where a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from governance import demo_data
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+def service_missing(name: str, exc: Exception) -> None:
+    message = f"{name} is not reachable: {exc}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- target databases (session)
+
+
+@pytest.fixture(scope="session")
+def sqlite_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("targets") / "demo.sqlite3"
+    demo_data.seed(demo_data.parse_dsn(f"sqlite:///{path}"), customers=1000)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_target() -> Iterator[str]:
+    name = f"warden_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=3, **PG)
+    except psycopg.Error as exc:
+        service_missing("PostgreSQL", exc)
+    demo_data.seed(demo_data.parse_dsn(f"postgresql://postgres@127.0.0.1:5432/{name}"))
+    admin.execute("DROP ROLE IF EXISTS warden_reader")
+    admin.execute("CREATE ROLE warden_reader LOGIN PASSWORD 'reader-secret'")
+    with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO warden_reader")
+    yield name
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute("DROP ROLE IF EXISTS warden_reader")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_target() -> Iterator[str]:
+    name = f"warden_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = pymysql.connect(connect_timeout=3, autocommit=True, **MY)  # type: ignore[arg-type]
+    except pymysql.Error as exc:
+        service_missing("MariaDB", exc)
+    demo_data.seed(demo_data.parse_dsn(f"mysql://root@127.0.0.1:3306/{name}"))
+    with admin.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'warden_reader'@'%' IDENTIFIED BY 'reader-secret'")
+        cur.execute(f"GRANT SELECT ON `{name}`.* TO 'warden_reader'@'%'")
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute("DROP USER IF EXISTS 'warden_reader'@'%'")
+    admin.close()
+
+
+# ---------------------------------------------------------------- the cast
+
+
+@pytest.fixture
+def groups(db: Any) -> dict[str, Any]:
+    """The four roles and the default guardrails, as the data migration seeds them.
+
+    Re-seeded here because a transactional test's flush empties every table.
+    """
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    import_module("governance.migrations.0002_default_guardrails_and_roles").seed(apps, None)
+    return {
+        name: Group.objects.get(name=name) for name in ("analyst", "approver", "admin", "auditor")
+    }
+
+
+def _user(username: str, group: Any | None) -> Any:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username, password=f"{username}-pass-123!")
+    if group is not None:
+        user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def alice(groups: dict[str, Any]) -> Any:
+    return _user("alice", groups["analyst"])
+
+
+@pytest.fixture
+def bob(groups: dict[str, Any]) -> Any:
+    return _user("bob", groups["approver"])
+
+
+@pytest.fixture
+def carol(groups: dict[str, Any]) -> Any:
+    return _user("carol", groups["admin"])
+
+
+@pytest.fixture
+def dave(groups: dict[str, Any]) -> Any:
+    return _user("dave", groups["auditor"])
+
+
+@pytest.fixture
+def eve(db: Any) -> Any:
+    return _user("eve", None)
+
+
+# ---------------------------------------------------------------- connections
+
+
+def make_connection(
+    *,
+    name: str,
+    engine: str,
+    database: str,
+    environment: str = "production",
+    host: str = "",
+    port: int | None = None,
+    username: str = "",
+    password: str = "",
+    **extra: Any,
+) -> Any:
+    from governance.models import Connection
+
+    connection = Connection(
+        name=name,
+        engine=engine,
+        database=database,
+        environment=environment,
+        host=host,
+        port=port,
+        username=username,
+        **extra,
+    )
+    connection.set_password(password)
+    connection.save()
+    return connection
+
+
+def grant(connection: Any, who: Any, *capabilities: str, **extra: Any) -> Any:
+    from django.contrib.auth.models import Group
+
+    from governance.models import AccessGrant
+
+    field = "group" if isinstance(who, Group) else "user"
+    return AccessGrant.objects.create(
+        connection=connection, capabilities=list(capabilities), **{field: who}, **extra
+    )
+
+
+@pytest.fixture
+def sqlite_conn(db: Any, sqlite_target: Path, groups: dict[str, Any]) -> Any:
+    connection = make_connection(name="demo", engine="sqlite", database=str(sqlite_target))
+    grant(connection, groups["analyst"], "read", "export")
+    grant(connection, groups["admin"], "read", "write", "ddl", "admin", "export")
+    return connection
+
+
+@pytest.fixture
+def pg_conn(db: Any, pg_target: str, groups: dict[str, Any]) -> Any:
+    connection = make_connection(
+        name="demo-postgres",
+        engine="postgresql",
+        database=pg_target,
+        host="127.0.0.1",
+        port=5432,
+        username="postgres",
+    )
+    grant(connection, groups["analyst"], "read", "export")
+    grant(connection, groups["admin"], "read", "write", "ddl", "admin", "export")
+    return connection
+
+
+@pytest.fixture
+def mysql_conn(db: Any, mysql_target: str, groups: dict[str, Any]) -> Any:
+    connection = make_connection(
+        name="demo-mysql",
+        engine="mysql",
+        database=mysql_target,
+        host="127.0.0.1",
+        port=3306,
+        username="root",
+    )
+    grant(connection, groups["analyst"], "read", "export")
+    grant(connection, groups["admin"], "read", "write", "ddl", "admin", "export")
+    return connection
+
+
+# ---------------------------------------------------------------- subprocesses
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (CLI, celery worker) sharing the test app database."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("postgresql"):
+        env["DATABASE_URL"] = (
+            f"postgresql://{settings_dict['USER']}@{settings_dict['HOST'] or '127.0.0.1'}:"
+            f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+        )
+    else:
+        env["WARDEN_SQLITE_PATH"] = str(settings_dict["NAME"])
+        env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    env.update(extra)
+    return env

@@ -1,0 +1,132 @@
+"""`manage.py govern` as a user would run it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import subprocess_env
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def govern(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "govern", *args],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+
+
+def test_json_output_of_an_executed_read(alice: Any, sqlite_conn: Any) -> None:
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "--format",
+        "json",
+        "SELECT id, email FROM customers ORDER BY id LIMIT 3",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["decision"] == "allow" and data["status"] == "succeeded"
+    assert data["columns"] == ["id", "email"]
+    assert data["row_count"] == 3 and len(data["rows"]) == 3
+    assert data["truncated"] is False and data["masked"] == [] and data["approval"] is None
+    assert data["statements"][0]["category"] == "read"
+    assert data["statements"][0]["tables"] == ["customers"]
+    assert data["reasons"] and {"rule", "message"} <= set(data["reasons"][0])
+
+
+def test_a_held_statement_exits_3_with_an_approval_id(alice: Any, sqlite_conn: Any) -> None:
+    from tests.conftest import grant
+
+    grant(sqlite_conn, alice, "write")
+    result = govern(
+        "--as", "alice", "--connection", "demo", "--format", "json", "DELETE FROM orders"
+    )
+    assert result.returncode == 3, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "pending_approval"
+    assert isinstance(data["approval"]["id"], int)
+
+
+def test_a_denied_statement_exits_4(alice: Any, sqlite_conn: Any) -> None:
+    result = govern("--as", "alice", "--connection", "demo", "ATTACH DATABASE '/tmp/x' AS x")
+    assert result.returncode == 4
+    assert "decision: deny" in result.stdout
+
+
+def test_check_decides_without_running(alice: Any, sqlite_conn: Any) -> None:
+    from governance.models import QueryRun
+
+    result = govern(
+        "--as", "alice", "--connection", "demo", "--check", "--format", "json", "SELECT 1"
+    )
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["decision"] == "allow"
+    assert not QueryRun.objects.exists()
+
+
+def test_usage_errors_exit_2(alice: Any, sqlite_conn: Any) -> None:
+    assert govern("--as", "nobody", "--connection", "demo", "SELECT 1").returncode == 2
+    unknown = govern("--as", "alice", "--connection", "nope", "SELECT 1")
+    assert unknown.returncode == 2 and "No connection named 'nope'" in unknown.stderr
+    assert govern("--connection", "demo", "SELECT 1").returncode == 2
+
+
+def test_empty_sql_from_stdin_is_denied_with_a_message(alice: Any, sqlite_conn: Any) -> None:
+    from audit.models import AuditEvent
+
+    result = govern("--as", "alice", "--connection", "demo", "-", stdin="  ")
+    assert result.returncode == 4
+    assert "Empty statement" in result.stdout
+    assert AuditEvent.objects.filter(kind="query.rejected").exists()
+
+
+def test_a_failed_execution_exits_1(alice: Any, sqlite_conn: Any) -> None:
+    result = govern("--as", "alice", "--connection", "demo", "SELECT nope FROM customers")
+    assert result.returncode in (1, 4)
+
+
+def test_csv_streams_every_row_up_to_the_export_limit(alice: Any, sqlite_conn: Any) -> None:
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "--format",
+        "csv",
+        "SELECT id, status FROM orders ORDER BY id",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["id", "status"]
+    assert len(rows) - 1 > sqlite_conn.row_cap  # an export is not bound by the interactive cap
+    sqlite_conn.export_row_limit = 7
+    sqlite_conn.save()
+    limited = govern(
+        "--as", "alice", "--connection", "demo", "--format", "csv", "SELECT id FROM orders"
+    )
+    assert len(list(csv.reader(io.StringIO(limited.stdout)))) == 8
+
+
+def test_csv_export_needs_the_export_capability(bob: Any, sqlite_conn: Any) -> None:
+    from tests.conftest import grant
+
+    grant(sqlite_conn, bob, "read")
+    result = govern("--as", "bob", "--connection", "demo", "--format", "csv", "SELECT 1")
+    assert result.returncode == 4

@@ -1,0 +1,284 @@
+"""Every page checks the caller's role; the editor works without JavaScript too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from governance.models import AccessGrant, Connection, Guardrail, QueryRun
+
+# Real commits: on_commit queues the run, which executes in-process (Celery eager).
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+ADMIN_PAGES = ["connection_list", "connection_create", "guardrail_list", "guardrail_create"]
+
+
+@pytest.mark.parametrize("name", ["editor", "history", *ADMIN_PAGES, "audit_events"])
+def test_anonymous_users_are_sent_to_login(client: Client, name: str) -> None:
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("name", ["editor", "history", *ADMIN_PAGES, "audit_events"])
+def test_a_user_without_a_role_is_refused_everywhere(eve: Any, name: str) -> None:
+    assert client_for(eve).get(reverse(name)).status_code == 403
+
+
+@pytest.mark.parametrize("name", ADMIN_PAGES)
+def test_analysts_and_auditors_cannot_manage(alice: Any, dave: Any, name: str) -> None:
+    assert client_for(alice).get(reverse(name)).status_code == 403
+    assert client_for(dave).get(reverse(name)).status_code == 403
+
+
+def test_auditors_read_the_trail_but_cannot_run_sql(dave: Any, sqlite_conn: Any) -> None:
+    client = client_for(dave)
+    assert client.get(reverse("audit_events")).status_code == 200
+    response = client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "SELECT 1"})
+    assert response.status_code == 403
+    assert not QueryRun.objects.exists()
+
+
+def test_the_editor_runs_a_query_without_javascript(alice: Any, sqlite_conn: Any) -> None:
+    client = client_for(alice)
+    page = client.get(reverse("editor"))
+    assert page.status_code == 200
+    assert b"demo" in page.content and b"Production" in page.content
+    response = client.post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": "SELECT id, full_name FROM customers ORDER BY id"},
+    )
+    run = QueryRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"?run={run.pk}")
+    page = client.get(response["Location"])
+    assert b"full_name" in page.content and b"Succeeded" in page.content
+    assert b"Page 1 of" in page.content
+
+
+def test_htmx_submission_returns_the_run_fragment(alice: Any, sqlite_conn: Any) -> None:
+    response = client_for(alice).post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": "SELECT NULL AS missing"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert b'class="null"' in response.content
+
+
+def test_a_held_drop_shows_its_reason(carol: Any, alice: Any, sqlite_conn: Any) -> None:
+    from tests.conftest import grant
+
+    grant(sqlite_conn, alice, "ddl")
+    client = client_for(alice)
+    response = client.post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": "DROP TABLE orders"},
+        follow=True,
+    )
+    assert b"Held for approval" in response.content
+    run = QueryRun.objects.get()
+    assert run.reasons[0]["message"].encode() in response.content
+
+
+def test_empty_sql_gets_a_clear_error_not_a_500(alice: Any, sqlite_conn: Any) -> None:
+    response = client_for(alice).post(
+        reverse("run_create"), {"connection": sqlite_conn.pk, "sql": ""}
+    )
+    assert response.status_code == 400
+    assert b"Empty statement" in response.content
+    assert AuditEvent.objects.filter(kind="query.rejected").count() == 1
+
+
+def test_a_connection_the_user_cannot_use_is_unknown(alice: Any, db: Any) -> None:
+    from tests.conftest import make_connection
+
+    other = make_connection(name="hidden", engine="sqlite", database="/tmp/none")
+    response = client_for(alice).post(
+        reverse("run_create"), {"connection": other.pk, "sql": "SELECT 1"}
+    )
+    assert response.status_code == 400
+    assert b"No connection named" in response.content
+
+
+def test_users_cannot_see_each_others_runs(alice: Any, carol: Any, sqlite_conn: Any) -> None:
+    client_for(alice).post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "SELECT 1"})
+    run = QueryRun.objects.get()
+    response = client_for(carol).get(reverse("run_detail", args=[run.pk]))
+    assert response.status_code == 404
+    assert client_for(carol).get(reverse("editor") + f"?run={run.pk}").status_code == 404
+
+
+def test_history_lists_runs_with_rerun_links(alice: Any, sqlite_conn: Any) -> None:
+    client = client_for(alice)
+    client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "SELECT 42"})
+    run = QueryRun.objects.get()
+    page = client.get(reverse("history"))
+    assert b"SELECT 42" in page.content and f"?from={run.pk}".encode() in page.content
+    rerun = client.get(reverse("editor") + f"?from={run.pk}")
+    assert b"SELECT 42</textarea>" in rerun.content
+
+
+def test_schema_endpoint_lists_tables_for_autocomplete(alice: Any, sqlite_conn: Any) -> None:
+    data = client_for(alice).get(reverse("connection_schema", args=[sqlite_conn.pk])).json()
+    assert "customers" in data["tables"] and "email" in data["tables"]["customers"]
+
+
+def test_admin_creates_a_connection_and_the_password_is_write_only(carol: Any) -> None:
+    client = client_for(carol)
+    response = client.post(
+        reverse("connection_create"),
+        {
+            "name": "warehouse",
+            "engine": "postgresql",
+            "environment": "staging",
+            "host": "127.0.0.1",
+            "port": "5432",
+            "database": "wh",
+            "username": "reader",
+            "password": "hunter2-secret",
+            "statement_timeout_ms": "5000",
+            "row_cap": "1000",
+            "export_row_limit": "1000000",
+        },
+    )
+    assert response.status_code == 302
+    connection = Connection.objects.get(name="warehouse")
+    assert connection.get_password() == "hunter2-secret"
+    edit = client.get(reverse("connection_edit", args=[connection.pk]))
+    assert b"hunter2-secret" not in edit.content
+    assert (
+        b"hunter2-secret"
+        not in client.get(reverse("connection_detail", args=[connection.pk])).content
+    )
+    event = AuditEvent.objects.get(kind="connection.created")
+    assert "hunter2-secret" not in str(event.detail)
+    # a blank password on edit keeps the stored one
+    client.post(
+        reverse("connection_edit", args=[connection.pk]),
+        {
+            "name": "warehouse",
+            "engine": "postgresql",
+            "environment": "production",
+            "host": "127.0.0.1",
+            "port": "5432",
+            "database": "wh",
+            "username": "reader",
+            "password": "",
+            "statement_timeout_ms": "5000",
+            "row_cap": "1000",
+            "export_row_limit": "1000000",
+        },
+    )
+    connection.refresh_from_db()
+    assert connection.environment == "production"
+    assert connection.get_password() == "hunter2-secret"
+
+
+def test_invalid_connection_input_is_a_form_error(carol: Any) -> None:
+    response = client_for(carol).post(
+        reverse("connection_create"),
+        {
+            "name": "Bad Name!",
+            "engine": "postgresql",
+            "environment": "production",
+            "database": "x",
+            "port": "70000",
+            "statement_timeout_ms": "10",
+            "row_cap": "0",
+            "export_row_limit": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert not Connection.objects.exists()
+    for field in (b"lower-case letters", b"A host is required", b"65535"):
+        assert field in response.content
+
+
+def test_admin_grants_and_revokes_access(carol: Any, alice: Any, db: Any) -> None:
+    from tests.conftest import make_connection
+
+    connection = make_connection(name="c", engine="sqlite", database="/tmp/none")
+    client = client_for(carol)
+    client.post(
+        reverse("grant_create", args=[connection.pk]),
+        {"user": alice.pk, "capabilities": ["read", "export"], "reason": "quarterly report"},
+    )
+    grant = AccessGrant.objects.get()
+    assert grant.capabilities == ["export", "read"]
+    refused = client.post(reverse("grant_create", args=[connection.pk]), {"capabilities": ["read"]})
+    assert refused.status_code == 400
+    client.post(reverse("grant_revoke", args=[connection.pk, grant.pk]))
+    assert not AccessGrant.objects.exists()
+    kinds = set(AuditEvent.objects.values_list("kind", flat=True))
+    assert {"grant.created", "grant.revoked"} <= kinds
+
+
+def test_admin_edits_a_guardrail_and_decisions_follow(
+    carol: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    client = client_for(carol)
+    response = client.post(
+        reverse("guardrail_create"),
+        {
+            "name": "no-card-table",
+            "action": "deny",
+            "priority": "1",
+            "enabled": "on",
+            "message": "Card data is off limits.",
+            "table_pattern": "payment_cards",
+        },
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(kind="guardrail.created").exists()
+    client_for(alice).post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": "SELECT card_number FROM payment_cards"},
+    )
+    run = QueryRun.objects.get()
+    assert run.status == "denied"
+    assert run.reasons[0]["message"] == "Card data is off limits."
+    guardrail = Guardrail.objects.get(name="no-card-table")
+    client.post(reverse("guardrail_delete", args=[guardrail.pk]))
+    assert AuditEvent.objects.filter(kind="guardrail.deleted").exists()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_default_guardrails_are_seeded(db: Any) -> None:
+    assert Guardrail.objects.filter(action="deny").exists()
+    assert Guardrail.objects.filter(action="require_approval").exists()
+
+
+def test_login_logout_and_failed_login_are_audited(alice: Any) -> None:
+    client = Client()
+    client.post(reverse("account_login"), {"login": "alice", "password": "wrong"})
+    assert AuditEvent.objects.filter(kind="auth.login_failed", actor_name="alice").exists()
+    response = client.post(
+        reverse("account_login"), {"login": "alice", "password": "alice-pass-123!"}
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(kind="auth.login", actor_name="alice").exists()
+    client.post(reverse("account_logout"))
+    assert AuditEvent.objects.filter(kind="auth.logout").exists()
+
+
+def test_self_signup_is_closed(client: Client, db: Any) -> None:
+    response = client.post(
+        reverse("account_signup"),
+        {"username": "mallory", "password1": "x-Very-long-pw-1", "password2": "x-Very-long-pw-1"},
+    )
+    from django.contrib.auth import get_user_model
+
+    assert not get_user_model().objects.filter(username="mallory").exists()
+    assert response.status_code in (200, 302, 403)

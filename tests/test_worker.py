@@ -1,0 +1,110 @@
+"""A real `celery worker` process takes queued runs from Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from governance.celery import app as celery_app
+from governance.models import QueryRun
+from governance.services.runs import Caller, run_cancel, run_submit
+from tests.conftest import REQUIRE_SERVICES, subprocess_env
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("WARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is not reachable: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "governance",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            "-l",
+            "warning",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(REDIS_URL=REDIS_URL),
+    )
+    saved = dict(celery_app.conf)
+    _reconfigure(task_always_eager=False, broker_url=REDIS_URL)
+    try:
+        yield process
+    finally:
+        _reconfigure(task_always_eager=saved["task_always_eager"], broker_url=saved["broker_url"])
+        process.terminate()
+        process.wait(20)
+
+
+def _reconfigure(**conf: Any) -> None:
+    """Point this process's Celery app at another broker, dropping pooled connections."""
+    celery_app.conf.update(**conf)
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+def wait_for(run: QueryRun, *statuses: str, timeout: float = 60) -> QueryRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in statuses:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run.pk} stuck in {run.status}")
+
+
+def test_a_worker_executes_a_queued_run(worker: Any, alice: Any, pg_conn: Any) -> None:
+    run = run_submit(
+        caller=Caller(user=alice), connection=pg_conn, sql="SELECT count(*) AS n FROM customers"
+    )
+    assert run.status == "queued"
+    run = wait_for(run, "succeeded", "failed")
+    assert run.status == "succeeded", run.error
+    assert run.rows == [[1000]]
+
+
+def test_a_running_query_is_really_cancelled_on_the_target(
+    worker: Any, alice: Any, pg_conn: Any
+) -> None:
+    pg_conn.statement_timeout_ms = 60_000
+    pg_conn.save()
+    run = run_submit(
+        caller=Caller(user=alice),
+        connection=pg_conn,
+        sql="SELECT count(*) FROM orders a, orders b, orders c",
+    )
+    run = wait_for(run, "running")
+    deadline = time.monotonic() + 20
+    while not run.backend_id and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run.refresh_from_db()
+    assert run_cancel(caller=Caller(user=alice), run=run)
+    run = wait_for(run, "cancelled", "failed", "succeeded", timeout=30)
+    assert run.status == "cancelled"
+    assert run.duration_ms is not None and run.duration_ms < 30_000
