@@ -175,6 +175,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-lost-runs": {"task": "governance.reap_runs", "schedule": 60.0},
+}
 
 # --- Warden ------------------------------------------------------------------------------
 # Comma-separated AES-256-GCM keys (urlsafe base64, 32 bytes); the first encrypts, all decrypt.

@@ -59,6 +59,7 @@ def test_login_run_a_query_and_see_a_held_drop(
     page.wait_for_selector("[data-status=succeeded]")
     assert page.locator("table.grid tbody tr").count() == 25
     assert "full_name" in page.locator("table.grid thead").inner_text()
+    assert "SELECT id, full_name" in page.locator("#recent").inner_text()  # live sidebar
 
     page.keyboard.press("Control+a")
     page.keyboard.type("DROP TABLE orders")

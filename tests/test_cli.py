@@ -88,12 +88,12 @@ def test_usage_errors_exit_2(alice: Any, sqlite_conn: Any) -> None:
     assert govern("--connection", "demo", "SELECT 1").returncode == 2
 
 
-def test_empty_sql_from_stdin_is_denied_with_a_message(alice: Any, sqlite_conn: Any) -> None:
+def test_empty_sql_from_stdin_is_a_usage_error_with_a_message(alice: Any, sqlite_conn: Any) -> None:
     from audit.models import AuditEvent
 
     result = govern("--as", "alice", "--connection", "demo", "-", stdin="  ")
-    assert result.returncode == 4
-    assert "Empty statement" in result.stdout
+    assert result.returncode == 2
+    assert "Empty statement" in result.stderr
     assert AuditEvent.objects.filter(kind="query.rejected").exists()
 
 

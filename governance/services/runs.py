@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -14,15 +16,22 @@ from django.utils import timezone
 
 from audit.services import event_record
 from governance import engine, hooks, targets
+from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
 from governance.roles import has_role
 from governance.services.access import decision_context, policy_rules
+from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
 
 log = logging.getLogger(__name__)
 
 Status = QueryRun.Status
+
+
+# Categories that need a read-write transaction; everything else runs read-only, so a
+# classifier miss in them still cannot write.
+CHANGES = frozenset({"write", "ddl", "code", "admin", "file", "privilege"})
 
 
 class InvalidSQL(Exception):
@@ -53,6 +62,16 @@ def sql_validate(sql: Any) -> str:
     return sql
 
 
+def purpose_validate(purpose: Any) -> str:
+    if not isinstance(purpose, str) or "\x00" in purpose:
+        raise InvalidSQL("The purpose must be plain text.")
+    try:
+        purpose.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSQL("The purpose is not valid UTF-8 text.") from None
+    return purpose.strip()[:500]
+
+
 def _printable(sql: Any) -> str:
     if not isinstance(sql, str):
         return repr(sql)[:1000]
@@ -80,19 +99,41 @@ def _decide(caller: Caller, connection: Connection, sql: str, mode: str) -> dict
     context = decision_context(user=caller.user, connection=connection)
     decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=policy_rules())
     detail = decision.to_dict()
-    if mode == QueryRun.Mode.EXPORT and "export" not in context.capabilities:
+    for rule, message in _batch_refusals(detail, context, mode):
         detail["decision"] = engine.Action.DENY.value
         detail["reasons"] = [
             *detail["reasons"],
-            {
-                "rule": "capability",
-                "message": "You have no export access on this connection "
-                "(it needs the 'export' capability).",
-                "statement": None,
-                "action": "deny",
-            },
+            {"rule": rule, "message": message, "statement": None, "action": "deny"},
         ]
     return detail
+
+
+def _batch_refusals(
+    detail: dict[str, Any], context: engine.Context, mode: str
+) -> list[tuple[str, str]]:
+    """Rules about the whole batch that no guardrail can relax."""
+    categories = [s["category"] for s in detail["statements"]]
+    refusals = []
+    if "transaction" in categories:
+        refusals.append(
+            (
+                "transaction-control",
+                "Warden runs every batch in a transaction of its own; remove BEGIN, COMMIT, "
+                "ROLLBACK and SAVEPOINT statements.",
+            )
+        )
+    if mode == QueryRun.Mode.EXPORT:
+        if "export" not in context.capabilities:
+            refusals.append(
+                (
+                    "capability",
+                    "You have no export access on this connection "
+                    "(it needs the 'export' capability).",
+                )
+            )
+        if categories and categories != ["read"]:
+            refusals.append(("export-single-read", "An export runs exactly one read statement."))
+    return refusals
 
 
 def _deciding_rule(detail: dict[str, Any]) -> str:
@@ -131,6 +172,7 @@ def run_submit(
 ) -> QueryRun:
     """The single entry point for every channel. Raises InvalidSQL for non-SQL input."""
     sql = sql_validate(sql)
+    purpose = purpose_validate(purpose)
     detail = _decide(caller, connection, sql, mode)
     action = detail["decision"]
     status = {
@@ -153,7 +195,7 @@ def run_submit(
             risk=detail["risk"],
             decision_detail=detail,
             statements=[s["sql"] for s in statements],
-            read_only=all(s["category"] == "read" for s in statements),
+            read_only=not any(s["category"] in CHANGES for s in statements),
             finished_at=timezone.now() if status == Status.DENIED else None,
         )
         _audit(
@@ -172,20 +214,39 @@ def run_submit(
             for hook in hooks.held_run_hooks:
                 hook(run)
         elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
-            from governance.tasks import execute_run
-
-            run_id = run.pk
-            transaction.on_commit(lambda: execute_run.delay(run_id))
+            transaction.on_commit(partial(_dispatch, run.pk))
     return run
 
 
-def _start(run_id: int) -> QueryRun | None:
-    started = QueryRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now()
+QUEUE_DOWN = "Warden could not hand the statement to a worker; it did not run. Try again."
+UNEXPECTED = "Warden failed while running the statement; it has been recorded. Try again."
+
+
+def _dispatch(run_id: int) -> None:
+    """Hand a committed run to a worker, or run it here in the embedded (eager) mode."""
+    if celery_app.conf.task_always_eager:
+        run_execute(run_id=run_id)
+        return
+    from governance.tasks import execute_run
+
+    try:
+        execute_run.delay(run_id)
+    except Exception as exc:  # broker down: fail the run visibly rather than queue it forever
+        log.error("could not queue run %s: %s", run_id, type(exc).__name__)
+        run = QueryRun.objects.select_related("connection", "user").get(pk=run_id)
+        if _start(run):
+            _finish(run, Status.FAILED, time.perf_counter(), error=QUEUE_DOWN, error_kind="queue")
+
+
+def _start(run: QueryRun, backend_id: str | None = None) -> bool:
+    """Claim a queued run (conditional UPDATE: a redelivered task or a second worker loses)."""
+    now = timezone.now()
+    claimed = QueryRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now, backend_id=backend_id or ""
     )
-    if started != 1:
-        return None  # already taken, cancelled, or redelivered
-    return QueryRun.objects.select_related("connection", "user").get(pk=run_id)
+    if claimed == 1:
+        run.status, run.started_at, run.backend_id = Status.RUNNING, now, backend_id or ""
+    return claimed == 1
 
 
 def _cancel_checker(run_id: int, every_s: float = 0.25) -> Callable[[], bool]:
@@ -216,22 +277,23 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     audit_detail = fields.pop("_audit_detail", None) or {}
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
-    QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
     caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
-    _audit(
-        f"query.{status}",
-        caller,
-        run.connection,
-        run_id=run.pk,
-        sql=run.sql,
-        categories=[s["category"] for s in run.statement_summaries],
-        decision=run.decision,
-        risk=run.risk,
-        row_count=fields.get("row_count"),
-        duration_ms=duration_ms,
-        error=fields.get("error", ""),
-        detail=audit_detail,
-    )
+    with transaction.atomic():  # the outcome and its audit event commit together
+        QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
+        _audit(
+            f"query.{status}",
+            caller,
+            run.connection,
+            run_id=run.pk,
+            sql=run.sql,
+            categories=[s["category"] for s in run.statement_summaries],
+            decision=run.decision,
+            risk=run.risk,
+            row_count=fields.get("row_count"),
+            duration_ms=duration_ms,
+            error=fields.get("error", ""),
+            detail=audit_detail,
+        )
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
@@ -256,32 +318,64 @@ def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionEr
     )
 
 
+def _unexpected(run: QueryRun, started: float, exc: BaseException) -> None:
+    _finish(
+        run,
+        Status.FAILED,
+        started,
+        error=UNEXPECTED,
+        error_kind="internal",
+        columns=[],
+        rows=[],
+        _audit_detail={"error_kind": "internal", "exception": type(exc).__name__},
+    )
+
+
 def run_execute(*, run_id: int) -> None:
     """Execute a queued interactive run (called by the Celery task)."""
-    run = _start(run_id)
+    run = (
+        QueryRun.objects.select_related("connection", "user")
+        .filter(pk=run_id, status=Status.QUEUED)
+        .first()
+    )
     if run is None:
-        return
+        return  # cancelled, or already taken by another delivery of the task
     started = time.perf_counter()
+    claimed = False
     try:
-        config = run.connection.target_config()
-        with targets.connect(config, should_cancel=_cancel_checker(run.pk)) as session:
-            if session.backend_id:
-                QueryRun.objects.filter(pk=run.pk).update(backend_id=session.backend_id)
+        with session_for(
+            run.connection, read_only=run.read_only, should_cancel=_cancel_checker(run_id)
+        ) as session:
+            # Claim the run once connected, recording the backend so it can be cancelled.
+            claimed = _start(run, session.backend_id)
+            if not claimed:
+                return
             result = session.execute(
                 run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
             )
     except (targets.TargetError, DecryptionError) as exc:
-        _fail(run, started, exc)
+        # A failure to connect comes before the claim: claim it now to record the failure.
+        if claimed or _start(run):
+            _fail(run, started, exc)
         return
-    _finish(
-        run,
-        Status.SUCCEEDED,
-        started,
-        columns=[{"name": c.name, "type": c.type} for c in result.columns],
-        rows=[[to_json_cell(v) for v in row] for row in result.rows],
-        row_count=result.row_count,
-        truncated=result.truncated,
-    )
+    except Exception as exc:
+        # Never leave a run 'running' without an outcome in the audit trail.
+        log.exception("run %s failed unexpectedly", run_id)
+        if claimed or _start(run):
+            _unexpected(run, started, exc)
+    try:
+        _finish(
+            run,
+            Status.SUCCEEDED,
+            started,
+            columns=[{"name": c.name, "type": c.type} for c in result.columns],
+            rows=[[to_json_cell(v) for v in row] for row in result.rows],
+            row_count=result.row_count,
+            truncated=result.truncated,
+        )
+    except Exception as exc:
+        log.exception("run %s: storing the result failed", run_id)
+        _unexpected(run, started, exc)
 
 
 def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[Any]]:
@@ -289,10 +383,9 @@ def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[An
 
     Stops at the connection's export row limit.
     """
-    taken = _start(run.pk)
-    if taken is None:
+    run = QueryRun.objects.select_related("connection", "user").get(pk=run.pk)
+    if not _start(run):
         return
-    run = taken
     started = time.perf_counter()
     limit = run.connection.export_row_limit
     sent = 0
@@ -313,7 +406,42 @@ def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[An
     except (targets.TargetError, DecryptionError) as exc:
         _fail(run, started, exc)
         raise
+    except BaseException as exc:  # the reader went away (closed pipe, Ctrl+C) or a bug
+        _finish(
+            run,
+            Status.FAILED,
+            started,
+            row_count=sent,
+            error="The export stopped before its end.",
+            error_kind="interrupted",
+            _audit_detail={"error_kind": "interrupted", "exception": type(exc).__name__},
+        )
+        raise
     _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=sent >= limit)
+
+
+REAP_MARGIN = dt.timedelta(minutes=5)
+
+
+def runs_reap() -> int:
+    """Fail runs whose worker vanished (killed, OOM, lost broker): never 'running' forever."""
+    now = timezone.now()
+    reaped = 0
+    for run in QueryRun.objects.select_related("connection", "user").filter(
+        status=Status.RUNNING, started_at__lt=now - REAP_MARGIN
+    ):
+        limit = dt.timedelta(milliseconds=run.connection.statement_timeout_ms) + REAP_MARGIN
+        if run.started_at and run.started_at < now - limit:
+            _finish(
+                run,
+                Status.FAILED,
+                time.perf_counter() - (now - run.started_at).total_seconds(),
+                error="The worker running this statement stopped; it may not have finished.",
+                error_kind="lost",
+                _audit_detail={"error_kind": "lost"},
+            )
+            reaped += 1
+    return reaped
 
 
 def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
@@ -323,6 +451,8 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
         pk=run.pk, status__in=[Status.QUEUED, Status.PENDING_APPROVAL]
     ).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now, error="Cancelled."):
         _audit("query.cancelled", caller, run.connection, run_id=run.pk, sql=run.sql)
+        for hook in hooks.cancelled_run_hooks:
+            hook(run)
         return True
     if not QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True):
         return False

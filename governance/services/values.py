@@ -18,6 +18,8 @@ def to_json_cell(value: Any) -> Any:
             value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         )
     if isinstance(value, str):
+        # PostgreSQL's jsonb (the app database) cannot hold NUL: show it, do not store it.
+        value = value.replace("\x00", "\\x00")
         return value if len(value) <= MAX_CELL_CHARS else value[:MAX_CELL_CHARS] + "…"
     if isinstance(value, decimal.Decimal):
         return str(value)
@@ -34,7 +36,7 @@ def to_json_cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json_cell(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): to_json_cell(v) for k, v in value.items()}
+        return {to_json_cell(str(k)): to_json_cell(v) for k, v in value.items()}
     return str(value)
 
 

@@ -65,7 +65,7 @@ class TargetError(Exception):
 
 
 def trim_message(message: str) -> str:
-    text = " ".join(str(message).split())
+    text = " ".join(str(message).replace("\x00", "\\x00").split())
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text or "unknown error"

@@ -323,6 +323,13 @@ class PostgresSession(SessionBase):
             self._rollback()
         return str(row[0]) if row else ""
 
+    def reusable(self) -> bool:
+        """Idle, open and outside any transaction: safe to hand to the next read."""
+        return (
+            not self._conn.closed
+            and self._conn.info.transaction_status == pq.TransactionStatus.IDLE
+        )
+
     def close(self) -> None:
         if not self._conn.closed:
             self._rollback()

@@ -15,9 +15,10 @@ from governance.roles import ADMIN, AUDITOR, role_required
 @require_GET
 def audit_events(request: HttpRequest) -> HttpResponse:
     events = AuditEvent.objects.all()
-    kind = request.GET.get("kind", "").strip()[:64]
-    actor = request.GET.get("actor", "").strip()[:150]
-    connection = request.GET.get("connection", "").strip()[:100]
+    kind, actor, connection = (
+        request.GET.get(name, "").replace("\x00", "").strip()[:size]
+        for name, size in (("kind", 64), ("actor", 150), ("connection", 100))
+    )
     if kind:
         events = events.filter(kind__startswith=kind)
     if actor:

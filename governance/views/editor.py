@@ -28,6 +28,12 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def _int(raw: str | None) -> int | None:
+    """A positive id from a query parameter, or None: never a ValueError on '²'."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
 def _user(request: HttpRequest) -> Any:
     """The signed-in user (every view here is behind role_required)."""
     return request.user
@@ -44,10 +50,19 @@ def _get_run_for_user(request: HtmxHttpRequest, pk: int) -> QueryRun:
     return run
 
 
-def _run_context(request: HtmxHttpRequest, run: QueryRun) -> dict[str, Any]:
+def _recent(request: HttpRequest) -> Any:
+    return QueryRun.objects.filter(user=_user(request)).select_related("connection")[:8]
+
+
+def _run_context(
+    request: HtmxHttpRequest, run: QueryRun, *, with_recent: bool = False
+) -> dict[str, Any]:
     paginator = Paginator(run.rows, settings.WARDEN_RESULT_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    return {"run": run, "page": page, "first_row": page.start_index()}
+    context = {"run": run, "page": page, "first_row": page.start_index()}
+    if with_recent:  # htmx: refresh the sidebar out of band
+        context.update(recent=_recent(request), recent_oob=True)
+    return context
 
 
 @role_required(*EDITOR_ROLES)
@@ -55,11 +70,11 @@ def _run_context(request: HtmxHttpRequest, run: QueryRun) -> dict[str, Any]:
 def editor(request: HtmxHttpRequest) -> HttpResponse:
     connections = connections_for(request.user)
     sql, selected, run = "", None, None
-    if (run_id := request.GET.get("run", "").strip()).isdigit():
-        run = _get_run_for_user(request, int(run_id))
+    if (run_id := _int(request.GET.get("run"))) is not None:
+        run = _get_run_for_user(request, run_id)
         sql, selected = run.sql, run.connection_id
-    if (source := request.GET.get("from", "").strip()).isdigit():
-        previous = _get_run_for_user(request, int(source))
+    if (source := _int(request.GET.get("from"))) is not None:
+        previous = _get_run_for_user(request, source)
         sql, selected = previous.sql, previous.connection_id
     if selected is None and connections:
         selected = connections[0].pk
@@ -67,7 +82,7 @@ def editor(request: HtmxHttpRequest) -> HttpResponse:
         "connections": connections,
         "selected": selected,
         "sql": sql,
-        "recent": QueryRun.objects.filter(user=_user(request)).select_related("connection")[:8],
+        "recent": _recent(request),
     }
     if run is not None:
         context.update(_run_context(request, run))
@@ -83,7 +98,7 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
     connection = None
     try:
         raw = request.POST.get("connection", "")
-        connection = connection_for(user=request.user, name=int(raw) if raw.isdigit() else raw)
+        connection = connection_for(user=request.user, name=_int(raw) or raw)
         run = run_submit(
             caller=caller, connection=connection, sql=sql, purpose=request.POST.get("purpose", "")
         )
@@ -109,7 +124,8 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
         )
     if request.htmx:
         run.refresh_from_db()  # in-process execution may already have finished it
-        response = render(request, "governance/editor.html#run", _run_context(request, run))
+        context = _run_context(request, run, with_recent=True)
+        response = render(request, "governance/editor.html#run", context)
         response["HX-Push-Url"] = f"{reverse('editor')}?run={run.pk}"
         return response
     return redirect(f"{reverse('editor')}?run={run.pk}")
@@ -120,7 +136,8 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
 def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = _get_run_for_user(request, pk)
     if request.htmx:
-        return render(request, "governance/editor.html#run", _run_context(request, run))
+        context = _run_context(request, run, with_recent=run.is_finished)
+        return render(request, "governance/editor.html#run", context)
     return redirect(f"{reverse('editor')}?run={run.pk}")
 
 

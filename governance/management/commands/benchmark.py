@@ -12,6 +12,7 @@ from argparse import ArgumentParser
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
@@ -191,26 +192,48 @@ class Command(BaseCommand):
             run_execute(run_id=run.pk)
 
         session = targets.connect(config)
+        raw = psycopg.connect(
+            host=dsn.host,
+            port=dsn.port,
+            dbname=dsn.database,
+            user=dsn.user,
+            password=dsn.password,
+            autocommit=True,
+        )
 
-        def direct_reused() -> None:
+        def direct_psycopg() -> None:  # a warm psycopg connection, no transaction, no audit
+            raw.execute(sql).fetchall()
+
+        def direct_session() -> None:  # Warden's driver: read-only tx, timeout, row cap
             session.execute([sql], read_only=True, max_rows=1000)
 
-        def direct_connect() -> None:
-            with targets.connect(config) as fresh:
-                fresh.execute([sql], read_only=True, max_rows=1000)
+        def direct_connect() -> None:  # what a client without Warden does per query
+            with psycopg.connect(
+                host=dsn.host,
+                port=dsn.port,
+                dbname=dsn.database,
+                user=dsn.user,
+                password=dsn.password,
+                autocommit=True,
+            ) as fresh:
+                fresh.execute(sql).fetchall()
 
-        for fn in (governed, direct_reused, direct_connect):
-            _time(fn, 20)  # warm up caches and connections
-        governed_t = statistics.median(_time(governed, reads))
-        reused_t = statistics.median(_time(direct_reused, reads))
-        connect_t = statistics.median(_time(direct_connect, reads))
+        paths = {
+            "governed": governed,
+            "direct_psycopg": direct_psycopg,
+            "direct_driver_session": direct_session,
+            "direct_psycopg_connect": direct_connect,
+        }
+        for fn in paths.values():
+            _time(fn, 20)  # warm up caches, pools and connections
+        p50 = {name: statistics.median(_time(fn, reads)) for name, fn in paths.items()}
         session.close()
+        raw.close()
+        governed_t = p50.pop("governed")
         return {
             "reads": reads,
             "governed_p50_ms": round(governed_t * 1000, 3),
-            "direct_session_p50_ms": round(reused_t * 1000, 3),
-            "direct_connect_p50_ms": round(connect_t * 1000, 3),
-            "ratio_vs_direct_session": round(governed_t / reused_t, 2),
-            "ratio_vs_direct_connect": round(governed_t / connect_t, 2),
+            **{f"{name}_p50_ms": round(t * 1000, 3) for name, t in p50.items()},
+            **{f"ratio_vs_{name}": round(governed_t / t, 2) for name, t in p50.items()},
             "goal_ratio": 10,
         }

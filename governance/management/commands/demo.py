@@ -67,11 +67,13 @@ class Command(BaseCommand):
         user_model = get_user_model()
         self.stdout.write("\nDemo accounts (sign in at /accounts/login/):")
         for username, (names, password) in USERS.items():
-            user, _ = user_model.objects.get_or_create(username=username)
-            user.set_password(password)
-            user.save()
+            user, created = user_model.objects.get_or_create(username=username)
+            if created:  # never reset the password of an account that already exists
+                user.set_password(password)
+                user.save()
             user.groups.set([groups[n] for n in names])
-            self.stdout.write(f"  {username:<9} {password:<22} {', '.join(names)}")
+            shown = password if created or user.check_password(password) else "(changed)"
+            self.stdout.write(f"  {username:<9} {shown:<22} {', '.join(names)}")
         for name, dsn in parsed.items():
             connection, _ = Connection.objects.get_or_create(
                 name=name,

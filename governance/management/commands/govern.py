@@ -86,20 +86,18 @@ class Command(BaseCommand):
                 caller=caller, connection=connection, sql=sql, purpose=options["purpose"], mode=mode
             )
         except InvalidSQL as exc:
+            # Not SQL at all (empty, NUL bytes, invalid UTF-8, too large): a usage error.
             sql_reject(caller=caller, connection=connection, sql=sql, error=str(exc))
-            self._emit_decision(
-                {
-                    "decision": "deny",
-                    "risk": "high",
-                    "statements": [],
-                    "reasons": [{"rule": "invalid-input", "message": str(exc), "statement": None}],
-                },
-                fmt,
-            )
-            return EXIT["denied"]
+            self.stderr.write(f"error: {exc}")
+            return EXIT["usage"]
         if mode == QueryRun.Mode.EXPORT and run.status == QueryRun.Status.QUEUED:
             return self._export(run)
         run = self._wait(run, options["wait"])
+        if run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+            self.stderr.write(
+                f"error: run {run.pk} is still {run.status}; it goes on without this command"
+            )
+            return EXIT["failed"]
         self._emit_run(run, fmt)
         return STATUS_EXIT.get(QueryRun.Status(run.status), EXIT["failed"])
 
