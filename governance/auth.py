@@ -8,12 +8,25 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+
+from audit.services import event_record
+from governance.signals import client_ip
 
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False  # local accounts are created by administrators
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """Record refused attempts too: a throttled login never reaches the auth backends."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            name = str(credentials.get("username") or credentials.get("email") or "")[:150]
+            event_record(kind="auth.login_throttled", actor_name=name, source_ip=client_ip(request))
+            raise
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

@@ -23,18 +23,7 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = [
-            "name",
-            "engine",
-            "environment",
-            "host",
-            "port",
-            "database",
-            "username",
-            "statement_timeout_ms",
-            "row_cap",
-            "export_row_limit",
-        ]
+        fields = list(Connection.SETTINGS)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -169,6 +169,14 @@ else:
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = None
     CELERY_TASK_ALWAYS_EAGER = True
+# Login rate limits and cached schemas must be shared by every web process: Redis when present.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -188,6 +196,8 @@ if not WARDEN_ENCRYPTION_KEYS and _database_url:
         "(generate one with: python manage.py generate_key)"
     )
 WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1024)
+# Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
+WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)
 WARDEN_RESULT_PAGE_SIZE = env_int("WARDEN_RESULT_PAGE_SIZE", 100, minimum=10)
 
 # --- Security -----------------------------------------------------------------------------

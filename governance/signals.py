@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -12,8 +14,23 @@ from audit.services import event_record
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The caller's address for the audit trail.
+
+    Behind WARDEN_TRUSTED_PROXIES reverse proxies, the address the outermost trusted proxy saw
+    (counted from the right of X-Forwarded-For, so a client cannot forge it).
+    """
     if request is None:
         return None
+    hops = settings.WARDEN_TRUSTED_PROXIES
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= hops:
+            candidate = forwarded[-hops]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                return None
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -81,6 +81,18 @@ def mysql_target() -> Iterator[str]:
 # ---------------------------------------------------------------- the cast
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Login rate limits live in the cache: one test's lockout must not leak into another."""
+    yield
+    from django.conf import settings
+
+    if settings.configured:  # engine and driver tests may run without Django
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 @pytest.fixture
 def groups(db: Any) -> dict[str, Any]:
     """The four roles and the default guardrails, as the data migration seeds them.

@@ -282,3 +282,18 @@ def test_self_signup_is_closed(client: Client, db: Any) -> None:
 
     assert not get_user_model().objects.filter(username="mallory").exists()
     assert response.status_code in (200, 302, 403)
+
+
+def test_the_audit_ip_comes_from_the_trusted_proxy_only(alice: Any, settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from governance.signals import client_ip
+
+    factory = RequestFactory()
+    forged = factory.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 10.0.0.7", REMOTE_ADDR="10.0.0.1")
+    settings.WARDEN_TRUSTED_PROXIES = 0
+    assert client_ip(forged) == "10.0.0.1"
+    settings.WARDEN_TRUSTED_PROXIES = 1
+    assert client_ip(forged) == "10.0.0.7"  # the client-supplied 6.6.6.6 is ignored
+    bogus = factory.get("/", HTTP_X_FORWARDED_FOR="not-an-ip", REMOTE_ADDR="10.0.0.1")
+    assert client_ip(bogus) is None

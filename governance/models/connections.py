@@ -73,6 +73,12 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # What an admin edits (the password aside); forms and audit snapshots use this list.
+    SETTINGS = (
+        "name", "engine", "environment", "host", "port", "database", "username",
+        "statement_timeout_ms", "row_cap", "export_row_limit",
+    )  # fmt: skip
+
     class Meta:
         ordering = ["name"]
 

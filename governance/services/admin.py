@@ -7,11 +7,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import event_record
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import AccessGrant, Connection, Guardrail
-from governance.services.runs import Caller
+from governance.services.caller import Caller, record
 
 _CONNECTION_FIELDS = [
     "name",
@@ -28,21 +27,13 @@ _CONNECTION_FIELDS = [
 
 
 def _snapshot(connection: Connection) -> dict[str, Any]:
-    data = {f: getattr(connection, f) for f in _CONNECTION_FIELDS}
+    data = {f: getattr(connection, f) for f in Connection.SETTINGS}
     data["has_password"] = connection.has_password
     return data
 
 
 def _audit(kind: str, caller: Caller, connection: Connection | None, **detail: Any) -> None:
-    event_record(
-        kind=kind,
-        actor=caller.user,
-        channel=caller.channel,
-        source_ip=caller.source_ip,
-        connection_id=connection.pk if connection else None,
-        connection_name=connection.name if connection else "",
-        detail=detail,
-    )
+    record(kind, caller, connection, detail=detail)
 
 
 @transaction.atomic
@@ -168,11 +159,9 @@ def guardrail_save(*, caller: Caller, form: Any) -> Guardrail:
     guardrail: Guardrail = form.save()
     Guardrail.objects.filter(pk=guardrail.pk).update(updated_at=timezone.now())
     after = _guardrail_snapshot(guardrail)
-    event_record(
-        kind="guardrail.created" if created else "guardrail.updated",
-        actor=caller.user,
-        channel=caller.channel,
-        source_ip=caller.source_ip,
+    record(
+        "guardrail.created" if created else "guardrail.updated",
+        caller,
         rule=guardrail.name,
         detail={"changes": {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}},
     )
@@ -181,11 +170,9 @@ def guardrail_save(*, caller: Caller, form: Any) -> Guardrail:
 
 @transaction.atomic
 def guardrail_delete(*, caller: Caller, guardrail: Guardrail) -> None:
-    event_record(
-        kind="guardrail.deleted",
-        actor=caller.user,
-        channel=caller.channel,
-        source_ip=caller.source_ip,
+    record(
+        "guardrail.deleted",
+        caller,
         rule=guardrail.name,
         detail={"snapshot": _guardrail_snapshot(guardrail)},
     )

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -14,13 +13,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import event_record
 from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
 from governance.roles import has_role
 from governance.services.access import decision_context, policy_rules
+from governance.services.caller import Caller, record
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
 
@@ -36,13 +35,6 @@ CHANGES = frozenset({"write", "ddl", "code", "admin", "file", "privilege"})
 
 class InvalidSQL(Exception):
     """Input that is not SQL text at all (empty, too large, NUL bytes, invalid UTF-8)."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    user: Any
-    channel: str = "web"
-    source_ip: str | None = None
 
 
 def sql_validate(sql: Any) -> str:
@@ -78,21 +70,9 @@ def _printable(sql: Any) -> str:
     return sql.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
-def _audit(kind: str, caller: Caller, connection: Connection | None, **fields: Any) -> None:
-    event_record(
-        kind=kind,
-        actor=caller.user,
-        channel=caller.channel,
-        source_ip=caller.source_ip,
-        connection_id=connection.pk if connection else None,
-        connection_name=connection.name if connection else "",
-        **fields,
-    )
-
-
 def sql_reject(*, caller: Caller, connection: Connection | None, sql: Any, error: str) -> None:
     """Record input refused before it reached the engine (never lost, never a 500)."""
-    _audit("query.rejected", caller, connection, sql=_printable(sql), error=error, decision="deny")
+    record("query.rejected", caller, connection, sql=_printable(sql), error=error, decision="deny")
 
 
 def _decide(caller: Caller, connection: Connection, sql: str, mode: str) -> dict[str, Any]:
@@ -149,7 +129,7 @@ def decision_check(*, caller: Caller, connection: Connection, sql: str) -> dict[
     """Decide only (`govern --check`): nothing runs, the check is audited."""
     sql = sql_validate(sql)
     detail = _decide(caller, connection, sql, QueryRun.Mode.CHECK)
-    _audit(
+    record(
         "query.checked",
         caller,
         connection,
@@ -198,7 +178,7 @@ def run_submit(
             read_only=not any(s["category"] in CHANGES for s in statements),
             finished_at=timezone.now() if status == Status.DENIED else None,
         )
-        _audit(
+        record(
             "query.submitted",
             caller,
             connection,
@@ -280,7 +260,7 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
     with transaction.atomic():  # the outcome and its audit event commit together
         QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
-        _audit(
+        record(
             f"query.{status}",
             caller,
             run.connection,
@@ -450,7 +430,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
     if QueryRun.objects.filter(
         pk=run.pk, status__in=[Status.QUEUED, Status.PENDING_APPROVAL]
     ).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now, error="Cancelled."):
-        _audit("query.cancelled", caller, run.connection, run_id=run.pk, sql=run.sql)
+        record("query.cancelled", caller, run.connection, run_id=run.pk, sql=run.sql)
         for hook in hooks.cancelled_run_hooks:
             hook(run)
         return True
@@ -463,7 +443,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
             signalled = targets.cancel(run.connection.target_config(), run.backend_id)
         except (targets.TargetError, DecryptionError) as exc:
             log.warning("cancel of run %s failed: %s", run.pk, type(exc).__name__)
-    _audit(
+    record(
         "query.cancel_requested",
         caller,
         run.connection,

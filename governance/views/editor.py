@@ -18,8 +18,8 @@ from governance.crypto import DecryptionError
 from governance.models import QueryRun
 from governance.roles import ADMIN, ANALYST, role_required
 from governance.services.access import UnknownConnection, connection_for, connections_for
-from governance.services.runs import Caller, InvalidSQL, run_cancel, run_submit, sql_reject
-from governance.signals import client_ip
+from governance.services.runs import InvalidSQL, run_cancel, run_submit, sql_reject
+from governance.views.common import web_caller
 
 EDITOR_ROLES = (ANALYST, ADMIN)
 
@@ -37,10 +37,6 @@ def _int(raw: str | None) -> int | None:
 def _user(request: HttpRequest) -> Any:
     """The signed-in user (every view here is behind role_required)."""
     return request.user
-
-
-def _caller(request: HtmxHttpRequest) -> Caller:
-    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
 
 
 def _get_run_for_user(request: HtmxHttpRequest, pk: int) -> QueryRun:
@@ -92,7 +88,7 @@ def editor(request: HtmxHttpRequest) -> HttpResponse:
 @role_required(*EDITOR_ROLES)
 @require_POST
 def run_create(request: HtmxHttpRequest) -> HttpResponse:
-    caller = _caller(request)
+    caller = web_caller(request)
     sql = request.POST.get("sql", "")
     error = ""
     connection = None
@@ -145,7 +141,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = _get_run_for_user(request, pk)
-    run_cancel(caller=_caller(request), run=run)
+    run_cancel(caller=web_caller(request), run=run)
     run.refresh_from_db()
     if request.htmx:
         return render(request, "governance/editor.html#run", _run_context(request, run))

@@ -12,12 +12,7 @@ from governance.forms import ConnectionForm, GrantForm, GuardrailForm
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.roles import ADMIN, role_required
 from governance.services import admin as admin_services
-from governance.services.runs import Caller
-from governance.signals import client_ip
-
-
-def _caller(request: HttpRequest) -> Caller:
-    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
+from governance.views.common import web_caller
 
 
 @role_required(ADMIN)
@@ -33,7 +28,7 @@ def connection_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse
     form = ConnectionForm(request.POST or None, instance=connection)
     if request.method == "POST" and form.is_valid():
         admin_services.connection_save(
-            caller=_caller(request),
+            caller=web_caller(request),
             connection=form.save(commit=False),
             password=form.cleaned_data["password"],
             clear_password=form.cleaned_data["clear_password"],
@@ -58,7 +53,7 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    ok, message = admin_services.connection_test(caller=_caller(request), connection=connection)
+    ok, message = admin_services.connection_test(caller=web_caller(request), connection=connection)
     (messages.success if ok else messages.error)(request, message)
     return redirect("connection_detail", pk=pk)
 
@@ -68,7 +63,7 @@ def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
 def connection_delete(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     try:
-        admin_services.connection_delete(caller=_caller(request), connection=connection)
+        admin_services.connection_delete(caller=web_caller(request), connection=connection)
     except ProtectedError:
         messages.error(request, "This connection has query history and cannot be deleted.")
         return redirect("connection_detail", pk=pk)
@@ -89,7 +84,9 @@ def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
             {"connection": connection, "grants": grants, "grant_form": form},
             status=400,
         )
-    admin_services.grant_create(caller=_caller(request), connection=connection, **form.cleaned_data)
+    admin_services.grant_create(
+        caller=web_caller(request), connection=connection, **form.cleaned_data
+    )
     messages.success(request, "Access granted.")
     return redirect("connection_detail", pk=pk)
 
@@ -98,7 +95,7 @@ def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def grant_revoke(request: HttpRequest, pk: int, grant_pk: int) -> HttpResponse:
     grant = get_object_or_404(AccessGrant, pk=grant_pk, connection_id=pk)
-    admin_services.grant_revoke(caller=_caller(request), grant=grant)
+    admin_services.grant_revoke(caller=web_caller(request), grant=grant)
     messages.success(request, "Access revoked.")
     return redirect("connection_detail", pk=pk)
 
@@ -115,7 +112,7 @@ def guardrail_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     guardrail = get_object_or_404(Guardrail, pk=pk) if pk else Guardrail()
     form = GuardrailForm(request.POST or None, instance=guardrail)
     if request.method == "POST" and form.is_valid():
-        admin_services.guardrail_save(caller=_caller(request), form=form)
+        admin_services.guardrail_save(caller=web_caller(request), form=form)
         messages.success(request, f"Guardrail {form.instance.name} saved.")
         return redirect("guardrail_list")
     return render(request, "manage/guardrail_form.html", {"form": form, "guardrail": guardrail})
@@ -125,6 +122,6 @@ def guardrail_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @require_POST
 def guardrail_delete(request: HttpRequest, pk: int) -> HttpResponse:
     guardrail = get_object_or_404(Guardrail, pk=pk)
-    admin_services.guardrail_delete(caller=_caller(request), guardrail=guardrail)
+    admin_services.guardrail_delete(caller=web_caller(request), guardrail=guardrail)
     messages.success(request, f"Guardrail {guardrail.name} deleted.")
     return redirect("guardrail_list")

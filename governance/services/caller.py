@@ -1,0 +1,29 @@
+"""Who acts, through which channel, and the audit record of what they did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from audit.services import event_record
+from governance.models import Connection
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: Any
+    channel: str = "web"
+    source_ip: str | None = None
+
+
+def record(kind: str, caller: Caller, connection: Connection | None = None, **fields: Any) -> None:
+    """An audit event for `caller`, naming the connection it concerns."""
+    event_record(
+        kind=kind,
+        actor=caller.user,
+        channel=caller.channel,
+        source_ip=caller.source_ip,
+        connection_id=connection.pk if connection else None,
+        connection_name=connection.name if connection else "",
+        **fields,
+    )

@@ -1,0 +1,122 @@
+"""Identity (allauth: MFA, rate limits, OIDC from env), connection testing and the demo command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from governance.models import AccessGrant, Connection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OIDC = {
+    "openid_connect": {
+        "APPS": [
+            {
+                "provider_id": "oidc",
+                "name": "Acme SSO",
+                "client_id": "warden",
+                "secret": "s3cret",
+                "settings": {"server_url": "https://idp.example.com"},
+            }
+        ]
+    }
+}
+
+
+def test_the_login_page_offers_the_configured_identity_provider(client: Client) -> None:
+    with override_settings(SOCIALACCOUNT_PROVIDERS=OIDC):
+        page = client.get(reverse("account_login"))
+    assert b"Acme SSO" in page.content
+    assert b"s3cret" not in page.content
+
+
+def test_a_user_sets_up_totp_and_then_needs_a_code_to_sign_in(alice: Any) -> None:
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        hotp_value,
+        yield_hotp_counters_from_time,
+    )
+
+    client = Client()
+    client.post(reverse("account_login"), {"login": "alice", "password": "alice-pass-123!"})
+    assert client.get(reverse("mfa_activate_totp")).status_code == 302  # asks the password again
+    client.post(reverse("account_reauthenticate"), {"password": "alice-pass-123!"})
+    page = client.get(reverse("mfa_activate_totp"))
+    assert page.status_code == 200
+    secret = page.context["form"].secret
+    counter = next(iter(yield_hotp_counters_from_time()))
+    code = format_hotp_value(hotp_value(secret, counter))
+    client.post(reverse("mfa_activate_totp"), {"code": code})
+    assert Authenticator.objects.filter(user=alice, type="totp").exists()
+
+    fresh = Client()
+    response = fresh.post(
+        reverse("account_login"), {"login": "alice", "password": "alice-pass-123!"}
+    )
+    assert response.status_code == 302
+    assert "2fa" in response["Location"]  # the password alone does not sign in
+    assert fresh.get(reverse("editor")).status_code == 302
+
+
+def test_repeated_failed_logins_lock_the_account_for_a_while(alice: Any) -> None:
+    client = Client()
+    for _ in range(6):
+        client.post(reverse("account_login"), {"login": "alice", "password": "nope"})
+    response = client.post(
+        reverse("account_login"), {"login": "alice", "password": "alice-pass-123!"}
+    )
+    assert response.status_code in (200, 429)  # refused even with the right password
+    assert b"Too many failed login attempts" in response.content
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(kind="auth.login_failed").count() >= 5
+    assert AuditEvent.objects.filter(kind="auth.login_throttled", actor_name="alice").exists()
+
+
+def test_admin_tests_a_connection_for_real(carol: Any, pg_conn: Any, db: Any) -> None:
+    client = Client()
+    client.force_login(carol)
+    page = client.post(reverse("connection_test", args=[pg_conn.pk]), follow=True)
+    assert b"Connected: PostgreSQL" in page.content
+    broken = Connection.objects.create(
+        name="broken", engine="postgresql", host="127.0.0.1", port=1, database="x"
+    )
+    page = client.post(reverse("connection_test", args=[broken.pk]), follow=True)
+    assert b"connect:" in page.content
+    assert AuditEvent.objects.filter(kind="connection.tested").count() == 2
+
+
+def test_demo_seeds_users_targets_and_grants_idempotently(
+    pg_target: str, mysql_target: str, db: Any
+) -> None:
+    args = [
+        "--seed-only",
+        "--customers", "1000",
+        "--postgres", f"postgresql://postgres@127.0.0.1:5432/{pg_target}",
+        "--mysql", f"mysql://root@127.0.0.1:3306/{mysql_target}",
+    ]  # fmt: skip
+    call_command("demo", *args)
+    call_command("demo", *args)
+    users = get_user_model().objects.filter(
+        username__in=["admin", "analyst", "approver", "lead", "auditor"]
+    )
+    assert users.count() == 5
+    assert {c.name for c in Connection.objects.all()} == {"demo", "demo-postgres", "demo-mysql"}
+    for connection in Connection.objects.all():
+        analyst = AccessGrant.objects.get(connection=connection, group__name="analyst")
+        assert analyst.capabilities == ["read", "export"]
+        assert connection.environment == "production"
+    analyst_user = users.get(username="analyst")
+    assert analyst_user.check_password("warden-analyst-demo")
+    analyst_user.set_password("a-new-private-password-1")
+    analyst_user.save()
+    call_command("demo", *args)
+    analyst_user.refresh_from_db()
+    assert analyst_user.check_password("a-new-private-password-1")  # never reset
