@@ -7,9 +7,19 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from governance import engine
-from governance.models import AccessGrant, Capability, Connection, Environment, Guardrail
+from governance.models import (
+    AccessGrant,
+    Capability,
+    Connection,
+    Environment,
+    Guardrail,
+    SemanticType,
+    Sensitivity,
+    Strategy,
+)
 
 
 class ConnectionForm(forms.ModelForm):
@@ -83,6 +93,7 @@ class GuardrailForm(forms.ModelForm):
             "function_name",
             "unfiltered_write",
             "sensitive_to_public",
+            "restricted_predicate",
         ]
         widgets = {
             "connections": forms.CheckboxSelectMultiple,
@@ -93,3 +104,43 @@ class GuardrailForm(forms.ModelForm):
 
 def grant_choices_label(grant: AccessGrant) -> str:
     return f"{grant.grantee}: {', '.join(grant.capabilities)}"
+
+
+class ColumnReviewForm(forms.Form):
+    semantic_type = forms.ChoiceField(
+        choices=[("", "Not sensitive"), *SemanticType.choices], required=False
+    )
+    sensitivity = forms.ChoiceField(choices=Sensitivity.choices)
+    strategy = forms.ChoiceField(
+        choices=[("", "Default for the type"), *Strategy.choices], required=False
+    )
+    free_text = forms.BooleanField(
+        required=False, label="Free text that contains PII (scan it instead of masking it)"
+    )
+
+
+class ExemptionForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"), required=False
+    )
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
+    expires_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    reason = forms.CharField(max_length=500)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("user")) == bool(data.get("group")):
+            raise forms.ValidationError("Choose either a user or a group.")
+        expires = data.get("expires_at")
+        if expires is not None and expires <= timezone.now():
+            self.add_error("expires_at", "The exemption must end in the future.")
+        return data
+
+
+class TableLabelForm(forms.Form):
+    label = forms.ChoiceField(choices=Sensitivity.choices)
+
+
+class MaskingRuleForm(forms.Form):
+    semantic_type = forms.ChoiceField(choices=SemanticType.choices)
+    strategy = forms.ChoiceField(choices=Strategy.choices)

@@ -185,6 +185,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "governance.reap_runs", "schedule": 60.0},
+    "refresh-catalogs": {
+        "task": "governance.refresh_catalogs",
+        "schedule": float(env_int("WARDEN_CATALOG_REFRESH_SECONDS", 6 * 3600, minimum=60)),
+    },
 }
 
 # --- Warden ------------------------------------------------------------------------------
@@ -195,6 +199,8 @@ if not WARDEN_ENCRYPTION_KEYS and _database_url:
         "WARDEN_ENCRYPTION_KEYS must be set when DATABASE_URL is set "
         "(generate one with: python manage.py generate_key)"
     )
+# Keys the deterministic pseudonyms of masked values (default: derived from the secret key).
+WARDEN_PSEUDONYM_KEY = env_str("WARDEN_PSEUDONYM_KEY")
 WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1024)
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
 WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from governance.views import audit, editor, manage
+from governance.views import audit, catalog, editor, manage
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="editor", permanent=False)),
@@ -28,6 +28,22 @@ urlpatterns = [
     path("manage/guardrails/new/", manage.guardrail_edit, name="guardrail_create"),
     path("manage/guardrails/<int:pk>/", manage.guardrail_edit, name="guardrail_edit"),
     path("manage/guardrails/<int:pk>/delete/", manage.guardrail_delete, name="guardrail_delete"),
+    path("manage/catalog/", catalog.catalog_overview, name="catalog_overview"),
+    path("manage/catalog/rules/", catalog.masking_rule, name="masking_rule"),
+    path("manage/catalog/<int:pk>/", catalog.catalog_connection, name="catalog_connection"),
+    path("manage/catalog/<int:pk>/discover/", catalog.catalog_discover, name="catalog_discover"),
+    path("manage/catalog/columns/<int:pk>/", catalog.column_review, name="column_review"),
+    path(
+        "manage/catalog/columns/<int:pk>/exemptions/",
+        catalog.exemption_create,
+        name="exemption_create",
+    ),
+    path(
+        "manage/catalog/exemptions/<int:pk>/revoke/",
+        catalog.exemption_revoke,
+        name="exemption_revoke",
+    ),
+    path("manage/catalog/tables/<int:pk>/label/", catalog.table_label, name="table_label"),
     path("audit/", audit.audit_events, name="audit_events"),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),

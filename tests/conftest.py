@@ -80,6 +80,13 @@ def mysql_target() -> Iterator[str]:
 
 # ---------------------------------------------------------------- the cast
 
+# Data migrations whose rows a transactional test's flush removes.
+SEEDING_MIGRATIONS = (
+    "0002_default_guardrails_and_roles",
+    "0004_default_masking_rules",
+    "0006_hold_restricted_predicates",
+)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
@@ -104,7 +111,8 @@ def groups(db: Any) -> dict[str, Any]:
     from django.apps import apps
     from django.contrib.auth.models import Group
 
-    import_module("governance.migrations.0002_default_guardrails_and_roles").seed(apps, None)
+    for migration in SEEDING_MIGRATIONS:
+        import_module(f"governance.migrations.{migration}").seed(apps, None)
     return {
         name: Group.objects.get(name=name) for name in ("analyst", "approver", "admin", "auditor")
     }

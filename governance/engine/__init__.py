@@ -6,6 +6,7 @@ guardrails to say whether it may run. Both are cached and never raise on bad inp
 
 from __future__ import annotations
 
+from . import masking, pii
 from .analyzer import analyze, clear_analyze_cache, dialect_for_engine
 from .defaults import DEFAULT_RULES
 from .policy import Context, Decision, Reason, Rule, clear_decide_cache, decide
@@ -50,7 +51,9 @@ __all__ = [
     "clear_caches",
     "decide",
     "dialect_for_engine",
+    "masking",
     "max_risk",
+    "pii",
     "risk_rank",
     "strictest",
 ]

@@ -38,6 +38,19 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        id=9,
+        name="hold-restricted-predicates",
+        action=Action.REQUIRE_APPROVAL,
+        priority=25,
+        restricted_predicate=True,
+        categories=frozenset({Category.READ}),
+        message=(
+            "This statement filters, joins, groups or sorts on a restricted column (national "
+            "ids, card numbers, IBANs, secrets), which can reveal masked values one guess at a "
+            "time; an approver must review it first."
+        ),
+    ),
+    Rule(
         id=3,
         name="production-deny-dangerous",
         action=Action.DENY,

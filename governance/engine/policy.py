@@ -40,6 +40,7 @@ class Rule:
     function_name: str = ""
     unfiltered_write: bool = False
     sensitive_to_public: bool = False
+    restricted_predicate: bool = False
 
     def __hash__(self) -> int:
         # Rules are hashed on every cached decide(); compute the field hash once.
@@ -55,6 +56,7 @@ def _rule_key(rule: Rule) -> tuple[Any, ...]:
         rule.id, rule.name, rule.action, rule.priority, rule.message, rule.environments,
         rule.connections, rule.groups, rule.exempt_groups, rule.categories, rule.min_risk,
         rule.table_pattern, rule.function_name, rule.unfiltered_write, rule.sensitive_to_public,
+        rule.restricted_predicate,
     )  # fmt: skip
 
 
@@ -68,6 +70,9 @@ class Context:
     capabilities: frozenset[str]
     sensitive_columns: frozenset[tuple[str, str]] = frozenset()
     public_tables: frozenset[str] = frozenset()
+    # Statements (by index) that filter, join, group or sort on a restricted column: inference
+    # probes, found by the masking rewrite.
+    probe_statements: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,10 @@ def _by_sensitive(rule: Rule, statement: Statement, context: Context) -> bool | 
     return copies_sensitive_to_public(statement, context) if rule.sensitive_to_public else None
 
 
+def _by_probe(rule: Rule, statement: Statement, context: Context) -> bool | None:
+    return statement.index in context.probe_statements if rule.restricted_predicate else None
+
+
 CRITERIA: tuple[Criterion, ...] = (
     _by_category,
     _by_risk,
@@ -237,6 +246,7 @@ CRITERIA: tuple[Criterion, ...] = (
     _by_function,
     _by_unfiltered,
     _by_sensitive,
+    _by_probe,
 )
 
 

@@ -1,5 +1,30 @@
+from governance.models.catalog import (
+    CatalogColumn,
+    CatalogTable,
+    MaskingRule,
+    SemanticType,
+    Sensitivity,
+    Source,
+    Strategy,
+    UnmaskExemption,
+)
 from governance.models.connections import AccessGrant, Capability, Connection, Environment
 from governance.models.guardrails import Guardrail
 from governance.models.runs import QueryRun
 
-__all__ = ["AccessGrant", "Capability", "Connection", "Environment", "Guardrail", "QueryRun"]
+__all__ = [
+    "AccessGrant",
+    "Capability",
+    "CatalogColumn",
+    "CatalogTable",
+    "Connection",
+    "Environment",
+    "Guardrail",
+    "MaskingRule",
+    "QueryRun",
+    "SemanticType",
+    "Sensitivity",
+    "Source",
+    "Strategy",
+    "UnmaskExemption",
+]

@@ -70,13 +70,21 @@ class Connection(models.Model):
     export_row_limit = models.PositiveIntegerField(
         default=1_000_000, validators=[MinValueValidator(1), MaxValueValidator(100_000_000)]
     )
+    scan_free_text = models.BooleanField(
+        "scan free text",
+        default=True,
+        help_text="Replace emails, phones, card numbers, SSNs and secrets found inside "
+        "free-text results (the masking safety net).",
+    )
+    # Bumped whenever the catalog or masking rules change, so cached masking plans are dropped.
+    catalog_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     # What an admin edits (the password aside); forms and audit snapshots use this list.
     SETTINGS = (
         "name", "engine", "environment", "host", "port", "database", "username",
-        "statement_timeout_ms", "row_cap", "export_row_limit",
+        "statement_timeout_ms", "row_cap", "export_row_limit", "scan_free_text",
     )  # fmt: skip
 
     class Meta:

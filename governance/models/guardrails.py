@@ -41,6 +41,10 @@ class Guardrail(models.Model):
     sensitive_to_public = models.BooleanField(
         default=False, help_text="Writes data read from a sensitive column into a public table."
     )
+    restricted_predicate = models.BooleanField(
+        default=False,
+        help_text="Filters, joins, groups or sorts on a restricted column (an inference probe).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -67,4 +71,5 @@ class Guardrail(models.Model):
             function_name=self.function_name,
             unfiltered_write=self.unfiltered_write,
             sensitive_to_public=self.sensitive_to_public,
+            restricted_predicate=self.restricted_predicate,
         )

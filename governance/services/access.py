@@ -9,6 +9,7 @@ from django.db.models import Count, Max
 from governance import engine
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.roles import user_groups
+from governance.services.masking import catalog_facts
 
 
 class UnknownConnection(Exception):
@@ -47,11 +48,14 @@ def connection_for(*, user: Any, name: str | int) -> Connection:
 
 
 def decision_context(*, user: Any, connection: Connection) -> engine.Context:
+    sensitive, public = catalog_facts(connection)
     return engine.Context(
         environment=connection.environment,
         connection_id=connection.pk,
         groups=user_groups(user),
         capabilities=capabilities_for(user=user, connection=connection),
+        sensitive_columns=sensitive,
+        public_tables=public,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +13,8 @@ from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.services.caller import Caller, record
+
+log = logging.getLogger(__name__)
 
 _CONNECTION_FIELDS = [
     "name",
@@ -62,7 +66,17 @@ def connection_save(
         connection,
         changes=changes,
     )
+    transaction.on_commit(partial(_refresh_catalog_later, connection.pk))
     return connection
+
+
+def _refresh_catalog_later(connection_id: int) -> None:
+    from governance.tasks import refresh_catalog
+
+    try:
+        refresh_catalog.delay(connection_id)
+    except Exception as exc:  # discovery can wait for beat; saving the connection must not fail
+        log.warning("could not queue discovery for connection %s: %s", connection_id, exc)
 
 
 @transaction.atomic
@@ -148,6 +162,7 @@ def _guardrail_snapshot(guardrail: Guardrail) -> dict[str, Any]:
         "function_name": rule.function_name,
         "unfiltered_write": rule.unfiltered_write,
         "sensitive_to_public": rule.sensitive_to_public,
+        "restricted_predicate": rule.restricted_predicate,
     }
 
 

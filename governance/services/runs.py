@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,7 @@ from governance.models import Connection, QueryRun
 from governance.roles import has_role
 from governance.services.access import decision_context, policy_rules
 from governance.services.caller import Caller, record
+from governance.services.masking import MaskPlan, mask_plan, safety_net
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
 
@@ -75,17 +77,43 @@ def sql_reject(*, caller: Caller, connection: Connection | None, sql: Any, error
     record("query.rejected", caller, connection, sql=_printable(sql), error=error, decision="deny")
 
 
-def _decide(caller: Caller, connection: Connection, sql: str, mode: str) -> dict[str, Any]:
+def _decide(
+    caller: Caller, connection: Connection, sql: str, mode: str
+) -> tuple[dict[str, Any], MaskPlan | None]:
+    """The engine's decision, with masking applied to every read (which can hold or deny)."""
     context = decision_context(user=caller.user, connection=connection)
+    analysis = engine.analyze(sql, connection.dialect)
+    plan = None
+    if analysis.error is None:
+        statements = [{"sql": s.sql, "category": s.category.value} for s in analysis.statements]
+        plan = mask_plan(user=caller.user, connection=connection, statements=statements)
+        context = replace(context, probe_statements=plan.probe_statements)
     decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=policy_rules())
     detail = decision.to_dict()
-    for rule, message in _batch_refusals(detail, context, mode):
+    refusals = _batch_refusals(detail, context, mode)
+    if plan is not None:
+        detail["masking"] = plan.to_dict()
+        refusals += [("masking", held) for held in plan.held]
+    for rule, message in refusals:
         detail["decision"] = engine.Action.DENY.value
         detail["reasons"] = [
             *detail["reasons"],
             {"rule": rule, "message": message, "statement": None, "action": "deny"},
         ]
-    return detail
+    return detail, plan
+
+
+def _to_run(statements: list[dict[str, Any]], plan: MaskPlan | None) -> list[str]:
+    original = [s["sql"] for s in statements]
+    return plan.statements(original) if plan is not None else original
+
+
+def _masked_names(plan: MaskPlan | None) -> list[str]:
+    """Masked output columns of the last read (the result a caller sees)."""
+    if plan is None:
+        return []
+    shown = [r for r in plan.results if r is not None]
+    return [c.name for c in shown[-1].columns if c.masked] if shown else []
 
 
 def _batch_refusals(
@@ -128,7 +156,7 @@ def _deciding_rule(detail: dict[str, Any]) -> str:
 def decision_check(*, caller: Caller, connection: Connection, sql: str) -> dict[str, Any]:
     """Decide only (`govern --check`): nothing runs, the check is audited."""
     sql = sql_validate(sql)
-    detail = _decide(caller, connection, sql, QueryRun.Mode.CHECK)
+    detail, _ = _decide(caller, connection, sql, QueryRun.Mode.CHECK)
     record(
         "query.checked",
         caller,
@@ -153,7 +181,7 @@ def run_submit(
     """The single entry point for every channel. Raises InvalidSQL for non-SQL input."""
     sql = sql_validate(sql)
     purpose = purpose_validate(purpose)
-    detail = _decide(caller, connection, sql, mode)
+    detail, plan = _decide(caller, connection, sql, mode)
     action = detail["decision"]
     status = {
         "allow": Status.QUEUED,
@@ -174,7 +202,8 @@ def run_submit(
             decision=action,
             risk=detail["risk"],
             decision_detail=detail,
-            statements=[s["sql"] for s in statements],
+            statements=_to_run(statements, plan),
+            masked=_masked_names(plan),
             read_only=not any(s["category"] in CHANGES for s in statements),
             finished_at=timezone.now() if status == Status.DENIED else None,
         )
@@ -190,6 +219,20 @@ def run_submit(
             rule=_deciding_rule(detail),
             detail={"reasons": detail["reasons"], "purpose": purpose[:500], "mode": mode},
         )
+        if plan is not None and status != Status.DENIED:
+            for exemption in plan.exemptions:
+                record(
+                    "unmask.used",
+                    caller,
+                    connection,
+                    run_id=run.pk,
+                    detail={
+                        "exemption": exemption.pk,
+                        "column": str(exemption.column),
+                        "reason": exemption.reason,
+                        "expires_at": exemption.expires_at.isoformat(),
+                    },
+                )
         if status == Status.PENDING_APPROVAL:
             for hook in hooks.held_run_hooks:
                 hook(run)
@@ -321,10 +364,11 @@ def run_execute(*, run_id: int) -> None:
     if run is None:
         return  # cancelled, or already taken by another delivery of the task
     started = time.perf_counter()
+    scrub = safety_net(run)
     claimed = False
     try:
         with session_for(
-            run.connection, read_only=run.read_only, should_cancel=_cancel_checker(run_id)
+            run.connection, pooled=run.read_only, should_cancel=_cancel_checker(run_id)
         ) as session:
             # Claim the run once connected, recording the backend so it can be cancelled.
             claimed = _start(run, session.backend_id)
@@ -349,7 +393,7 @@ def run_execute(*, run_id: int) -> None:
             Status.SUCCEEDED,
             started,
             columns=[{"name": c.name, "type": c.type} for c in result.columns],
-            rows=[[to_json_cell(v) for v in row] for row in result.rows],
+            rows=[[to_json_cell(v) for v in row] for row in scrub(result.rows)],
             row_count=result.row_count,
             truncated=result.truncated,
         )
@@ -367,11 +411,11 @@ def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[An
     if not _start(run):
         return
     started = time.perf_counter()
+    scrub = safety_net(run)
     limit = run.connection.export_row_limit
     sent = 0
     try:
-        config = run.connection.target_config()
-        with targets.connect(config) as session:
+        with session_for(run.connection, pooled=False) as session:
             columns, batches = session.stream(
                 run.statements[-1], read_only=True, batch_size=batch_size
             )
@@ -380,7 +424,7 @@ def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[An
                 room = limit - sent
                 chunk = batch[:room]
                 sent += len(chunk)
-                yield from chunk
+                yield from scrub(chunk)
                 if sent >= limit:
                     break
     except (targets.TargetError, DecryptionError) as exc:

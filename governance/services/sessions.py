@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from governance import targets
+from governance.engine import masking
+from governance.services.masking import pseudonym_key
 
 POOLED_ENGINES = frozenset({"postgresql"})
 MAX_IDLE_PER_KEY = 4
@@ -57,11 +59,18 @@ def _give_back(key: tuple[Any, ...], session: targets.TargetSession) -> None:
 
 @contextmanager
 def session_for(
-    connection: Any, *, read_only: bool, should_cancel: targets.CancelCheck | None = None
+    connection: Any, *, pooled: bool, should_cancel: targets.CancelCheck | None = None
 ) -> Iterator[targets.TargetSession]:
-    """A session on `connection`: pooled for reads on server engines, fresh otherwise."""
-    if not read_only or connection.engine not in POOLED_ENGINES:
-        with targets.connect(connection.target_config(), should_cancel=should_cancel) as session:
+    """A session on `connection`: from the pool when `pooled` (reads on server engines)."""
+    if not pooled or connection.engine not in POOLED_ENGINES:
+        functions = (
+            masking.sqlite_functions(pseudonym_key(connection))
+            if connection.engine == "sqlite"
+            else None
+        )
+        with targets.connect(
+            connection.target_config(), should_cancel=should_cancel, sqlite_functions=functions
+        ) as session:
             yield session
         return
     key = _key(connection)

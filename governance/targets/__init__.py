@@ -5,6 +5,8 @@ Pure Python + drivers; no Django. See ``base`` for the types.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from .base import (
     CancelCheck,
     Column,
@@ -43,8 +45,17 @@ def _engine(config: TargetConfig) -> str:
     raise TargetError("connect", f"unsupported database engine {config.engine!r}")
 
 
-def connect(config: TargetConfig, *, should_cancel: CancelCheck | None = None) -> TargetSession:
-    """Open a session; raises TargetError(kind="connect" | "auth")."""
+def connect(
+    config: TargetConfig,
+    *,
+    should_cancel: CancelCheck | None = None,
+    sqlite_functions: Mapping[str, tuple[int, Callable[..., str | int | float | None]]]
+    | None = None,
+) -> TargetSession:
+    """Open a session; raises TargetError(kind="connect" | "auth").
+
+    `sqlite_functions` are registered on SQLite connections (masking needs a keyed hash).
+    """
     engine = _engine(config)
     if engine == "postgresql":
         from . import postgres
@@ -56,7 +67,7 @@ def connect(config: TargetConfig, *, should_cancel: CancelCheck | None = None) -
         return mysql.connect(config)
     from . import sqlite
 
-    return sqlite.connect(config, should_cancel)
+    return sqlite.connect(config, should_cancel, sqlite_functions)
 
 
 def cancel(config: TargetConfig, backend_id: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -62,6 +62,8 @@ _WRITE_ACTIONS = frozenset(
 )
 _TX_ACTIONS = frozenset({sqlite3.SQLITE_TRANSACTION, getattr(sqlite3, "SQLITE_SAVEPOINT", 32)})
 _FILE_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
+# name -> (number of arguments, implementation): functions registered on every connection.
+Functions = Mapping[str, tuple[int, Callable[..., str | int | float | None]]]
 _FUNCTION_ACTION = getattr(sqlite3, "SQLITE_FUNCTION", 31)
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
 # Pragmas that take a table/index name as argument and only read.
@@ -93,11 +95,17 @@ def _columns(cur: sqlite3.Cursor, rows: Sequence[tuple[Any, ...]]) -> list[Colum
 
 
 class SQLiteSession(SessionBase):
-    def __init__(self, config: TargetConfig, should_cancel: CancelCheck | None = None) -> None:
+    def __init__(
+        self,
+        config: TargetConfig,
+        should_cancel: CancelCheck | None = None,
+        functions: Functions | None = None,
+    ) -> None:
         if not config.database:
             raise TargetError("connect", "no database file configured for the SQLite connection")
         self._config = config
         self._should_cancel = should_cancel
+        self._functions = dict(functions or {})
         self.backend_id: str | None = None
         self._deadline: float | None = None
         self._next_poll = 0.0
@@ -131,6 +139,9 @@ class SQLiteSession(SessionBase):
             conn.enable_load_extension(False)
         conn.set_authorizer(self._authorizer_for(read_only))
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+        for name, (n_args, function) in self._functions.items():
+            # Masking expressions call these (SQLite has no hash functions of its own).
+            conn.create_function(name, n_args, function, deterministic=True)
         return conn
 
     def _connection(self, read_only: bool) -> sqlite3.Connection:
@@ -338,5 +349,9 @@ class SQLiteSession(SessionBase):
         self._rw = None
 
 
-def connect(config: TargetConfig, should_cancel: CancelCheck | None = None) -> SQLiteSession:
-    return SQLiteSession(config, should_cancel)
+def connect(
+    config: TargetConfig,
+    should_cancel: CancelCheck | None = None,
+    functions: Functions | None = None,
+) -> SQLiteSession:
+    return SQLiteSession(config, should_cancel, functions)

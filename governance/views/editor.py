@@ -34,6 +34,30 @@ def _int(raw: str | None) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
+def _masking_shown(run: QueryRun) -> dict[str, Any] | None:
+    """The masking of the statement whose result is shown (the last read), if any."""
+    statements = (run.decision_detail.get("masking") or {}).get("statements") or []
+    shown = [s for s in statements if s]
+    return shown[-1] if shown else None
+
+
+def _grid_columns(run: QueryRun) -> list[dict[str, Any]]:
+    """Result columns with how each was masked (by position), for marks and tooltips."""
+    masking = _masking_shown(run)
+    rewritten = masking["columns"] if masking else []
+    columns = []
+    for i, column in enumerate(run.columns):
+        meta = rewritten[i] if i < len(rewritten) else {}
+        columns.append({**column, "masked": bool(meta.get("masked")), **_mask_text(meta)})
+    return columns
+
+
+def _mask_text(meta: dict[str, Any]) -> dict[str, str]:
+    if not meta.get("masked"):
+        return {"rule": "", "reason": ""}
+    return {"rule": meta.get("rule") or meta.get("strategy") or "redact", "reason": meta["reason"]}
+
+
 def _user(request: HttpRequest) -> Any:
     """The signed-in user (every view here is behind role_required)."""
     return request.user
@@ -55,7 +79,15 @@ def _run_context(
 ) -> dict[str, Any]:
     paginator = Paginator(run.rows, settings.WARDEN_RESULT_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    context = {"run": run, "page": page, "first_row": page.start_index()}
+    columns = _grid_columns(run)
+    context = {
+        "run": run,
+        "page": page,
+        "first_row": page.start_index(),
+        "grid_columns": columns,
+        "grid_rows": [list(zip(row, columns, strict=False)) for row in page.object_list],
+        "masking": _masking_shown(run),
+    }
     if with_recent:  # htmx: refresh the sidebar out of band
         context.update(recent=_recent(request), recent_oob=True)
     return context

@@ -17,8 +17,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import demo_data
-from governance.models import AccessGrant, Connection
+from governance.models import AccessGrant, CatalogTable, Connection, Sensitivity, Source
 from governance.roles import ROLES
+from governance.services.catalog import catalog_refresh
 
 USERS = {  # username: (groups, password); demo only, printed on every run
     "admin": (["admin"], "warden-admin-demo"),
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             counts = demo_data.seed(dsn, customers=options["customers"])
             self.stdout.write(f"seeded {name} ({dsn.engine}): {counts}")
         self._accounts_and_grants(parsed)
+        self._discover(parsed)
         if options["seed_only"]:
             return
         self._serve(options["addr"])
@@ -96,6 +98,18 @@ class Command(BaseCommand):
                     user=None,
                     defaults={"capabilities": caps, "reason": "demo"},
                 )
+
+    def _discover(self, parsed: dict[str, demo_data.DSN]) -> None:
+        """Classify the demo targets now (zero setup) and label the public table."""
+        for name in parsed:
+            connection = Connection.objects.get(name=name)
+            summary = catalog_refresh(connection=connection)
+            CatalogTable.objects.filter(
+                connection=connection, name__in=demo_data.PUBLIC_TABLES
+            ).update(label=Sensitivity.PUBLIC, label_source=Source.CONFIRMED)
+            self.stdout.write(
+                f"discovered {name}: {summary.sensitive} sensitive columns of {summary.columns}"
+            )
 
     def _serve(self, addr: str) -> None:
         worker = None

@@ -1,0 +1,36 @@
+"""Dynamic data masking: rewrite a read so sensitive columns are masked inside the database.
+
+``mask_select(sql, dialect, policy)`` parses and qualifies the statement against the
+catalogue, traces every output column to its source columns, and wraps the outputs fed by
+ruled columns in masking expressions of the target dialect (direct references get the
+rule's strategy, anything derived is redacted, ``count()`` is left alone). Statements it
+cannot trace are masked conservatively or held. Pure: no Django, no I/O; results cached.
+"""
+
+from __future__ import annotations
+
+from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
+from .rewrite import clear_mask_cache, mask_select
+from .types import (
+    RESTRICTED_TYPES,
+    ColumnRule,
+    MaskingPolicy,
+    MaskResult,
+    OutputColumn,
+    Strategy,
+)
+
+__all__ = [
+    "RESTRICTED_TYPES",
+    "ColumnRule",
+    "MaskResult",
+    "MaskingPolicy",
+    "OutputColumn",
+    "Strategy",
+    "clear_mask_cache",
+    "mask_expression",
+    "mask_select",
+    "pseudonym",
+    "redact_key",
+    "sqlite_functions",
+]

@@ -1,0 +1,240 @@
+"""Masking expressions, per dialect, built as sqlglot trees from parsed templates.
+
+Every template is written in its own dialect around a placeholder column ``warden_value``
+(and, for pseudonyms, the placeholder literal ``'warden_key'``); :func:`mask_expression`
+parses it once (cached) and substitutes the real value expression and key into a copy.
+
+Conventions (all dialects):
+
+* redact     -> ``'****'`` (text); NULL stays NULL, so "is it set" remains visible.
+* partial    -> e-mail keeps the first letter and the domain (``a***@example.com``); anything
+               else keeps the last four characters (``***-***-1234``); values shorter than 8
+               characters, or e-mails without ``@``, are fully redacted.
+* pseudonym  -> ``'anon_' || first 16 hex of sha256(key || value-as-text)``: the same
+               construction on every engine, so pseudonyms join within and across engines.
+* null       -> NULL.
+* generalize -> dates/timestamps: the year (integer); numbers: a one-significant-digit range
+               as text (``54321`` -> ``'50000-59999'``); other types: redact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+
+from .types import Strategy
+
+PLACEHOLDER = "warden_value"
+KEY_PLACEHOLDER = "warden_key"
+
+_TEMPLATES: dict[str, dict[str, str]] = {
+    "postgres": {
+        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE CAST('****' AS TEXT) END",
+        "null": "NULL",
+        "tail": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN LENGTH(CAST(warden_value AS TEXT)) < 8 THEN CAST('****' AS TEXT)"
+            " ELSE '***-***-' || RIGHT(CAST(warden_value AS TEXT), 4) END"
+        ),
+        "email": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN STRPOS(CAST(warden_value AS TEXT), '@') > 1"
+            " THEN LEFT(CAST(warden_value AS TEXT), 1) || '***@'"
+            " || SPLIT_PART(CAST(warden_value AS TEXT), '@', 2)"
+            " ELSE CAST('****' AS TEXT) END"
+        ),
+        "pseudonym": (
+            "'anon_' || SUBSTR(ENCODE(SHA256(CONVERT_TO('warden_key'"
+            " || CAST(warden_value AS TEXT), 'UTF8')), 'hex'), 1, 16)"
+        ),
+        "year": "CAST(EXTRACT(YEAR FROM warden_value) AS INTEGER)",
+        "bucket": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN ABS(CAST(warden_value AS DOUBLE PRECISION)) < 10 THEN CAST('0-9' AS TEXT)"
+            " ELSE CAST(CAST(FLOOR(CAST(warden_value AS DOUBLE PRECISION)"
+            " / POWER(10, FLOOR(LOG(ABS(CAST(warden_value AS DOUBLE PRECISION))))))"
+            " * POWER(10, FLOOR(LOG(ABS(CAST(warden_value AS DOUBLE PRECISION)))))"
+            " AS BIGINT) AS TEXT) || '-' || CAST(CAST((FLOOR(CAST(warden_value AS DOUBLE"
+            " PRECISION) / POWER(10, FLOOR(LOG(ABS(CAST(warden_value AS DOUBLE PRECISION))))))"
+            " + 1) * POWER(10, FLOOR(LOG(ABS(CAST(warden_value AS DOUBLE PRECISION))))) - 1"
+            " AS BIGINT) AS TEXT) END"
+        ),
+    },
+    "mysql": {
+        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE '****' END",
+        "null": "NULL",
+        "tail": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN CHAR_LENGTH(CAST(warden_value AS CHAR)) < 8 THEN '****'"
+            " ELSE CONCAT('***-***-', RIGHT(CAST(warden_value AS CHAR), 4)) END"
+        ),
+        "email": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN LOCATE('@', CAST(warden_value AS CHAR)) > 1"
+            " THEN CONCAT(LEFT(CAST(warden_value AS CHAR), 1), '***@',"
+            " SUBSTRING(CAST(warden_value AS CHAR), LOCATE('@', CAST(warden_value AS CHAR)) + 1))"
+            " ELSE '****' END"
+        ),
+        "pseudonym": (
+            "CONCAT('anon_', LEFT(SHA2(CONCAT('warden_key', CAST(warden_value AS CHAR)), 256), 16))"
+        ),
+        "year": "YEAR(warden_value)",
+        "bucket": (
+            "CASE WHEN warden_value IS NULL THEN NULL WHEN ABS(warden_value) < 10 THEN '0-9'"
+            " ELSE CONCAT(CAST(FLOOR(warden_value / POW(10, FLOOR(LOG10(ABS(warden_value)))))"
+            " * POW(10, FLOOR(LOG10(ABS(warden_value)))) AS SIGNED), '-',"
+            " CAST((FLOOR(warden_value / POW(10, FLOOR(LOG10(ABS(warden_value))))) + 1)"
+            " * POW(10, FLOOR(LOG10(ABS(warden_value)))) - 1 AS SIGNED)) END"
+        ),
+    },
+    "sqlite": {
+        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE '****' END",
+        "null": "NULL",
+        "tail": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN LENGTH(CAST(warden_value AS TEXT)) < 8 THEN '****'"
+            " ELSE '***-***-' || SUBSTR(CAST(warden_value AS TEXT), -4) END"
+        ),
+        "email": (
+            "CASE WHEN warden_value IS NULL THEN NULL"
+            " WHEN INSTR(CAST(warden_value AS TEXT), '@') > 1"
+            " THEN SUBSTR(CAST(warden_value AS TEXT), 1, 1) || '***@'"
+            " || SUBSTR(CAST(warden_value AS TEXT), INSTR(CAST(warden_value AS TEXT), '@') + 1)"
+            " ELSE '****' END"
+        ),
+        "pseudonym": "warden_pseudonym(warden_value)",
+        "year": "CAST(STRFTIME('%Y', warden_value) AS INTEGER)",
+        "bucket": "warden_bucket(warden_value)",
+    },
+}
+
+_TAIL_TYPES = frozenset(
+    {"phone", "national_id", "credit_card", "iban", "ip_address", "secret", "financial"}
+)
+_DATE_WORDS = ("date", "time")
+_NUMBER_WORDS = ("int", "numeric", "decimal", "real", "double", "float", "money", "number")
+
+
+def normalize_dialect(dialect: str) -> str:
+    lowered = (dialect or "").lower()
+    if lowered in ("postgres", "postgresql"):
+        return "postgres"
+    if lowered in ("mysql", "mariadb"):
+        return "mysql"
+    if lowered == "sqlite":
+        return "sqlite"
+    raise ValueError(f"unsupported dialect {dialect!r}; expected postgres, mysql or sqlite")
+
+
+@lru_cache(maxsize=64)
+def _template(dialect: str, name: str) -> exp.Expr:
+    return sqlglot.parse_one(_TEMPLATES[dialect][name], read=dialect)
+
+
+def value_kind(value: exp.Expr, semantic_type: str) -> str:
+    """ "date", "number" or "text", from the expression's annotated type or the semantic type."""
+    dtype = value.type if isinstance(value, exp.Expression) else None
+    if dtype is not None and not dtype.is_type(exp.DataType.Type.UNKNOWN):
+        text = dtype.sql().lower()
+        if any(word in text for word in _DATE_WORDS):
+            return "date"
+        if any(word in text for word in _NUMBER_WORDS):
+            return "number"
+        return "text"
+    if semantic_type == "date_of_birth":
+        return "date"
+    if semantic_type == "financial":
+        return "number"
+    return "text"
+
+
+def _template_name(value: exp.Expr, semantic_type: str, strategy: Strategy) -> str:
+    if strategy is Strategy.NULL:
+        return "null"
+    if strategy is Strategy.PSEUDONYM:
+        return "pseudonym"
+    if strategy is Strategy.PARTIAL:
+        kind = value_kind(value, semantic_type)
+        if semantic_type == "email":
+            return "email"
+        if kind == "date":
+            return "year"
+        return "tail" if semantic_type in _TAIL_TYPES or kind != "number" else "bucket"
+    if strategy is Strategy.GENERALIZE:
+        kind = value_kind(value, semantic_type)
+        return {"date": "year", "number": "bucket"}.get(kind, "redact")
+    return "redact"
+
+
+def mask_expression(
+    value: exp.Expr, semantic_type: str, strategy: Strategy, dialect: str, key: str
+) -> exp.Expr:
+    """``value`` wrapped in the masking expression for ``strategy`` in ``dialect``."""
+    dialect = normalize_dialect(dialect)
+    template = _template(dialect, _template_name(value, semantic_type, Strategy(strategy)))
+
+    def substitute(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not node.table and node.name == PLACEHOLDER:
+            return value.copy()
+        if isinstance(node, exp.Literal) and node.is_string and node.this == KEY_PLACEHOLDER:
+            return exp.Literal.string(key)
+        return node
+
+    return template.copy().transform(substitute)
+
+
+def pseudonym(value: object, key: str) -> str | None:
+    """The pseudonym of ``value`` exactly as the SQL expressions compute it."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    else:
+        text = str(value)
+    digest = hashlib.sha256((key + text).encode("utf-8")).hexdigest()
+    return "anon_" + digest[:16]
+
+
+def bucket(value: object) -> str | None:
+    """One-significant-digit range of a number, as text (``54321`` -> ``'50000-59999'``)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "****"
+    if math.isnan(number) or math.isinf(number):
+        return "****"
+    if abs(number) < 10:
+        return "0-9"
+    width = 10 ** math.floor(math.log10(abs(number)))
+    low = math.floor(number / width) * width
+    return f"{int(low)}-{int(low + width - 1)}"
+
+
+def sqlite_functions(key: str) -> dict[str, tuple[int, Callable[..., str | int | float | None]]]:
+    """Deterministic functions to register on a SQLite connection before running masked SQL."""
+
+    def warden_pseudonym(value: object) -> str | None:
+        return pseudonym(value, key)
+
+    return {"warden_pseudonym": (1, warden_pseudonym), "warden_bucket": (1, bucket)}
+
+
+def redact_key(sql: str, key: str) -> str:
+    """``sql`` with the pseudonym key literal shown as ``'[key]'`` (for display)."""
+    if not key:
+        return sql
+    renderings = {
+        exp.Literal.string(key).sql(dialect=dialect) for dialect in ("postgres", "mysql", "sqlite")
+    }
+    for rendering in sorted(renderings, key=len, reverse=True):
+        sql = sql.replace(rendering, "'[key]'")
+    return sql

@@ -1,0 +1,224 @@
+"""Statements that must not run masked or raw (held), and what tables a statement reads.
+
+All checks walk the parsed (unqualified) sqlglot tree; nothing here looks at SQL text,
+except string *literals*, which are themselves parsed to find queries hidden in strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from .types import MaskingPolicy
+
+#: Functions that run SQL (or dump whole tables) given as text: masking cannot reach inside.
+HIDDEN_SQL_FUNCTIONS: dict[str, frozenset[str]] = {
+    "postgres": frozenset(
+        {
+            "query_to_xml",
+            "query_to_xmlschema",
+            "query_to_xml_and_xmlschema",
+            "table_to_xml",
+            "table_to_xmlschema",
+            "table_to_xml_and_xmlschema",
+            "cursor_to_xml",
+            "cursor_to_xmlschema",
+            "schema_to_xml",
+            "schema_to_xmlschema",
+            "schema_to_xml_and_xmlschema",
+            "database_to_xml",
+            "database_to_xmlschema",
+            "database_to_xml_and_xmlschema",
+            "dblink",
+            "dblink_exec",
+            "dblink_open",
+            "dblink_fetch",
+            "dblink_send_query",
+            "dblink_get_result",
+            "ts_stat",
+            "crosstab",
+            "crosstab2",
+            "crosstab3",
+            "crosstab4",
+            "connectby",
+            "pg_stat_get_activity",
+            "pg_stat_statements",
+            "lo_get",
+            "lo_export",
+            "pg_read_file",
+            "pg_read_binary_file",
+        }
+    ),
+    "mysql": frozenset({"load_file"}),
+    "sqlite": frozenset({"eval", "readfile", "load_extension", "fts3_tokenizer"}),
+}
+
+#: Catalogue views that expose stored values or other sessions' SQL: (schema or "", name).
+_HELD_TABLES: dict[str, frozenset[str]] = {
+    "postgres": frozenset(
+        {
+            "pg_stats",
+            "pg_stats_ext",
+            "pg_stats_ext_exprs",
+            "pg_statistic",
+            "pg_statistic_ext_data",
+            "pg_stat_activity",
+            "pg_stat_statements",
+            "pg_largeobject",
+            "pg_prepared_statements",
+        }
+    ),
+    "mysql": frozenset({"processlist", "general_log", "slow_log"}),
+    "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4"}),
+}
+_HELD_SCHEMAS: dict[str, frozenset[str]] = {
+    "postgres": frozenset(),
+    "mysql": frozenset({"performance_schema", "sys"}),
+    "sqlite": frozenset(),
+}
+_SYSTEM_SCHEMAS: dict[str, frozenset[str]] = {
+    "postgres": frozenset({"pg_catalog", "information_schema"}),
+    "mysql": frozenset({"information_schema", "mysql"}),
+    "sqlite": frozenset(),
+}
+_SQLITE_SYSTEM = frozenset({"sqlite_master", "sqlite_schema", "sqlite_sequence", "sqlite_stat1"})
+
+
+@dataclass(frozen=True)
+class TableUse:
+    ruled: frozenset[str]  # catalogue tables with rules
+    unknown: frozenset[str]  # neither in the catalogue nor a system table
+    derived_aliases: frozenset[str]  # aliases of CTEs, subqueries and table functions
+    table_aliases: dict[str, str]  # alias -> table name (base tables)
+
+
+def _function_name(node: exp.Func) -> str:
+    return (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+
+
+def _is_system(table: exp.Table, dialect: str) -> bool:
+    db, name = table.db.lower(), table.name.lower()
+    if db in _SYSTEM_SCHEMAS[dialect]:
+        return True
+    if dialect == "postgres" and not db and name.startswith("pg_"):
+        return True
+    return dialect == "sqlite" and (name in _SQLITE_SYSTEM or name.startswith("pragma_"))
+
+
+def table_use(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> TableUse:
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    ruled: set[str] = set()
+    unknown: set[str] = set()
+    derived: set[str] = set(cte_names)
+    aliases: dict[str, str] = {}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            if table.alias:
+                derived.add(table.alias.lower())
+            continue
+        name = table.name.lower()
+        full = f"{table.db.lower()}.{name}" if table.db else name
+        if name in cte_names and not table.db:
+            continue
+        aliases[(table.alias or table.name).lower()] = full
+        if full in policy.ruled_tables or (not table.db and name in policy.ruled_tables):
+            ruled.add(full)
+        elif full in policy.table_names or (name in policy.table_names):
+            continue
+        elif not _is_system(table, dialect):
+            unknown.add(full)
+    for node in tree.find_all(exp.Subquery, exp.Lateral, exp.Unnest):
+        if node.alias:
+            derived.add(node.alias.lower())
+    return TableUse(frozenset(ruled), frozenset(unknown), frozenset(derived), aliases)
+
+
+def _hidden_query(literal: exp.Literal, dialect: str, policy: MaskingPolicy) -> str | None:
+    text = literal.this
+    if not isinstance(text, str) or len(text) < 8 or not any(c.isspace() for c in text):
+        return None
+    try:
+        inner = sqlglot.parse_one(text, read=dialect)
+    except Exception:
+        return None
+    if inner is None or not isinstance(inner, exp.Query | exp.Command):
+        return None
+    use = table_use(inner, dialect, policy)
+    if use.ruled or use.unknown or held_reason(inner, dialect, policy, depth=1):
+        return ", ".join(sorted(use.ruled | use.unknown)) or "a protected view"
+    return None
+
+
+def held_reason(
+    tree: exp.Expr, dialect: str, policy: MaskingPolicy, *, depth: int = 0
+) -> str | None:
+    """A sentence saying why ``tree`` must not run at all, or None."""
+    for func in tree.find_all(exp.Func):
+        name = _function_name(func)
+        if name in HIDDEN_SQL_FUNCTIONS[dialect]:
+            return (
+                f"{name}() runs SQL or reads data that Warden cannot see, so masking could "
+                "not apply to what it returns."
+            )
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        db, name = table.db.lower(), table.name.lower()
+        if name in _HELD_TABLES[dialect] or db in _HELD_SCHEMAS[dialect]:
+            where = f"{db}.{name}" if db else name
+            return (
+                f"{where} exposes stored values or other sessions' SQL text, which masking "
+                "cannot protect."
+            )
+    if depth == 0:
+        for literal in tree.find_all(exp.Literal):
+            if literal.is_string:
+                found = _hidden_query(literal, dialect, policy)
+                if found:
+                    return (
+                        f"A string in this statement holds a query over {found}; SQL hidden "
+                        "in strings cannot be masked."
+                    )
+        whole = whole_row_reference(tree, dialect, policy)
+        if whole:
+            return whole
+    return None
+
+
+def whole_row_reference(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> str | None:
+    """A whole-row reference (``row_to_json(c)``, ``c::text``, ``ROW(c.*)``) to masked data."""
+    use = table_use(tree, dialect, policy)
+    referenced_columns: set[str] = set()
+    for full in use.table_aliases.values():
+        for table_name, column_name in policy.column_types:
+            if table_name.rsplit(".", 1)[-1] == full.rsplit(".", 1)[-1]:
+                referenced_columns.add(column_name)
+    for column in tree.find_all(exp.Column):
+        alias = ""
+        if isinstance(column.this, exp.Star):
+            parent = column.parent
+            if isinstance(parent, exp.Select) and column.arg_key == "expressions":
+                continue  # t.* in a select list: expanded by qualification
+            if isinstance(parent, exp.Count):
+                continue
+            alias = column.table.lower()
+        elif not column.table and not column.db:
+            name = column.name.lower()
+            known = name in use.table_aliases or name in use.derived_aliases
+            if known and name not in referenced_columns:
+                alias = name
+        if not alias:
+            continue
+        base = use.table_aliases.get(alias)
+        if base is None:
+            sensitive = bool(use.ruled or use.unknown)
+        else:
+            sensitive = base in use.ruled or base in use.unknown
+        if sensitive:
+            return (
+                f"{column.sql(dialect=dialect)} refers to a whole row of {base or alias}, "
+                "which holds masked columns; select the columns you need instead."
+            )
+    return None

@@ -1,0 +1,336 @@
+"""``mask_select``: rewrite one read so sensitive outputs are masked inside the database."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.qualify import qualify
+
+from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
+from .functions import mask_expression, normalize_dialect
+from .guards import held_reason, table_use
+from .lineage import Trace, Tracer
+from .probes import probes_and_touch
+from .types import ColumnRule, MaskingPolicy, MaskResult, OutputColumn, Strategy
+
+_SAFE_COMMANDS = frozenset({"SHOW", "EXPLAIN", "DESCRIBE", "DESC", "SET", "RESET", "USE"})
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def mask_select(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
+    """Rewrite ``sql`` (one read) so every sensitive output is masked; never raises."""
+    try:
+        return _cached(sql, dialect, policy)
+    except Exception as exc:  # fail closed on anything unexpected
+        return held_result(
+            f"Warden could not analyse this statement safely ({type(exc).__name__})."
+        )
+
+
+def clear_mask_cache() -> None:
+    _cached.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
+    try:
+        dialect = normalize_dialect(dialect)
+    except ValueError as exc:
+        return held_result(str(exc), conservative=True)
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except Exception:
+        return held_result(
+            "The statement could not be parsed, so Warden cannot tell which columns it reveals.",
+            conservative=True,
+        )
+    if len(statements) != 1:
+        return held_result("Masking applies to exactly one statement at a time.", conservative=True)
+    tree = statements[0]
+    held = held_reason(tree, dialect, policy)
+    if held:
+        return held_result(held)
+    if isinstance(tree, exp.Command) and tree.name.upper() not in _SAFE_COMMANDS:
+        return held_result(
+            f"Warden cannot see what this {tree.name.upper()} statement returns (it may run "
+            "SQL prepared elsewhere), so it cannot be masked."
+        )
+    if not policy.rules:
+        return MaskResult(sql, plain_columns(tree), False, False, None, ())
+    use = table_use(tree, dialect, policy)
+    sensitive = bool(use.ruled or use.unknown)
+    if not isinstance(tree, exp.Query):
+        if sensitive:
+            return held_result(
+                "Only SELECT statements can be masked; this one reads protected tables."
+            )
+        return MaskResult(sql, (), False, False, None, ())
+    if use.unknown:
+        return conservative_result(tree, dialect, "unknown table " + ", ".join(sorted(use.unknown)))
+    try:
+        qualified = qualify(
+            tree.copy(),
+            dialect=dialect,
+            schema=_schema(policy),
+            expand_stars=True,
+            validate_qualify_columns=True,
+            db="public" if dialect == "postgres" and _has_db(policy) else None,
+        )
+        tracer = Tracer(qualified)
+        outputs = tracer.outputs()
+    except Exception as exc:
+        if not sensitive:
+            return MaskResult(sql, plain_columns(tree), False, False, None, ())
+        return conservative_result(tree, dialect, str(exc) or type(exc).__name__)
+    return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy)
+
+
+def _has_db(policy: MaskingPolicy) -> bool:
+    return any("." in table for table, _ in policy.schema)
+
+
+@lru_cache(maxsize=64)
+def _schema(policy: MaskingPolicy) -> dict[str, object]:
+    nested = _has_db(policy)
+    schema: dict[str, object] = {}
+    for table, columns in policy.schema:
+        mapping = {column: ctype or "text" for column, ctype in columns}
+        if nested:
+            db, _, name = table.rpartition(".")
+            inner = schema.setdefault(db or "public", {})
+            assert isinstance(inner, dict)
+            inner[name] = mapping
+        else:
+            schema[table] = mapping
+    return schema
+
+
+# ------------------------------------------------------------------------ decisions
+
+
+def _decide(trace: Trace, policy: MaskingPolicy) -> tuple[ColumnRule | None, Strategy | None, str]:
+    ruled = sorted(
+        (s, r) for s in trace.sources if (r := policy.rule_for(s[1], s[2], s[0])) is not None
+    )
+    names = ", ".join(f"{s[1]}.{s[2]}" for s, _ in ruled)
+    if trace.unknown:
+        return None, Strategy.REDACT, "lineage could not be traced: masked conservatively"
+    if not ruled:
+        counted = [s for s in trace.counted if policy.rule_for(s[1], s[2], s[0])]
+        if counted:
+            return None, None, "count() reveals no values"
+        return None, None, "no sensitive source" if trace.sources else "constant or no source"
+    kinds = {(r.strategy, r.semantic_type) for _, r in ruled}
+    if trace.direct and len(kinds) == 1:
+        rule = ruled[0][1]
+        return rule, rule.strategy, f"direct reference to {names}"
+    how = trace.how or "mixed sources"
+    return ruled[0][1], Strategy.REDACT, f"derived from {names} ({how})"
+
+
+def _original_projections(original: exp.Expr) -> list[exp.Expr] | None:
+    if isinstance(original, exp.Select) and not any(
+        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+        for p in original.expressions
+    ):
+        return list(original.expressions)
+    return None
+
+
+def _value_with_type(
+    node: exp.Expr, sources: frozenset[tuple[str, str, str]], policy: MaskingPolicy
+) -> exp.Expr:
+    value = node.copy()
+    if len(sources) == 1 and isinstance(value, exp.Expression):
+        db, table, column = next(iter(sources))
+        ctype = policy.type_of(table, column, db)
+        if ctype:
+            try:
+                value.type = exp.DataType.build(ctype)
+            except Exception:
+                value.type = None
+    return value
+
+
+# ------------------------------------------------------------------------ rewriting
+
+
+def _rewrite(
+    sql: str,
+    original: exp.Expr,
+    qualified: exp.Expr,
+    tracer: Tracer,
+    outputs: list[tuple[exp.Expr, Trace]],
+    dialect: str,
+    policy: MaskingPolicy,
+) -> MaskResult:
+    user_aliases = {a.alias for a in original.find_all(exp.Alias)}
+    originals = _original_projections(original)
+    probes, touched = probes_and_touch(qualified, tracer, policy)
+    columns: list[OutputColumn] = []
+    masks: list[tuple[int, Strategy, ColumnRule | None, str]] = []
+    for index, (projection, trace) in enumerate(outputs):
+        rule, strategy, reason = _decide(trace, policy)
+        alias = projection.alias if isinstance(projection, exp.Alias) else ""
+        generated = alias.startswith("_col_") and alias not in user_aliases
+        if generated or not alias:
+            source = projection
+            if originals is not None and len(originals) == len(outputs):
+                source = originals[index]
+            name = natural_name(bare(source), dialect)
+        else:
+            name = alias
+        sources = tuple(sorted({(s[1], s[2]) for s in trace.sources | trace.counted}))
+        if any(policy.rule_for(s[1], s[2], s[0]) for s in trace.sources | trace.counted):
+            touched = True
+        if strategy is not None:
+            touched = True
+            masks.append((index, strategy, rule, name))
+        columns.append(
+            OutputColumn(
+                name,
+                sources,
+                strategy is not None,
+                str(strategy) if strategy is not None else None,
+                rule.rule if rule is not None else None,
+                reason,
+            )
+        )
+    conservative = any(t.unknown for _, t in outputs)
+    if not masks:
+        return MaskResult(sql, tuple(columns), touched, conservative, None, probes)
+    query = qualified
+    if isinstance(query, exp.Select):
+        _mask_in_place(query, outputs, masks, user_aliases, dialect, policy)
+    else:
+        query = _wrap(query, outputs, masks, columns, dialect, policy)
+    return MaskResult(query.sql(dialect=dialect), tuple(columns), True, conservative, None, probes)
+
+
+def _mask_for(
+    value: exp.Expr,
+    trace: Trace,
+    strategy: Strategy,
+    rule: ColumnRule | None,
+    dialect: str,
+    policy: MaskingPolicy,
+) -> exp.Expr:
+    semantic = rule.semantic_type if rule else "secret"
+    typed = _value_with_type(value, trace.sources, policy)
+    return mask_expression(typed, semantic, strategy, dialect, policy.pseudonym_key)
+
+
+def _mask_in_place(
+    select: exp.Select,
+    outputs: list[tuple[exp.Expr, Trace]],
+    masks: list[tuple[int, Strategy, ColumnRule | None, str]],
+    user_aliases: set[str],
+    dialect: str,
+    policy: MaskingPolicy,
+) -> None:
+    by_index = {index: (strategy, rule, name) for index, strategy, rule, name in masks}
+    replacements: dict[str, exp.Expr] = {}
+    new: list[exp.Expr] = []
+    distinct = bool(select.args.get("distinct"))
+    for index, projection in enumerate(select.expressions):
+        alias = projection.alias if isinstance(projection, exp.Alias) else ""
+        raw = bare(projection)
+        if index in by_index:
+            strategy, rule, name = by_index[index]
+            masked = _mask_for(raw, outputs[index][1], strategy, rule, dialect, policy)
+            new.append(exp.alias_(masked, name, quoted=True))
+            if alias:
+                replacements[alias] = exp.column(name, quoted=True) if distinct else raw
+        elif alias.startswith("_col_") and alias not in user_aliases:
+            new.append(raw.copy())
+            replacements[alias] = raw
+        else:
+            new.append(projection)
+    select.set("expressions", new)
+    order = select.args.get("order")
+    if order is not None and replacements:
+        for column in list(order.find_all(exp.Column)):
+            if not column.table and column.name in replacements:
+                column.replace(replacements[column.name].copy())
+
+
+def _wrap(
+    query: exp.Expr,
+    outputs: list[tuple[exp.Expr, Trace]],
+    masks: list[tuple[int, Strategy, ColumnRule | None, str]],
+    columns: list[OutputColumn],
+    dialect: str,
+    policy: MaskingPolicy,
+) -> exp.Expr:
+    by_index = {index: (strategy, rule) for index, strategy, rule, _ in masks}
+    inner_names = [p.alias_or_name for p, _ in outputs]
+    if len(set(inner_names)) != len(inner_names):
+        first = _leftmost_select(query)
+        inner_names = [f"warden_c{i}" for i in range(len(inner_names))]
+        first.set(
+            "expressions",
+            [
+                exp.alias_(p.unalias(), n, quoted=True)
+                for p, n in zip(first.expressions, inner_names, strict=True)
+            ],
+        )
+    projections: list[exp.Expr] = []
+    for index, name in enumerate(inner_names):
+        ref = exp.column(name, table=WRAPPER, quoted=True)
+        if index in by_index:
+            strategy, rule = by_index[index]
+            value: exp.Expr = _mask_for(ref, outputs[index][1], strategy, rule, dialect, policy)
+        else:
+            value = ref
+        projections.append(exp.alias_(value, columns[index].name, quoted=True))
+    with_ = query.args.get("with_")
+    moved: dict[str, exp.Expr] = {}
+    order = query.args.get("order")
+    if order is not None and _order_movable(order, inner_names):
+        for ordered in order.expressions:
+            key = ordered.this
+            if isinstance(key, exp.Literal):
+                ordered.set(
+                    "this", exp.column(inner_names[int(key.this) - 1], table=WRAPPER, quoted=True)
+                )
+            else:
+                ordered.set("this", exp.column(key.name, table=WRAPPER, quoted=True))
+        moved["order"] = order.pop()
+        for arg in ("limit", "offset"):
+            node = query.args.get(arg)
+            if node is not None:
+                moved[arg] = node.pop()
+    if with_ is not None:
+        with_.pop()
+    wrapper = exp.select(*projections).from_(
+        exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(WRAPPER, quoted=True)))
+    )
+    for arg, node in moved.items():
+        wrapper.set(arg, node)
+    if with_ is not None:
+        wrapper.set("with_", with_)
+    return wrapper
+
+
+def _order_movable(order: exp.Order, names: list[str]) -> bool:
+    for ordered in order.expressions:
+        key = ordered.this
+        if isinstance(key, exp.Literal) and key.is_int and 1 <= int(key.this) <= len(names):
+            continue
+        if isinstance(key, exp.Column) and not key.table and key.name in names:
+            continue
+        return False
+    return True
+
+
+def _leftmost_select(query: exp.Expr) -> exp.Select:
+    while isinstance(query, exp.SetOperation | exp.Subquery):
+        query = query.left if isinstance(query, exp.SetOperation) else query.this
+    if not isinstance(query, exp.Select):
+        raise _Unsupported("set operation branch is not a SELECT")
+    return query

@@ -1,0 +1,130 @@
+"""Discovery: introspect a connection, sample values, classify columns, keep admins' choices."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from sqlglot import exp
+
+from governance import targets
+from governance.crypto import DecryptionError
+from governance.engine import pii
+from governance.models import CatalogColumn, CatalogTable, Connection, Sensitivity, Source
+from governance.services.caller import Caller, record
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 50
+# Schemas that are the connection's default namespace: their tables are named without prefix.
+DEFAULT_SCHEMAS = frozenset({"", "public", "main"})
+
+
+@dataclass(frozen=True)
+class DiscoverySummary:
+    tables: int
+    columns: int
+    sensitive: int
+    confirmed: int
+    unsampled: int  # tables whose values could not be read (names only)
+
+
+def table_key(connection: Connection, schema: str, name: str) -> str:
+    """How statements name the table: bare in the default schema, qualified elsewhere."""
+    default = schema in DEFAULT_SCHEMAS or schema == connection.database
+    return name.lower() if default else f"{schema}.{name}".lower()
+
+
+def _sample_sql(info: targets.TableInfo, dialect: str, default_schema: bool) -> str:
+    """`SELECT <columns> FROM <table> LIMIT n`, every identifier quoted by sqlglot."""
+    table = exp.table_(info.name, db=None if default_schema else info.schema, quoted=True)
+    columns = [exp.column(c.name, quoted=True) for c in info.columns]
+    return exp.select(*columns).from_(table).limit(SAMPLE_ROWS).sql(dialect=dialect)
+
+
+def _samples(
+    session: targets.TargetSession, connection: Connection, info: targets.TableInfo
+) -> dict[str, list[Any]] | None:
+    default = info.schema in DEFAULT_SCHEMAS or info.schema == connection.database
+    try:
+        result = session.execute(
+            [_sample_sql(info, connection.dialect, default)], read_only=True, max_rows=SAMPLE_ROWS
+        )
+    except targets.TargetError as exc:
+        log.info("catalog: cannot sample %s.%s: %s", info.schema, info.name, exc.kind)
+        return None
+    values: dict[str, list[Any]] = defaultdict(list)
+    for row in result.rows:
+        for column, value in zip(result.columns, row, strict=False):
+            values[column.name].append(value)
+    return values
+
+
+def _apply(column: CatalogColumn, proposal: pii.Proposal | None) -> None:
+    if column.source == Source.CONFIRMED:
+        return  # an admin decided; discovery never overrides them
+    if proposal is None:
+        column.semantic_type, column.sensitivity = "", Sensitivity.INTERNAL
+        column.confidence, column.evidence, column.free_text = 0, "", False
+        return
+    column.semantic_type = proposal.semantic_type.value
+    column.sensitivity = proposal.sensitivity.value
+    column.confidence = round(proposal.confidence, 3)
+    column.evidence = proposal.evidence[:500]
+    column.free_text = proposal.free_text
+
+
+def catalog_refresh(*, connection: Connection, caller: Caller | None = None) -> DiscoverySummary:
+    """Re-read the connection's tables and classify every column. Raises TargetError."""
+    try:
+        config = connection.target_config()
+    except DecryptionError as exc:
+        raise targets.TargetError("connect", str(exc)) from None
+    found: list[tuple[targets.TableInfo, dict[str, list[Any]] | None]] = []
+    with targets.connect(config) as session:
+        for info in session.introspect():
+            found.append((info, _samples(session, connection, info)))
+    with transaction.atomic():
+        summary = _store(connection, found)
+        Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
+        record(
+            "catalog.refreshed",
+            caller or Caller(user=None, channel="system"),
+            connection,
+            detail=summary.__dict__,
+        )
+    return summary
+
+
+def _store(
+    connection: Connection, found: list[tuple[targets.TableInfo, dict[str, list[Any]] | None]]
+) -> DiscoverySummary:
+    kept_tables: set[int] = set()
+    columns = sensitive = confirmed = unsampled = 0
+    for info, values in found:
+        table, _ = CatalogTable.objects.update_or_create(
+            connection=connection,
+            schema=info.schema,
+            name=info.name,
+            defaults={"kind": info.kind, "refreshed_at": timezone.now()},
+        )
+        kept_tables.add(table.pk)
+        unsampled += values is None
+        existing = {c.name: c for c in table.columns.all()}
+        for position, col in enumerate(info.columns):
+            column = existing.pop(col.name, None) or CatalogColumn(table=table, name=col.name)
+            column.type, column.position = col.type, position
+            samples = (values or {}).get(col.name, [])
+            _apply(column, pii.classify_column(info.name, col.name, col.type, samples))
+            column.save()
+            columns += 1
+            sensitive += bool(column.semantic_type)
+            confirmed += column.source == Source.CONFIRMED
+        CatalogColumn.objects.filter(pk__in=[c.pk for c in existing.values()]).delete()
+    CatalogTable.objects.filter(connection=connection).exclude(pk__in=kept_tables).delete()
+    return DiscoverySummary(len(kept_tables), columns, sensitive, confirmed, unsampled)

@@ -1,0 +1,240 @@
+"""Masking plans: the catalog and masking rules as the engine's MaskingPolicy, per caller.
+
+A plan is rebuilt only when the connection's catalog version, the masking rules or the caller's
+exemptions change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from governance.engine import masking, pii
+from governance.models import CatalogColumn, CatalogTable, Connection, MaskingRule, UnmaskExemption
+from governance.services.catalog import table_key
+
+_plans: dict[tuple[Any, ...], masking.MaskingPolicy] = {}
+MAX_PLANS = 256
+
+
+def pseudonym_key(connection: Connection) -> str:
+    """A per-connection key: pseudonyms join within a connection, not across connections."""
+    secret = (settings.WARDEN_PSEUDONYM_KEY or settings.SECRET_KEY).encode()
+    return hmac.new(secret, f"pseudonym:{connection.key}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def active_exemptions(*, user: Any, connection: Connection) -> list[UnmaskExemption]:
+    groups = user.groups.all() if user is not None and user.is_authenticated else []
+    return list(
+        UnmaskExemption.objects.filter(
+            column__table__connection=connection, expires_at__gt=timezone.now()
+        )
+        .filter(Q(user=user) | Q(group__in=groups))
+        .select_related("column__table")
+    )
+
+
+def masking_policy(
+    *, connection: Connection, exemptions: list[UnmaskExemption]
+) -> masking.MaskingPolicy:
+    rules_version = MaskingRule.objects.aggregate(at=Max("updated_at"))["at"]
+    exempt = frozenset(e.column_id for e in exemptions)
+    key = (connection.pk, connection.catalog_version, rules_version, exempt)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _build(connection, exempt)
+        if len(_plans) >= MAX_PLANS:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPolicy:
+    strategies = dict(MaskingRule.objects.values_list("semantic_type", "strategy"))
+    schema: dict[str, list[tuple[str, str]]] = {}
+    rules = set()
+    tables = CatalogTable.objects.filter(connection=connection)
+    columns = CatalogColumn.objects.filter(table__in=tables).select_related("table")
+    for column in columns.order_by("table_id", "position"):
+        name = table_key(connection, column.table.schema, column.table.name)
+        schema.setdefault(name, []).append((column.name.lower(), column.type or "text"))
+        if not column.is_sensitive or column.pk in exempt:
+            continue
+        strategy = column.strategy or strategies.get(column.semantic_type, "redact")
+        rules.add(
+            masking.ColumnRule(
+                table=name,
+                column=column.name.lower(),
+                semantic_type=column.semantic_type,
+                strategy=masking.Strategy(strategy),
+                rule=f"{column.semantic_type}: {strategy}",
+            )
+        )
+    return masking.MaskingPolicy(
+        schema=tuple((t, tuple(cols)) for t, cols in sorted(schema.items())),
+        rules=frozenset(rules),
+        pseudonym_key=pseudonym_key(connection),
+    )
+
+
+def free_text_sources(connection: Connection) -> frozenset[tuple[str, str]]:
+    """(table, column) pairs of free-text columns that the safety net scans on the way out."""
+    columns = CatalogColumn.objects.filter(
+        table__connection=connection, free_text=True
+    ).select_related("table")
+    return frozenset(
+        (table_key(connection, c.table.schema, c.table.name), c.name.lower()) for c in columns
+    )
+
+
+@dataclass(frozen=True)
+class MaskPlan:
+    """What masking does to one submitted batch, statement by statement."""
+
+    results: tuple[masking.MaskResult | None, ...]  # None: not a read, or nothing sensitive
+    key: str = field(repr=False)
+    exemptions: tuple[UnmaskExemption, ...] = ()
+
+    @property
+    def probe_statements(self) -> frozenset[int]:
+        return frozenset(i for i, r in enumerate(self.results) if r is not None and r.probes)
+
+    @property
+    def held(self) -> list[str]:
+        return [r.held for r in self.results if r is not None and r.held]
+
+    def statements(self, original: list[str]) -> list[str]:
+        """The SQL that runs: the rewritten statement wherever masking applies."""
+        return [
+            r.sql if r is not None else sql for r, sql in zip(self.results, original, strict=True)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statements": [
+                None
+                if r is None
+                else {
+                    "sql": masking.redact_key(r.sql, self.key),
+                    "columns": [
+                        {
+                            "name": c.name,
+                            "sources": [list(s) for s in c.sources],
+                            "masked": c.masked,
+                            "strategy": c.strategy,
+                            "rule": c.rule,
+                            "reason": c.reason,
+                        }
+                        for c in r.columns
+                    ],
+                    "conservative": r.conservative,
+                    "held": r.held,
+                    "probes": [list(p) for p in r.probes],
+                }
+                for r in self.results
+            ],
+            "exemptions": [e.pk for e in self.exemptions],
+        }
+
+
+def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, Any]]) -> MaskPlan:
+    """Rewrite every read so sensitive columns are masked inside the database."""
+    exemptions = active_exemptions(user=user, connection=connection)
+    policy = masking_policy(connection=connection, exemptions=exemptions)
+    results: list[masking.MaskResult | None] = []
+    for statement in statements:
+        if statement["category"] != "read" or not policy.rules:
+            results.append(None)
+            continue
+        results.append(masking.mask_select(statement["sql"], connection.dialect, policy))
+    used = _exemptions_used(connection, exemptions, results)
+    return MaskPlan(results=tuple(results), key=policy.pseudonym_key, exemptions=used)
+
+
+def _exemptions_used(
+    connection: Connection,
+    exemptions: list[UnmaskExemption],
+    results: list[masking.MaskResult | None],
+) -> tuple[UnmaskExemption, ...]:
+    sources = {s for r in results if r is not None for c in r.columns for s in c.sources}
+    return tuple(
+        e
+        for e in exemptions
+        if (
+            table_key(connection, e.column.table.schema, e.column.table.name),
+            e.column.name.lower(),
+        )
+        in sources
+    )
+
+
+Rows = Sequence[Sequence[Any]]
+
+
+def safety_net(run: Any) -> Callable[[Rows], Rows]:
+    """A row filter replacing PII found inside free-text output columns that are not masked.
+
+    Columns are found by lineage: an output column fed by a free-text catalog column (e.g.
+    support_tickets.body). Off when the connection's `scan_free_text` is off.
+    """
+    statements = (run.decision_detail.get("masking") or {}).get("statements") or []
+    shown = [s for s in statements if s]
+    if not run.connection.scan_free_text or not shown:
+        return _unchanged
+    free_text = free_text_sources(run.connection)
+    indexes = [
+        i
+        for i, column in enumerate(shown[-1]["columns"])
+        if not column["masked"] and {tuple(s) for s in column["sources"]} & free_text
+    ]
+    if not indexes:
+        return _unchanged
+
+    def scrub(rows: Rows) -> Rows:
+        cleaned = []
+        for row in rows:
+            values = list(row)
+            for i in indexes:
+                if i < len(values) and isinstance(values[i], str):
+                    values[i] = pii.redact_text(values[i])
+            cleaned.append(values)
+        return cleaned
+
+    return scrub
+
+
+def _unchanged(rows: Rows) -> Rows:
+    return rows
+
+
+_facts: dict[tuple[int, int], tuple[frozenset[tuple[str, str]], frozenset[str]]] = {}
+
+
+def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """(sensitive (table, column) pairs, public tables) for the engine's guardrails."""
+    key = (connection.pk, connection.catalog_version)
+    facts = _facts.get(key)
+    if facts is None:
+        columns = (
+            CatalogColumn.objects.filter(table__connection=connection)
+            .exclude(semantic_type="")
+            .select_related("table")
+        )
+        sensitive = frozenset(
+            (table_key(connection, c.table.schema, c.table.name), c.name.lower()) for c in columns
+        )
+        public = frozenset(
+            table_key(connection, t.schema, t.name)
+            for t in CatalogTable.objects.filter(connection=connection, label="public")
+        )
+        if len(_facts) >= MAX_PLANS:
+            _facts.clear()
+        facts = _facts[key] = (sensitive, public)
+    return facts

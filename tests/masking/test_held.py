@@ -1,0 +1,70 @@
+"""Statements that must not run at all, masked or raw."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.engine.masking import mask_select
+
+from .policy import static_policy
+
+POLICY = static_policy()
+
+HELD = [
+    ("postgres", "SELECT c FROM customers c"),
+    ("postgres", "SELECT c::text FROM customers c"),
+    ("postgres", "SELECT row_to_json(c) FROM customers c"),
+    ("postgres", "SELECT to_jsonb(c) FROM customers AS c WHERE c.id = 1"),
+    ("postgres", "SELECT ROW(c.*) FROM customers c"),
+    ("postgres", "SELECT customers FROM customers"),
+    ("postgres", "SELECT x FROM (SELECT ssn FROM customers) x"),
+    ("postgres", "SELECT query_to_xml('select ssn from customers', true, false, '')"),
+    ("postgres", "SELECT table_to_xml('customers', true, false, '')"),
+    ("postgres", "SELECT * FROM dblink('dbname=x', 'select 1') AS t(a int)"),
+    ("postgres", "SELECT * FROM pg_stats WHERE tablename = 'customers'"),
+    ("postgres", "SELECT most_common_vals FROM pg_catalog.pg_stats"),
+    ("postgres", "SELECT query FROM pg_stat_activity"),
+    ("postgres", "SELECT query FROM pg_stat_statements"),
+    ("postgres", "SELECT my_func('SELECT ssn FROM customers')"),
+    ("mysql", "SELECT * FROM performance_schema.events_statements_history"),
+    ("mysql", "SELECT info FROM information_schema.processlist"),
+    ("mysql", "SELECT * FROM sys.statement_analysis"),
+    ("mysql", "SELECT * FROM mysql.general_log"),
+    ("mysql", "HANDLER customers OPEN"),
+    ("sqlite", "SELECT * FROM sqlite_stat4"),
+    ("postgres", "SELECT ssn FROM customers; SELECT 1"),
+    ("postgres", "SELECT FROM WHERE ((("),
+    ("postgres", "UPDATE customers SET ssn = 'x' RETURNING ssn"),
+    ("postgres", "EXECUTE prepared_ssn_query"),
+    ("mysql", "EXECUTE stmt"),
+    ("postgres", "FETCH ALL FROM cur"),
+    ("postgres", "COPY customers TO STDOUT"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), HELD)
+def test_held(dialect: str, sql: str) -> None:
+    result = mask_select(sql, dialect, POLICY)
+    assert result.held, result
+    assert result.sql == ""
+    assert result.held.endswith(".")
+
+
+ALLOWED = [
+    ("postgres", "SELECT o FROM orders o"),  # whole row of a table without rules
+    ("postgres", "SELECT table_name FROM information_schema.tables"),
+    ("postgres", "SELECT relname FROM pg_class"),
+    ("mysql", "SELECT table_name FROM information_schema.tables"),
+    ("sqlite", "SELECT name FROM sqlite_master"),
+    ("postgres", "SELECT g FROM generate_series(1, 3) AS g"),
+    ("postgres", "SELECT count(c.*) FROM customers c"),
+    ("postgres", "SHOW search_path"),
+    ("mysql", "SHOW TABLES"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), ALLOWED)
+def test_not_held(dialect: str, sql: str) -> None:
+    result = mask_select(sql, dialect, POLICY)
+    assert result.held is None
+    assert not any(c.masked for c in result.columns)

@@ -1,0 +1,233 @@
+"""Zero-setup discovery and masking through the one path, against real targets."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from governance.engine import pii
+from governance.models import CatalogColumn, QueryRun, Source
+from governance.services.caller import Caller
+from governance.services.catalog import catalog_refresh
+from governance.services.catalog_admin import column_review, exemption_create
+from governance.services.runs import run_submit
+from tests.conftest import subprocess_env
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXPECTED = {
+    ("customers", "full_name"): "person_name",
+    ("customers", "email"): "email",
+    ("customers", "phone"): "phone",
+    ("customers", "ssn"): "national_id",
+    ("customers", "date_of_birth"): "date_of_birth",
+    ("customers", "street_address"): "street_address",
+    ("payment_cards", "card_number"): "credit_card",
+    ("employees", "full_name"): "person_name",
+    ("employees", "work_email"): "email",
+    ("employees", "salary_cents"): "financial",
+    ("api_credentials", "api_key"): "secret",
+}
+NOT_SENSITIVE = [
+    ("orders", "status"),
+    ("orders", "total_cents"),
+    ("customers", "country"),
+    ("customers", "city"),
+    ("payment_cards", "brand"),
+    ("public_reports", "title"),
+]
+
+
+@pytest.fixture
+def demo(sqlite_conn: Any) -> Any:
+    catalog_refresh(connection=sqlite_conn)
+    sqlite_conn.refresh_from_db()
+    return sqlite_conn
+
+
+def raw_values(path: Path, sql: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {str(row[0]) for row in conn.execute(sql) if row[0] is not None}
+
+
+def submit(user: Any, connection: Any, sql: str, **kw: Any) -> QueryRun:
+    run = run_submit(caller=Caller(user=user), connection=connection, sql=sql, **kw)
+    run.refresh_from_db()
+    return run
+
+
+def test_discovery_finds_every_pii_column_and_nothing_else(demo: Any) -> None:
+    found = {
+        (c.table.name, c.name): c.semantic_type
+        for c in CatalogColumn.objects.filter(table__connection=demo).select_related("table")
+        if c.semantic_type
+    }
+    for key, semantic_type in EXPECTED.items():
+        assert found.get(key) == semantic_type, key
+    for key in NOT_SENSITIVE:
+        assert key not in found, key
+    body = CatalogColumn.objects.get(table__connection=demo, name="body")
+    assert body.free_text
+
+
+def test_an_admins_choice_survives_rediscovery(demo: Any, carol: Any) -> None:
+    city = CatalogColumn.objects.get(table__connection=demo, table__name="customers", name="city")
+    column_review(
+        caller=Caller(user=carol), column=city, semantic_type="street_address",
+        sensitivity="confidential", strategy="redact",
+    )  # fmt: skip
+    catalog_refresh(connection=demo)
+    city.refresh_from_db()
+    assert city.semantic_type == "street_address" and city.source == Source.CONFIRMED
+
+
+def test_a_read_returns_masked_values_and_no_raw_ones(
+    demo: Any, alice: Any, sqlite_target: Path
+) -> None:
+    run = submit(alice, demo, "SELECT * FROM customers ORDER BY id")
+    assert run.status == "succeeded", run.error
+    assert {"email", "phone", "ssn", "full_name", "street_address"} <= set(run.masked)
+    assert "country" not in run.masked
+    cells = {str(v) for row in run.rows for v in row}
+    for column in ("email", "ssn", "phone", "full_name", "street_address"):
+        leaked = raw_values(sqlite_target, f"SELECT {column} FROM customers") & cells
+        assert not leaked, column
+    assert "SELECT" in run.decision_detail["masking"]["statements"][0]["sql"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT upper(email) AS e FROM customers",
+        "SELECT email || '' FROM customers",
+        "SELECT c.ssn AS x FROM customers c",
+        "WITH t AS (SELECT ssn FROM customers) SELECT * FROM t",
+        "SELECT substr(ssn, 1, 11) FROM customers",
+        "SELECT ssn FROM customers UNION SELECT city FROM customers",
+        "SELECT (SELECT max(ssn) FROM customers) AS s",
+        "SELECT group_concat(email) FROM customers",
+        "SELECT json_group_array(ssn) FROM customers",
+    ],
+)
+def test_derived_values_are_masked_too(
+    demo: Any, alice: Any, sqlite_target: Path, sql: str
+) -> None:
+    run = submit(alice, demo, sql)
+    assert run.status in ("succeeded", "denied"), run.error
+    raw = raw_values(sqlite_target, "SELECT email FROM customers") | raw_values(
+        sqlite_target, "SELECT ssn FROM customers"
+    )
+    text = json.dumps(run.rows)
+    assert not any(value in text for value in raw)
+
+
+def test_counting_reveals_nothing_and_stays_unmasked(demo: Any, alice: Any) -> None:
+    run = submit(alice, demo, "SELECT count(DISTINCT ssn) AS n FROM customers")
+    assert run.status == "succeeded"
+    assert run.rows == [[1000]] and run.masked == []
+
+
+def test_free_text_is_scanned_on_the_way_out(demo: Any, alice: Any) -> None:
+    run = submit(alice, demo, "SELECT body FROM support_tickets")
+    assert run.status == "succeeded", run.error
+    for (body,) in run.rows:
+        assert not pii.find_in_text(body), body
+
+
+def test_a_predicate_on_a_restricted_column_is_held(demo: Any, alice: Any) -> None:
+    run = submit(alice, demo, "SELECT id FROM customers WHERE ssn = '123-45-6789'")
+    assert run.status == "pending_approval"
+    assert any(r["rule"] == "hold-restricted-predicates" for r in run.reasons)
+
+
+def test_whole_row_references_are_refused(demo: Any, alice: Any) -> None:
+    run = submit(alice, demo, "SELECT json_object('r', c.ssn) FROM customers c")
+    assert run.status in ("denied", "succeeded")
+    if run.status == "succeeded":
+        assert all("-" not in str(v) or "*" in str(v) for row in run.rows for v in row)
+
+
+def test_an_exemption_unmasks_until_it_expires_and_every_use_is_audited(
+    demo: Any, alice: Any, carol: Any, sqlite_target: Path
+) -> None:
+    email = CatalogColumn.objects.get(table__connection=demo, table__name="customers", name="email")
+    exemption = exemption_create(
+        caller=Caller(user=carol), column=email, user=alice, group=None,
+        expires_at=timezone.now() + dt.timedelta(hours=1), reason="fraud case 42",
+    )  # fmt: skip
+    run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 5")
+    assert "email" not in run.masked
+    assert {r[0] for r in run.rows} <= raw_values(sqlite_target, "SELECT email FROM customers")
+    used = AuditEvent.objects.get(kind="unmask.used", run_id=run.pk)
+    assert used.detail["reason"] == "fraud case 42"
+    type(exemption).objects.filter(pk=exemption.pk).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 5")
+    assert run.masked == ["email"]
+
+
+def test_cli_json_and_csv_export_are_masked(demo: Any, alice: Any, sqlite_target: Path) -> None:
+    env = subprocess_env()
+    base = [sys.executable, "manage.py", "govern", "--as", "alice", "--connection", "demo"]
+    result = subprocess.run(
+        [*base, "--format", "json", "SELECT id, ssn, email FROM customers LIMIT 3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)["masked"]) == {"ssn", "email"}
+    export = subprocess.run(
+        [*base, "--format", "csv", "SELECT ssn, email FROM customers"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    rows = list(csv.reader(io.StringIO(export.stdout)))
+    assert len(rows) == 1001
+    raw = raw_values(sqlite_target, "SELECT ssn FROM customers")
+    assert not raw & {row[0] for row in rows[1:]}
+
+
+def test_masked_cells_are_marked_in_the_grid(demo: Any, alice: Any) -> None:
+    client = Client()
+    client.force_login(alice)
+    client.post(
+        reverse("run_create"), {"connection": demo.pk, "sql": "SELECT id, ssn FROM customers"}
+    )
+    run = QueryRun.objects.latest("id")
+    page = client.get(reverse("editor") + f"?run={run.pk}")
+    assert b'<td class="masked" title="Masked: national_id' in page.content
+    assert b"Why is this masked?" in page.content
+
+
+def test_the_catalog_screens_are_for_admins(demo: Any, alice: Any, carol: Any) -> None:
+    analyst = Client()
+    analyst.force_login(alice)
+    assert analyst.get(reverse("catalog_overview")).status_code == 403
+    assert analyst.get(reverse("catalog_connection", args=[demo.pk])).status_code == 403
+    admin = Client()
+    admin.force_login(carol)
+    page = admin.get(reverse("catalog_connection", args=[demo.pk]))
+    assert b"card_number" in page.content and b"Discovered" in page.content
+    ssn = CatalogColumn.objects.get(table__connection=demo, name="ssn")
+    response = admin.post(
+        reverse("column_review", args=[ssn.pk]),
+        {"semantic_type": "national_id", "sensitivity": "restricted", "strategy": "null"},
+    )
+    assert response.status_code == 302
+    ssn.refresh_from_db()
+    assert ssn.source == Source.CONFIRMED and ssn.strategy == "null"
+    assert AuditEvent.objects.filter(kind="catalog.column_reviewed").exists()
