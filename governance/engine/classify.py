@@ -355,6 +355,10 @@ def _node_effects(node: exp.Expr, root: exp.Expr, dialect: str) -> Iterator[Verd
                 yield Verdict(Category.SESSION, Risk.HIGH, "", frozenset({"select_into_variable"}))
         if node.args.get("locks"):
             yield Verdict(Category.WRITE, Risk.MEDIUM, "", frozenset({"locking_read"}))
+    if isinstance(node, exp.PropertyEQ) and isinstance(node.this, exp.Parameter):
+        # MySQL `@v := value` inside a query stores the raw value in the session, where a
+        # later statement reads it unmasked.
+        yield Verdict(Category.SESSION, Risk.HIGH, "", frozenset({"assigns_variable"}))
     if isinstance(node, exp.Func):
         effect = _function_effect(node, dialect)
         if effect is not None:

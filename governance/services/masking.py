@@ -135,6 +135,7 @@ class MaskPlan:
                         for c in r.columns
                     ],
                     "conservative": r.conservative,
+                    "touches_sensitive": r.touches_sensitive,
                     "held": r.held,
                     "probes": [list(p) for p in r.probes],
                 }
@@ -178,7 +179,7 @@ def _exemptions_used(
 Rows = Sequence[Sequence[Any]]
 
 
-def safety_net(run: Any) -> Callable[[Rows], Rows]:
+def safety_net(run: Any) -> Callable[[Rows], Rows] | None:
     """A row filter replacing PII found inside free-text output columns that are not masked.
 
     Columns are found by lineage: an output column fed by a free-text catalog column (e.g.
@@ -187,7 +188,7 @@ def safety_net(run: Any) -> Callable[[Rows], Rows]:
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
     shown = [s for s in statements if s]
     if not run.connection.scan_free_text or not shown:
-        return _unchanged
+        return None
     free_text = free_text_sources(run.connection)
     indexes = [
         i
@@ -195,7 +196,7 @@ def safety_net(run: Any) -> Callable[[Rows], Rows]:
         if not column["masked"] and {tuple(s) for s in column["sources"]} & free_text
     ]
     if not indexes:
-        return _unchanged
+        return None
 
     def scrub(rows: Rows) -> Rows:
         cleaned = []
@@ -208,10 +209,6 @@ def safety_net(run: Any) -> Callable[[Rows], Rows]:
         return cleaned
 
     return scrub
-
-
-def _unchanged(rows: Rows) -> Rows:
-    return rows
 
 
 _facts: dict[tuple[int, int], tuple[frozenset[tuple[str, str]], frozenset[str]]] = {}
@@ -238,3 +235,43 @@ def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], f
             _facts.clear()
         facts = _facts[key] = (sensitive, public)
     return facts
+
+
+def touches_sensitive(run: Any) -> bool:
+    statements = (run.decision_detail.get("masking") or {}).get("statements") or []
+    return any(s and s.get("touches_sensitive") for s in statements)
+
+
+def scrub_error(message: str) -> str:
+    """A target error without the values it may quote.
+
+    Databases quote the offending value in errors ("invalid input syntax for type integer:
+    \"123-45-6789\""), which would reveal a masked value; every quoted part is dropped and
+    the detectors run over the rest.
+    """
+    out: list[str] = []
+    quote: str | None = None
+    for char in message:
+        if quote is None:
+            if char in "\"'`":
+                quote = char
+                out.append("[value]")
+            else:
+                out.append(char)
+        elif char == quote:
+            quote = None
+    return _digit_runs(pii.redact_text("".join(out)))
+
+
+def _digit_runs(text: str) -> str:
+    """Numbers of 3+ digits become [number]: errors echo computed values without quotes."""
+    out: list[str] = []
+    run: list[str] = []
+    for char in [*text, ""]:
+        if char.isdigit():
+            run.append(char)
+            continue
+        out.append("[number]" if len(run) >= 3 else "".join(run))
+        run = []
+        out.append(char)
+    return "".join(out)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -21,9 +23,15 @@ from governance.models import Connection, QueryRun
 from governance.roles import has_role
 from governance.services.access import decision_context, policy_rules
 from governance.services.caller import Caller, record
-from governance.services.masking import MaskPlan, mask_plan, safety_net
+from governance.services.masking import (
+    MaskPlan,
+    mask_plan,
+    safety_net,
+    scrub_error,
+    touches_sensitive,
+)
 from governance.services.sessions import session_for
-from governance.services.values import to_json_cell
+from governance.services.values import to_csv_cell, to_json_cell
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +336,8 @@ def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionEr
         )
     else:
         kind, public, private = exc.kind, _public_error(run, exc), exc.message
+    if touches_sensitive(run):  # errors can quote masked values: never show or store them
+        public, private = scrub_error(public), scrub_error(private)
     status = Status.CANCELLED if kind == "cancelled" else Status.FAILED
     if status == Status.CANCELLED:
         public = "Cancelled on the target database."
@@ -393,7 +403,10 @@ def run_execute(*, run_id: int) -> None:
             Status.SUCCEEDED,
             started,
             columns=[{"name": c.name, "type": c.type} for c in result.columns],
-            rows=[[to_json_cell(v) for v in row] for row in scrub(result.rows)],
+            rows=[
+                [to_json_cell(v) for v in row]
+                for row in (scrub(result.rows) if scrub else result.rows)
+            ],
             row_count=result.row_count,
             truncated=result.truncated,
         )
@@ -402,9 +415,11 @@ def run_execute(*, run_id: int) -> None:
         _unexpected(run, started, exc)
 
 
-def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[Any]]:
-    """Execute an allowed export run here, yielding the header then rows, in constant memory.
+def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
+    """Execute an allowed export run here, yielding CSV (header first) in constant memory.
 
+    PostgreSQL exports go through `COPY (masked query) TO STDOUT`, at the database's own speed;
+    other engines, and exports whose free text must be scanned, stream rows through a cursor.
     Stops at the connection's export row limit.
     """
     run = QueryRun.objects.select_related("connection", "user").get(pk=run.pk)
@@ -416,17 +431,31 @@ def run_stream(*, run: QueryRun, batch_size: int = 5000) -> Iterator[Sequence[An
     sent = 0
     try:
         with session_for(run.connection, pooled=False) as session:
-            columns, batches = session.stream(
-                run.statements[-1], read_only=True, batch_size=batch_size
-            )
-            yield [c.name for c in columns]
-            for batch in batches:
-                room = limit - sent
-                chunk = batch[:room]
-                sent += len(chunk)
-                yield from scrub(chunk)
-                if sent >= limit:
-                    break
+            copy_csv = getattr(session, "copy_csv", None)
+            if copy_csv is not None and scrub is None:
+                chunks, counter = copy_csv(run.statements[-1], limit=limit)
+                yield from chunks
+                sent = counter.rows
+            else:
+                columns, batches = session.stream(
+                    run.statements[-1], read_only=True, batch_size=batch_size
+                )
+                buffer = io.StringIO()
+                writer = csv.writer(buffer, lineterminator="\n")
+                writer.writerow([c.name for c in columns])
+                for batch in batches:
+                    chunk = batch[: limit - sent]
+                    sent += len(chunk)
+                    writer.writerows(
+                        [to_csv_cell(v) for v in row] for row in (scrub(chunk) if scrub else chunk)
+                    )
+                    yield buffer.getvalue().encode()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if sent >= limit:
+                        break
+                if buffer.tell():
+                    yield buffer.getvalue().encode()
     except (targets.TargetError, DecryptionError) as exc:
         _fail(run, started, exc)
         raise

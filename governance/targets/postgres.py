@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import Any, cast
 
 import psycopg
-from psycopg import capabilities, pq
+from psycopg import capabilities, pq, sql
 from psycopg.conninfo import make_conninfo
 
 from .base import (
@@ -103,6 +103,12 @@ def _error_from_pgresult(res: pq.abc.PGresult, encoding: str) -> TargetError:
     else:
         kind = "execution"
     return TargetError(kind, message)
+
+
+class CopyCount:
+    """Rows a COPY wrote, known once its stream is exhausted."""
+
+    rows: int = 0
 
 
 class PostgresSession(SessionBase):
@@ -277,6 +283,48 @@ class PostgresSession(SessionBase):
                 self._rollback()
             else:
                 self._commit()
+            finished = True
+        except psycopg.Error as exc:
+            raise map_error(exc) from None
+        finally:
+            if not finished:
+                self._rollback()
+
+    def copy_csv(self, statement: str, *, limit: int) -> tuple[Iterator[bytes], CopyCount]:
+        """Stream one query's rows as CSV (with a header) through COPY … TO STDOUT.
+
+        The statement is described first (the server refuses several commands there), then
+        wrapped as `COPY (SELECT * FROM (<query>) LIMIT n) TO STDOUT` inside a read-only
+        transaction: the export runs at the speed of the database's own CSV writer.
+        """
+        check_statements([statement], 0)
+        self._begin(read_only=True)
+        try:
+            if self._describe(statement) is None:
+                raise TargetError("execution", "an export must be a query that returns rows")
+        except psycopg.Error as exc:
+            self._rollback()
+            raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        counter = CopyCount()
+        query = sql.SQL(
+            "COPY (SELECT * FROM ({}) AS warden_export LIMIT {}) "
+            "TO STDOUT WITH (FORMAT csv, HEADER)"
+        ).format(sql.SQL(statement), sql.Literal(max(0, int(limit))))  # type: ignore[arg-type]
+        return self._copy_chunks(query, counter), counter
+
+    def _copy_chunks(self, query: sql.Composed, counter: CopyCount) -> Iterator[bytes]:
+        finished = False
+        try:
+            with self._conn.cursor() as cur:
+                with cur.copy(query) as copy:
+                    for chunk in copy:
+                        yield bytes(chunk)
+                counter.rows = max(cur.rowcount, 0)
+            self._check_in_transaction(read_only=True)
+            self._rollback()
             finished = True
         except psycopg.Error as exc:
             raise map_error(exc) from None

@@ -6,7 +6,8 @@ parses it once (cached) and substitutes the real value expression and key into a
 
 Conventions (all dialects):
 
-* redact     -> ``'****'`` (text); NULL stays NULL, so "is it set" remains visible.
+* redact     -> ``'****'`` (text), NULL included: whether a value is set is information too
+               (NULLIF/CASE tricks would otherwise leak one bit per column).
 * partial    -> e-mail keeps the first letter and the domain (``a***@example.com``); anything
                else keeps the last four characters (``***-***-1234``); values shorter than 8
                characters, or e-mails without ``@``, are fully redacted.
@@ -34,7 +35,7 @@ KEY_PLACEHOLDER = "warden_key"
 
 _TEMPLATES: dict[str, dict[str, str]] = {
     "postgres": {
-        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE CAST('****' AS TEXT) END",
+        "redact": "CAST('****' AS TEXT)",
         "null": "NULL",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"
@@ -66,7 +67,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         ),
     },
     "mysql": {
-        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE '****' END",
+        "redact": "'****'",
         "null": "NULL",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"
@@ -93,7 +94,7 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         ),
     },
     "sqlite": {
-        "redact": "CASE WHEN warden_value IS NULL THEN NULL ELSE '****' END",
+        "redact": "'****'",
         "null": "NULL",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"

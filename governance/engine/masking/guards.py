@@ -172,6 +172,12 @@ def held_reason(
                 f"{where} exposes stored values or other sessions' SQL text, which masking "
                 "cannot protect."
             )
+    for alias in tree.find_all(exp.TableAlias):
+        if alias.columns and isinstance(alias.parent, exp.Table):
+            return (
+                "Renaming a table's columns in its alias hides where values come from, so it "
+                "cannot be masked; select the columns by name instead."
+            )
     if depth == 0:
         for literal in tree.find_all(exp.Literal):
             if literal.is_string:

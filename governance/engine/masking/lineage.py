@@ -199,7 +199,7 @@ class Tracer:
             return self.expr(node.this, scope)
         if isinstance(node, exp.Literal | exp.Null | exp.Boolean | exp.Placeholder):
             return _CONSTANT
-        if isinstance(node, exp.Count):
+        if isinstance(node, exp.Count) and _plain_count(node):
             inner = self._children(node, scope)
             counted = inner.sources | inner.counted
             return Trace(counted=counted, unknown=inner.unknown)
@@ -223,6 +223,18 @@ class Tracer:
     def _children(self, node: exp.Expr, scope: Scope) -> Trace:
         traces = [self.expr(child, scope) for child in node.iter_expressions()]
         return combine(traces, describe(node))
+
+
+def _plain_count(node: exp.Count) -> bool:
+    """count(*), count(col) or count(DISTINCT col, …): a count that reveals no values.
+
+    Any other argument (CASE, functions, comparisons) can turn a count into an oracle that
+    spells a value out one character at a time, so it is treated as derived.
+    """
+    arg = node.this
+    if isinstance(arg, exp.Distinct):
+        return all(isinstance(e, exp.Column) for e in arg.expressions)
+    return arg is None or isinstance(arg, exp.Star | exp.Column)
 
 
 def _leftmost(query: exp.Expr) -> exp.Select:

@@ -8,7 +8,19 @@ from sqlglot.optimizer.scope import Scope
 from .lineage import LineageError, Trace, Tracer
 from .types import RESTRICTED_TYPES, MaskingPolicy
 
-_CLAUSES = (exp.Where, exp.Having, exp.Order, exp.Group, exp.Qualify)
+# Anywhere a value decides which rows, how many rows, or which branch: an inference channel.
+_CLAUSES = (
+    exp.Where,
+    exp.Having,
+    exp.Order,
+    exp.Group,
+    exp.Qualify,
+    exp.Limit,
+    exp.Offset,
+    exp.Fetch,
+    exp.If,
+    exp.Filter,
+)
 
 
 def in_clause(column: exp.Column) -> bool:

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import demo_data, engine, targets
+from governance.management.commands._masking_bench import masking_figures
 from governance.models import AccessGrant, Connection
 from governance.services.runs import Caller, run_execute, run_submit
 
@@ -116,7 +117,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         figures: dict[str, Any] = {"engine": self._engine()}
         if options["postgres"]:
-            figures["point_read"] = self._point_read(options["postgres"], options["reads"])
+            dsn, connection, user = self._setup(options["postgres"])
+            figures["point_read"] = self._point_read(dsn, connection, user, options["reads"])
+            figures["masking"] = masking_figures(dsn=dsn, connection=connection, user=user)
         self.stdout.write(json.dumps(figures, indent=2))
 
     def _engine(self) -> dict[str, Any]:
@@ -158,7 +161,7 @@ class Command(BaseCommand):
             "goals": {"cold_simple_p50_us": 1000, "warm_p50_us": 50},
         }
 
-    def _point_read(self, dsn_url: str, reads: int) -> dict[str, Any]:
+    def _setup(self, dsn_url: str) -> tuple[demo_data.DSN, Connection, Any]:
         dsn = demo_data.parse_dsn(dsn_url)
         if dsn.engine != "postgresql":
             raise CommandError("--postgres must be a postgresql:// DSN")
@@ -180,9 +183,14 @@ class Command(BaseCommand):
             )
             connection.set_password(dsn.password)
             connection.save()
-            AccessGrant.objects.get_or_create(
-                connection=connection, user=user, defaults={"capabilities": ["read"]}
+            AccessGrant.objects.update_or_create(
+                connection=connection, user=user, defaults={"capabilities": ["read", "export"]}
             )
+        return dsn, connection, user
+
+    def _point_read(
+        self, dsn: demo_data.DSN, connection: Connection, user: Any, reads: int
+    ) -> dict[str, Any]:
         config = connection.target_config()
         sql = "SELECT id, city, country FROM customers WHERE id = 42"
         caller = Caller(user=user, channel="cli")

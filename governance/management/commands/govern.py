@@ -5,12 +5,11 @@ Exit codes: 0 executed/allowed, 1 execution failed, 2 usage, 3 waiting for appro
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
 from argparse import ArgumentParser
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -23,11 +22,10 @@ from governance.services.runs import (
     Caller,
     InvalidSQL,
     decision_check,
-    run_stream,
+    run_export_csv,
     run_submit,
     sql_reject,
 )
-from governance.services.values import to_csv_cell
 
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "waiting": 3, "denied": 4}
 STATUS_EXIT = {
@@ -116,10 +114,11 @@ class Command(BaseCommand):
         return run
 
     def _export(self, run: QueryRun) -> int:
-        writer = csv.writer(cast(Any, self.stdout)._out, lineterminator="\n")
+        out = sys.stdout.buffer
         try:
-            for i, row in enumerate(run_stream(run=run)):
-                writer.writerow(row if i == 0 else [to_csv_cell(v) for v in row])
+            for chunk in run_export_csv(run=run):
+                out.write(chunk)
+            out.flush()
         except (targets.TargetError, DecryptionError):
             run.refresh_from_db()
             self.stderr.write(f"error: {run.error}")
