@@ -343,3 +343,16 @@ def test_unquoted_numbers_in_errors_are_scrubbed() -> None:
     assert scrub_error("requested character too large for encoding: 282323658") == (
         "requested character too large for encoding: [number]"
     )
+
+
+def test_transformed_free_text_is_redacted_not_scanned(demo: Any, alice: Any) -> None:
+    run = submit(
+        alice,
+        demo,
+        "SELECT id, replace(body, '@', ' AT ') AS b FROM support_tickets WHERE body LIKE '%@%'",
+    )
+    assert run.status == "succeeded", run.error
+    assert "b" in run.masked
+    assert {row[1] for row in run.rows} == {"****"}
+    plain = submit(alice, demo, "SELECT body FROM support_tickets")
+    assert plain.masked == []  # selected as is: shown, with embedded PII replaced

@@ -130,3 +130,28 @@ def test_a_broker_outage_fails_the_run_instead_of_queueing_it_forever(
     assert run.status == "failed"
     assert run.error == QUEUE_DOWN
     assert AuditEvent.objects.filter(run_id=run.pk, kind="query.failed").exists()
+
+
+def test_a_cancel_that_lands_before_the_statement_starts_is_not_lost(
+    alice: Any, pg_conn: Any
+) -> None:
+    from governance.services.runs import run_execute
+
+    pg_conn.statement_timeout_ms = 20_000
+    pg_conn.save()
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False  # keep the run queued: we execute it by hand
+    celery_app.conf.task_publish_retry = False
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("governance.tasks.execute_run.delay", lambda run_id: None)
+            run = submit(alice, pg_conn, "SELECT count(*) FROM orders a, orders b, orders c")
+    finally:
+        celery_app.conf.task_always_eager = saved
+    assert run.status == "queued"
+    # The web process flagged the cancel as the worker was about to start the statement.
+    QueryRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert run.duration_ms is not None and run.duration_ms < 15_000

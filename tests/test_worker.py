@@ -59,7 +59,11 @@ def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         _reconfigure(task_always_eager=saved["task_always_eager"], broker_url=saved["broker_url"])
         process.terminate()
-        process.wait(20)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def _reconfigure(**conf: Any) -> None:

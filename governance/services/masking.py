@@ -65,7 +65,19 @@ def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPol
     for column in columns.order_by("table_id", "position"):
         name = table_key(connection, column.table.schema, column.table.name)
         schema.setdefault(name, []).append((column.name.lower(), column.type or "text"))
-        if not column.is_sensitive or column.pk in exempt:
+        if not column.semantic_type or column.pk in exempt:
+            continue
+        if column.free_text:
+            if connection.scan_free_text:
+                rules.add(
+                    masking.ColumnRule(
+                        table=name,
+                        column=column.name.lower(),
+                        semantic_type=column.semantic_type,
+                        strategy=masking.Strategy.SCAN,
+                        rule="free text: scanned",
+                    )
+                )
             continue
         strategy = column.strategy or strategies.get(column.semantic_type, "redact")
         rules.add(

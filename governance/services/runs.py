@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from django import db
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -294,6 +298,40 @@ def _cancel_checker(run_id: int, every_s: float = 0.25) -> Callable[[], bool]:
     return should_cancel
 
 
+@contextmanager
+def _cancel_watch(run: QueryRun, backend_id: str | None) -> Iterator[None]:
+    """While a statement runs on a server engine, honour cancel requests from here too.
+
+    The web process signals the backend when a user cancels, but a signal that lands before
+    the statement starts (or between two statements) is lost; this watcher re-signals every
+    second until the statement ends.
+    """
+    if not backend_id:
+        yield  # SQLite polls `should_cancel` itself
+        return
+    stop = threading.Event()
+    config = run.connection.target_config()
+
+    def watch() -> None:
+        requested = _cancel_checker(run.pk, every_s=0.25)
+        try:
+            while not stop.wait(0.25):
+                if requested():
+                    with contextlib.suppress(targets.TargetError):
+                        targets.cancel(config, backend_id)
+                    stop.wait(1.0)
+        finally:
+            db.connections.close_all()  # this thread's own database connection
+
+    watcher = threading.Thread(target=watch, name=f"cancel-watch-{run.pk}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+
+
 def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
     # Connection details (hosts, users, auth failures) are for administrators only.
     if exc.kind in ("connect", "auth") and not has_role(run.user, "admin"):
@@ -384,9 +422,10 @@ def run_execute(*, run_id: int) -> None:
             claimed = _start(run, session.backend_id)
             if not claimed:
                 return
-            result = session.execute(
-                run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
-            )
+            with _cancel_watch(run, session.backend_id):
+                result = session.execute(
+                    run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
+                )
     except (targets.TargetError, DecryptionError) as exc:
         # A failure to connect comes before the claim: claim it now to record the failure.
         if claimed or _start(run):

@@ -129,6 +129,8 @@ def _decide(trace: Trace, policy: MaskingPolicy) -> tuple[ColumnRule | None, Str
     kinds = {(r.strategy, r.semantic_type) for _, r in ruled}
     if trace.direct and len(kinds) == 1:
         rule = ruled[0][1]
+        if rule.strategy == Strategy.SCAN:
+            return None, None, f"free text from {names}: scanned for PII on the way out"
         return rule, rule.strategy, f"direct reference to {names}"
     how = trace.how or "mixed sources"
     return ruled[0][1], Strategy.REDACT, f"derived from {names} ({how})"

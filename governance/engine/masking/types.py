@@ -16,6 +16,10 @@ class Strategy(StrEnum):
     PSEUDONYM = "pseudonym"
     NULL = "null"
     GENERALIZE = "generalize"
+    # Free text that contains PII: passed through only when selected as is (the caller then
+    # scans it on the way out); anything computed from it is redacted, since a transformation
+    # (replace, translate, reverse…) would hide what it contains from the detectors.
+    SCAN = "scan"
 
 
 @dataclass(frozen=True)
