@@ -164,19 +164,21 @@ def test_whole_row_references_are_refused(demo: Any, alice: Any) -> None:
 def test_an_exemption_unmasks_until_it_expires_and_every_use_is_audited(
     demo: Any, alice: Any, carol: Any, sqlite_target: Path
 ) -> None:
+    import time
+
     email = CatalogColumn.objects.get(table__connection=demo, table__name="customers", name="email")
-    exemption = exemption_create(
+    expires = timezone.now() + dt.timedelta(seconds=4)
+    exemption_create(
         caller=Caller(user=carol), column=email, user=alice, group=None,
-        expires_at=timezone.now() + dt.timedelta(hours=1), reason="fraud case 42",
+        expires_at=expires, reason="fraud case 42",
     )  # fmt: skip
+    demo.refresh_from_db()
     run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 5")
     assert "email" not in run.masked
     assert {r[0] for r in run.rows} <= raw_values(sqlite_target, "SELECT email FROM customers")
     used = AuditEvent.objects.get(kind="unmask.used", run_id=run.pk)
     assert used.detail["reason"] == "fraud case 42"
-    type(exemption).objects.filter(pk=exemption.pk).update(
-        expires_at=timezone.now() - dt.timedelta(seconds=1)
-    )
+    time.sleep(max(0.0, (expires - timezone.now()).total_seconds()) + 0.2)  # let it expire
     run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 5")
     assert run.masked == ["email"]
 
@@ -356,3 +358,18 @@ def test_transformed_free_text_is_redacted_not_scanned(demo: Any, alice: Any) ->
     assert {row[1] for row in run.rows} == {"****"}
     plain = submit(alice, demo, "SELECT body FROM support_tickets")
     assert plain.masked == []  # selected as is: shown, with embedded PII replaced
+
+
+def test_a_group_exemption_unmasks_for_its_members_only(
+    demo: Any, alice: Any, carol: Any, groups: Any
+) -> None:
+    email = CatalogColumn.objects.get(table__connection=demo, table__name="customers", name="email")
+    exemption_create(
+        caller=Caller(user=carol), column=email, user=None, group=groups["admin"],
+        expires_at=timezone.now() + dt.timedelta(hours=1), reason="support escalation",
+    )  # fmt: skip
+    demo.refresh_from_db()
+    admin_run = submit(carol, demo, "SELECT email FROM customers ORDER BY id LIMIT 3")
+    analyst_run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 3")
+    assert admin_run.masked == [] and "***" not in admin_run.rows[0][0]
+    assert analyst_run.masked == ["email"]

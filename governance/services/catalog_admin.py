@@ -91,6 +91,8 @@ def masking_rule_set(*, caller: Caller, semantic_type: str, strategy: str) -> No
     before = rule.strategy
     rule.strategy = strategy
     rule.save()
+    # Cached masking plans are keyed by catalog version: move every connection's.
+    Connection.objects.update(catalog_version=F("catalog_version") + 1)
     record(
         "masking.rule_changed",
         caller,

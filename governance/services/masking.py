@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max, Q
 from django.utils import timezone
 
 from governance.engine import masking, pii
 from governance.models import CatalogColumn, CatalogTable, Connection, MaskingRule, UnmaskExemption
+from governance.roles import user_groups
 from governance.services.catalog import table_key
 
 _plans: dict[tuple[Any, ...], masking.MaskingPolicy] = {}
@@ -30,23 +30,48 @@ def pseudonym_key(connection: Connection) -> str:
     return hmac.new(secret, f"pseudonym:{connection.key}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def _versioned(cache: dict[tuple[int, int], Any], connection: Connection, load: Any) -> Any:
+    """A per-process cache of catalog-derived facts, dropped when the catalog version moves."""
+    key = (connection.pk, connection.catalog_version)
+    if key not in cache:
+        if len(cache) >= MAX_PLANS:
+            cache.clear()
+        cache[key] = load()
+    return cache[key]
+
+
+_exemptions: dict[tuple[int, int], list[UnmaskExemption]] = {}
+
+
 def active_exemptions(*, user: Any, connection: Connection) -> list[UnmaskExemption]:
-    groups = user.groups.all() if user is not None and user.is_authenticated else []
-    return list(
-        UnmaskExemption.objects.filter(
-            column__table__connection=connection, expires_at__gt=timezone.now()
-        )
-        .filter(Q(user=user) | Q(group__in=groups))
-        .select_related("column__table")
+    """The caller's unexpired exemptions on this connection (creating or revoking one moves the
+    catalog version, so the cached list is never stale; expiry is checked on every call)."""
+    every = _versioned(
+        _exemptions,
+        connection,
+        lambda: list(
+            UnmaskExemption.objects.filter(column__table__connection=connection).select_related(
+                "column__table", "group"
+            )
+        ),
     )
+    if not every or user is None or not user.is_authenticated:
+        return []
+    now, groups = timezone.now(), user_groups(user)
+    return [
+        e
+        for e in every
+        if e.expires_at > now
+        and (e.user_id == user.pk or (e.group is not None and e.group.name in groups))
+    ]
 
 
 def masking_policy(
     *, connection: Connection, exemptions: list[UnmaskExemption]
 ) -> masking.MaskingPolicy:
-    rules_version = MaskingRule.objects.aggregate(at=Max("updated_at"))["at"]
+    # Changing a masking rule moves every connection's catalog version.
     exempt = frozenset(e.column_id for e in exemptions)
-    key = (connection.pk, connection.catalog_version, rules_version, exempt)
+    key = (connection.pk, connection.catalog_version, exempt)
     plan = _plans.get(key)
     if plan is None:
         plan = _build(connection, exempt)
@@ -96,14 +121,21 @@ def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPol
     )
 
 
+_free_text: dict[tuple[int, int], frozenset[tuple[str, str]]] = {}
+
+
 def free_text_sources(connection: Connection) -> frozenset[tuple[str, str]]:
     """(table, column) pairs of free-text columns that the safety net scans on the way out."""
-    columns = CatalogColumn.objects.filter(
-        table__connection=connection, free_text=True
-    ).select_related("table")
-    return frozenset(
-        (table_key(connection, c.table.schema, c.table.name), c.name.lower()) for c in columns
-    )
+
+    def load() -> frozenset[tuple[str, str]]:
+        columns = CatalogColumn.objects.filter(
+            table__connection=connection, free_text=True
+        ).select_related("table")
+        return frozenset(
+            (table_key(connection, c.table.schema, c.table.name), c.name.lower()) for c in columns
+        )
+
+    return _versioned(_free_text, connection, load)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -228,9 +260,8 @@ _facts: dict[tuple[int, int], tuple[frozenset[tuple[str, str]], frozenset[str]]]
 
 def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
     """(sensitive (table, column) pairs, public tables) for the engine's guardrails."""
-    key = (connection.pk, connection.catalog_version)
-    facts = _facts.get(key)
-    if facts is None:
+
+    def load() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
         columns = (
             CatalogColumn.objects.filter(table__connection=connection)
             .exclude(semantic_type="")
@@ -243,10 +274,9 @@ def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], f
             table_key(connection, t.schema, t.name)
             for t in CatalogTable.objects.filter(connection=connection, label="public")
         )
-        if len(_facts) >= MAX_PLANS:
-            _facts.clear()
-        facts = _facts[key] = (sensitive, public)
-    return facts
+        return sensitive, public
+
+    return _versioned(_facts, connection, load)  # type: ignore[no-any-return]
 
 
 def touches_sensitive(run: Any) -> bool:
