@@ -373,3 +373,24 @@ def test_a_group_exemption_unmasks_for_its_members_only(
     analyst_run = submit(alice, demo, "SELECT email FROM customers ORDER BY id LIMIT 3")
     assert admin_run.masked == [] and "***" not in admin_run.rows[0][0]
     assert analyst_run.masked == ["email"]
+
+
+def test_granting_unmasked_access_is_validated_and_admin_only(
+    demo: Any, alice: Any, carol: Any
+) -> None:
+    from governance.models import UnmaskExemption
+
+    ssn = CatalogColumn.objects.get(table__connection=demo, name="ssn")
+    url = reverse("exemption_create", args=[ssn.pk])
+    past = (timezone.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    analyst = Client()
+    analyst.force_login(alice)
+    assert (
+        analyst.post(url, {"user": alice.pk, "expires_at": past, "reason": "x"}).status_code == 403
+    )
+    admin = Client()
+    admin.force_login(carol)
+    response = admin.post(url, {"user": alice.pk, "expires_at": past, "reason": "audit"})
+    assert response.status_code == 400
+    assert b"must end in the future" in response.content
+    assert not UnmaskExemption.objects.exists()

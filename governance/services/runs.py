@@ -249,7 +249,7 @@ def run_submit(
             for hook in hooks.held_run_hooks:
                 hook(run)
         elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
-            transaction.on_commit(partial(_dispatch, run.pk))
+            transaction.on_commit(partial(_dispatch, run))
     return run
 
 
@@ -257,10 +257,11 @@ QUEUE_DOWN = "Warden could not hand the statement to a worker; it did not run. T
 UNEXPECTED = "Warden failed while running the statement; it has been recorded. Try again."
 
 
-def _dispatch(run_id: int) -> None:
+def _dispatch(queued: QueryRun) -> None:
     """Hand a committed run to a worker, or run it here in the embedded (eager) mode."""
+    run_id = queued.pk
     if celery_app.conf.task_always_eager:
-        run_execute(run_id=run_id)
+        run_execute(run_id=run_id, run=queued)
         return
     from governance.tasks import execute_run
 
@@ -268,9 +269,10 @@ def _dispatch(run_id: int) -> None:
         execute_run.delay(run_id)
     except Exception as exc:  # broker down: fail the run visibly rather than queue it forever
         log.error("could not queue run %s: %s", run_id, type(exc).__name__)
-        run = QueryRun.objects.select_related("connection", "user").get(pk=run_id)
-        if _start(run):
-            _finish(run, Status.FAILED, time.perf_counter(), error=QUEUE_DOWN, error_kind="queue")
+        if _start(queued):
+            _finish(
+                queued, Status.FAILED, time.perf_counter(), error=QUEUE_DOWN, error_kind="queue"
+            )
 
 
 def _start(run: QueryRun, backend_id: str | None = None) -> bool:
@@ -402,13 +404,15 @@ def _unexpected(run: QueryRun, started: float, exc: BaseException) -> None:
     )
 
 
-def run_execute(*, run_id: int) -> None:
-    """Execute a queued interactive run (called by the Celery task)."""
-    run = (
-        QueryRun.objects.select_related("connection", "user")
-        .filter(pk=run_id, status=Status.QUEUED)
-        .first()
-    )
+def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
+    """Execute a queued interactive run (called by the Celery task, or in-process with the
+    just-committed `run`; either way the claim below is what decides who runs it)."""
+    if run is None:
+        run = (
+            QueryRun.objects.select_related("connection", "user")
+            .filter(pk=run_id, status=Status.QUEUED)
+            .first()
+        )
     if run is None:
         return  # cancelled, or already taken by another delivery of the task
     started = time.perf_counter()

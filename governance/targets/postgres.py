@@ -122,9 +122,14 @@ class PostgresSession(SessionBase):
     def _begin(self, read_only: bool) -> None:
         self._ensure_idle()
         try:
-            self._conn.execute("BEGIN READ ONLY" if read_only else "BEGIN READ WRITE")
-            timeout = str(max(0, int(self._config.statement_timeout_ms)))
-            self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+            # One round trip: both commands are ours, and the timeout is an integer. It must be a
+            # SELECT, not SET LOCAL: a query takes the transaction's snapshot, after which
+            # PostgreSQL refuses `SET TRANSACTION READ WRITE` from the user's statements.
+            mode = "READ ONLY" if read_only else "READ WRITE"
+            timeout = max(0, int(self._config.statement_timeout_ms))
+            self._conn.execute(
+                f"BEGIN {mode}; SELECT set_config('statement_timeout', '{timeout}', true)"
+            )
         except psycopg.Error as exc:
             self._rollback()
             raise map_error(exc) from None

@@ -86,6 +86,22 @@ def catalog_discover(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("catalog_connection", pk=pk)
 
 
+def _column_page(
+    request: HttpRequest,
+    column: CatalogColumn,
+    form: ColumnReviewForm,
+    exemption_form: ExemptionForm,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "column": column,
+        "form": form,
+        "exemption_form": exemption_form,
+        "exemptions": column.exemptions.select_related("user", "group"),
+    }
+    return render(request, "manage/column_review.html", context, status=status)
+
+
 @role_required(ADMIN)
 def column_review(request: HttpRequest, pk: int) -> HttpResponse:
     column = get_object_or_404(CatalogColumn.objects.select_related("table__connection"), pk=pk)
@@ -108,16 +124,7 @@ def column_review(request: HttpRequest, pk: int) -> HttpResponse:
             )
             messages.success(request, f"Classification of {column} confirmed.")
             return redirect("catalog_connection", pk=column.table.connection_id)
-    return render(
-        request,
-        "manage/column_review.html",
-        {
-            "column": column,
-            "form": form,
-            "exemption_form": exemption_form,
-            "exemptions": column.exemptions.select_related("user", "group"),
-        },
-    )
+    return _column_page(request, column, form, exemption_form)
 
 
 @role_required(ADMIN)
@@ -126,17 +133,7 @@ def exemption_create(request: HttpRequest, pk: int) -> HttpResponse:
     column = get_object_or_404(CatalogColumn.objects.select_related("table__connection"), pk=pk)
     form = ExemptionForm(request.POST)
     if not form.is_valid():
-        return render(
-            request,
-            "manage/column_review.html",
-            {
-                "column": column,
-                "form": ColumnReviewForm(),
-                "exemption_form": form,
-                "exemptions": column.exemptions.select_related("user", "group"),
-            },
-            status=400,
-        )
+        return _column_page(request, column, ColumnReviewForm(), form, status=400)
     catalog_admin.exemption_create(caller=web_caller(request), column=column, **form.cleaned_data)
     messages.success(request, f"Unmasked access to {column} granted.")
     return redirect("column_review", pk=pk)
