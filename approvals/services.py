@@ -1,14 +1,456 @@
+"""The approval workflow: request, review, release, expire.
+
+Every state change is a conditional UPDATE or happens under a row lock on the request, so
+two approvers approving at the same moment release the statement once.
+"""
+
 from __future__ import annotations
 
-from approvals.models import ApprovalRequest
-from governance.models import QueryRun
+import datetime as dt
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest, Review
+from approvals.policies import may_review, requirement_for
+from governance.models import (
+    AccessGrant,
+    Capability,
+    CatalogColumn,
+    Connection,
+    QueryRun,
+    UnmaskExemption,
+)
+from governance.services.caller import Caller, record
+from governance.services.held import ReleaseRefused, run_close, run_recheck, run_release
+from governance.services.runs import run_cancel
+
+Status = ApprovalRequest.Status
+Kind = ApprovalRequest.Kind
+
+# Called after commit with (event, request id): notifications and impact previews hang here.
+after_commit_hooks: list[Callable[[str, int], object]] = []
+
+MIN_ACCESS = dt.timedelta(minutes=5)
+MAX_ACCESS = dt.timedelta(days=7)
+
+
+class ReviewRefused(Exception):
+    """A review that may not be taken; the message says why."""
+
+
+class ReauthenticationNeeded(ReviewRefused):
+    """The review needs a recent re-authentication (critical statements, unmasked access)."""
+
+
+class InvalidRequest(Exception):
+    """An access request with bad input; the message says what is wrong."""
+
+
+def _announce(event: str, request: ApprovalRequest) -> None:
+    for hook in after_commit_hooks:
+        transaction.on_commit(partial(hook, event, request.pk))
+
+
+def _audit(kind: str, caller: Caller, request: ApprovalRequest, **detail: Any) -> None:
+    record(
+        kind,
+        caller,
+        request.connection,
+        run_id=request.run_id,
+        sql=request.run.sql if request.run_id and request.run else "",
+        risk=request.risk,
+        detail={"request": request.pk, "kind": request.kind, **detail},
+    )
+
+
+def _new_request(
+    *, kind: str, connection: Connection, requester: Any, risk: str, **fields: Any
+) -> ApprovalRequest:
+    need = requirement_for(risk=risk, connection=connection)
+    now = timezone.now()
+    return ApprovalRequest.objects.create(
+        kind=kind,
+        connection=connection,
+        requester=requester,
+        risk=risk,
+        policy=need.policy,
+        required_approvals=need.required,
+        approver_groups=list(need.groups),
+        created_at=now,
+        expires_at=now + need.request_ttl,
+        approval_ttl=need.approval_ttl,
+        **fields,
+    )
+
+
+# ------------------------------------------------------------------ making requests
 
 
 def request_create_for_run(run: QueryRun) -> ApprovalRequest:
-    return ApprovalRequest.objects.create(run=run, sql_sha256=ApprovalRequest.digest(run.sql))
+    """Hold a statement for review (called inside the submitting transaction)."""
+    request = _new_request(
+        kind=Kind.STATEMENT,
+        connection=run.connection,
+        requester=run.user,
+        risk=run.risk,
+        run=run,
+        sql_sha256=ApprovalRequest.digest(run.sql),
+        statements_sha256=ApprovalRequest.statements_digest(run.statements),
+        purpose=run.purpose,
+    )
+    caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+    _audit(
+        "approval.requested",
+        caller,
+        request,
+        required=request.required_approvals,
+        approver_groups=request.approver_groups,
+    )
+    _announce("requested", request)
+    return request
+
+
+def _duration(hours: Any) -> dt.timedelta:
+    try:
+        value = float(hours)
+    except (TypeError, ValueError):
+        raise InvalidRequest("Give the duration in hours, e.g. 2 or 0.5.") from None
+    duration = dt.timedelta(hours=value) if value == value else dt.timedelta(0)  # NaN → 0
+    if not MIN_ACCESS <= duration <= MAX_ACCESS:
+        raise InvalidRequest("Access can be requested for 5 minutes up to 7 days.")
+    return duration
+
+
+def _reason(reason: Any) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidRequest("Say why you need this access; approvers see the reason.")
+    if len(reason) > 500:
+        raise InvalidRequest("Keep the reason under 500 characters.")
+    return reason.strip()
+
+
+def access_request(
+    *, caller: Caller, connection: Connection, capabilities: Any, hours: Any, reason: Any
+) -> ApprovalRequest:
+    """Ask for capabilities on a connection for a time; approval creates an expiring grant."""
+    if not isinstance(capabilities, list | tuple) or not capabilities:
+        raise InvalidRequest("Choose at least one capability.")
+    unknown = [c for c in capabilities if c not in Capability.values]
+    if unknown:
+        raise InvalidRequest(f"Unknown capability: {', '.join(map(str, unknown))[:100]}.")
+    with transaction.atomic():
+        request = _new_request(
+            kind=Kind.ACCESS,
+            connection=connection,
+            requester=caller.user,
+            risk="high",
+            capabilities=sorted(set(capabilities)),
+            duration=_duration(hours),
+            purpose=_reason(reason),
+        )
+        _audit(
+            "approval.requested",
+            caller,
+            request,
+            capabilities=request.capabilities,
+            hours=request.duration.total_seconds() / 3600 if request.duration else None,
+        )
+        _announce("requested", request)
+    return request
+
+
+def unmask_request(
+    *, caller: Caller, column: CatalogColumn, hours: Any, reason: Any
+) -> ApprovalRequest:
+    """Ask to see one masked column unmasked for a time; approval creates an exemption."""
+    with transaction.atomic():
+        request = _new_request(
+            kind=Kind.UNMASK,
+            connection=column.table.connection,
+            requester=caller.user,
+            risk="high",
+            column=column,
+            duration=_duration(hours),
+            purpose=_reason(reason),
+        )
+        _audit("approval.requested", caller, request, column=str(column))
+        _announce("requested", request)
+    return request
+
+
+# ------------------------------------------------------------------ reviewing
+
+
+def needs_reauthentication(request: ApprovalRequest) -> bool:
+    return request.risk == "critical" or request.kind == Kind.UNMASK
+
+
+def _refusal(request: ApprovalRequest, reviewer: Any, now: dt.datetime) -> str:
+    if request.status != Status.PENDING:
+        return f"Request #{request.pk} is already {request.get_status_display().lower()}."
+    if request.expires_at <= now:
+        return f"Request #{request.pk} has expired."
+    if reviewer.pk == request.requester_id:
+        return "You cannot review your own request."
+    if not may_review(reviewer, request.approver_groups):
+        groups = ", ".join(request.approver_groups)
+        return f"Only members of {groups} may review request #{request.pk}."
+    if request.reviews.filter(reviewer=reviewer).exists():
+        return f"You have already reviewed request #{request.pk}."
+    return ""
+
+
+def request_review(
+    *,
+    caller: Caller,
+    request_id: int,
+    approve: bool,
+    comment: Any = "",
+    reauthenticated: bool,
+    now: dt.datetime | None = None,
+) -> ApprovalRequest:
+    """Approve or reject. The last required approval releases the statement or grants access.
+
+    Raises ReviewRefused (self-review, not an approver, twice, decided, expired) or
+    ReauthenticationNeeded.
+    """
+    if not isinstance(comment, str) or len(comment) > 1000:
+        raise ReviewRefused("A comment is text of at most 1,000 characters.")
+    comment = comment.strip()
+    reviewer = caller.user
+    now = now or timezone.now()
+    expired = False
+    with transaction.atomic():
+        request = (
+            ApprovalRequest.objects.select_for_update(of=("self",))
+            .select_related("run", "connection", "requester")
+            .filter(pk=request_id)
+            .first()
+        )
+        if request is None:
+            raise ReviewRefused(f"No approval request #{request_id}.")
+        refusal = _refusal(request, reviewer, now)
+        if refusal and request.status == Status.PENDING and request.expires_at <= now:
+            _expire(request, now)  # commit the expiry, then refuse
+            expired = True
+        elif refusal:
+            raise ReviewRefused(refusal)
+        elif needs_reauthentication(request) and not reauthenticated:
+            raise ReauthenticationNeeded(
+                "Confirm your password to review this request (critical statements and "
+                "unmasked access need a recent sign-in)."
+            )
+        else:
+            verdict = Review.Verdict.APPROVE if approve else Review.Verdict.REJECT
+            Review.objects.create(
+                request=request, reviewer=reviewer, verdict=verdict, comment=comment, created_at=now
+            )
+            _audit(f"approval.{verdict}d", caller, request, comment=comment)
+            if not approve:
+                _reject(request, reviewer, comment, now)
+            elif len(request.approvals()) >= request.required_approvals:
+                _fulfil(request, caller, now)
+            else:
+                _announce("reviewed", request)
+    if expired:
+        raise ReviewRefused(refusal)
+    return request
+
+
+def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> None:
+    ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+        status=status, decided_at=now
+    )
+    request.status, request.decided_at = status, now
+
+
+def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datetime) -> None:
+    _decide_request(request, Status.REJECTED, now)
+    if request.run is not None:
+        why = f": {comment}" if comment else "."
+        run_close(
+            run=request.run,
+            status=QueryRun.Status.REJECTED,
+            error=f"Rejected by {reviewer.get_username()}{why}",
+            detail={"request": request.pk},
+        )
+    _announce("rejected", request)
+
+
+def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
+    _decide_request(request, Status.APPROVED, now)
+    approvers = [r.reviewer.get_username() for r in request.approvals()]
+    _audit("approval.granted", caller, request, approvers=approvers)
+    if request.kind == Kind.STATEMENT and request.run is not None:
+        run = request.run
+        try:
+            run_recheck(run)
+        except ReleaseRefused as exc:
+            run_close(
+                run=run,
+                status=QueryRun.Status.FAILED,
+                error=str(exc),
+                detail={"request": request.pk, "approvers": approvers},
+            )
+        else:
+            run_release(
+                run=run,
+                approval={"id": request.pk, "approvers": approvers},
+                run_before=now + request.approval_ttl,
+            )
+    elif request.kind == Kind.ACCESS and request.duration is not None:
+        grant = AccessGrant.objects.create(
+            connection=request.connection,
+            user=request.requester,
+            capabilities=request.capabilities,
+            expires_at=now + request.duration,
+            reason=f"Approval request #{request.pk}: {request.purpose}"[:500],
+            created_by=caller.user,
+        )
+        _audit(
+            "access.granted",
+            caller,
+            request,
+            grant=grant.pk,
+            grantee=request.requester.get_username(),
+            capabilities=grant.capabilities,
+            expires_at=grant.expires_at.isoformat() if grant.expires_at else None,
+            approvers=approvers,
+        )
+    elif request.kind == Kind.UNMASK and request.column is not None and request.duration:
+        exemption = UnmaskExemption.objects.create(
+            column=request.column,
+            user=request.requester,
+            expires_at=now + request.duration,
+            reason=f"Approval request #{request.pk}: {request.purpose}"[:500],
+            created_by=caller.user,
+        )
+        _audit(
+            "unmask.granted",
+            caller,
+            request,
+            exemption=exemption.pk,
+            column=str(request.column),
+            grantee=request.requester.get_username(),
+            expires_at=exemption.expires_at.isoformat(),
+            approvers=approvers,
+        )
+    _announce("approved", request)
+
+
+# ------------------------------------------------------------------ withdrawing and expiring
 
 
 def request_withdraw_for_run(run: QueryRun) -> None:
-    ApprovalRequest.objects.filter(run=run, status=ApprovalRequest.Status.PENDING).update(
-        status=ApprovalRequest.Status.WITHDRAWN
+    """The requester cancelled the held run (called from governance's cancel hook)."""
+    request = (
+        ApprovalRequest.objects.select_related("run", "connection")
+        .filter(run=run, status=Status.PENDING)
+        .first()
     )
+    if request is not None:
+        _decide_request(request, Status.WITHDRAWN, timezone.now())
+        caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+        _audit("approval.withdrawn", caller, request)
+        _announce("withdrawn", request)
+
+
+def request_withdraw(*, caller: Caller, request: ApprovalRequest) -> bool:
+    """The requester takes back an access request (statements are withdrawn by cancelling)."""
+    if request.requester_id != caller.user.pk:
+        return False
+    if request.run is not None:
+        return run_cancel(caller=caller, run=request.run)
+    with transaction.atomic():
+        withdrawn = ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+            status=Status.WITHDRAWN, decided_at=timezone.now()
+        )
+        if withdrawn:
+            request.status = Status.WITHDRAWN
+            _audit("approval.withdrawn", caller, request)
+            _announce("withdrawn", request)
+    return bool(withdrawn)
+
+
+def _expire(request: ApprovalRequest, now: dt.datetime) -> None:
+    _decide_request(request, Status.EXPIRED, now)
+    caller = Caller(user=request.requester, channel="system")
+    _audit("approval.expired", caller, request, expires_at=request.expires_at.isoformat())
+    if request.run is not None:
+        run_close(
+            run=request.run,
+            status=QueryRun.Status.EXPIRED,
+            error="No approver decided before the request expired; it did not run.",
+            detail={"request": request.pk},
+        )
+    _announce("expired", request)
+
+
+def requests_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire unanswered requests past their time (the beat task calls this every minute)."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in ApprovalRequest.objects.filter(
+        status=Status.PENDING, expires_at__lte=now
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            request = (
+                ApprovalRequest.objects.select_for_update(of=("self",))
+                .select_related("run", "connection", "requester")
+                .filter(pk=pk, status=Status.PENDING)
+                .first()
+            )
+            if request is not None:
+                _expire(request, now)
+                expired += 1
+    return expired
+
+
+def grants_expire(*, now: dt.datetime | None = None) -> int:
+    """Record the end of time-boxed grants and exemptions in the audit trail, once each."""
+    now = now or timezone.now()
+    ended = 0
+    system = Caller(user=None, channel="system")
+    for grant in AccessGrant.objects.select_related("connection", "user", "group").filter(
+        expires_at__lte=now, expiry_recorded=False
+    ):
+        with transaction.atomic():
+            if AccessGrant.objects.filter(pk=grant.pk, expiry_recorded=False).update(
+                expiry_recorded=True
+            ):
+                record(
+                    "access.expired",
+                    system,
+                    grant.connection,
+                    detail={
+                        "grant": grant.pk,
+                        "grantee": grant.grantee,
+                        "capabilities": grant.capabilities,
+                        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+                    },
+                )
+                ended += 1
+    for exemption in UnmaskExemption.objects.select_related(
+        "column__table__connection", "user", "group"
+    ).filter(expires_at__lte=now, expiry_recorded=False):
+        with transaction.atomic():
+            if UnmaskExemption.objects.filter(pk=exemption.pk, expiry_recorded=False).update(
+                expiry_recorded=True
+            ):
+                record(
+                    "unmask.expired",
+                    system,
+                    exemption.column.table.connection,
+                    detail={
+                        "exemption": exemption.pk,
+                        "column": str(exemption.column),
+                        "grantee": str(exemption.user or exemption.group),
+                        "expires_at": exemption.expires_at.isoformat(),
+                    },
+                )
+                ended += 1
+    return ended

@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
+                "approvals.context_processors.waiting",
             ],
         },
     },
@@ -185,6 +186,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "governance.reap_runs", "schedule": 60.0},
+    "expire-approvals-and-grants": {"task": "approvals.expire", "schedule": 60.0},
     "refresh-catalogs": {
         "task": "governance.refresh_catalogs",
         "schedule": float(env_int("WARDEN_CATALOG_REFRESH_SECONDS", 6 * 3600, minimum=60)),

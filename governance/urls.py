@@ -45,6 +45,7 @@ urlpatterns = [
     ),
     path("manage/catalog/tables/<int:pk>/label/", catalog.table_label, name="table_label"),
     path("audit/", audit.audit_events, name="audit_events"),
+    path("approvals/", include("approvals.urls")),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -9,6 +9,7 @@ REQUIRE_SERVICES=1 (CI), where a missing service fails the run.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,9 +83,10 @@ def mysql_target() -> Iterator[str]:
 
 # Data migrations whose rows a transactional test's flush removes.
 SEEDING_MIGRATIONS = (
-    "0002_default_guardrails_and_roles",
-    "0004_default_masking_rules",
-    "0006_hold_restricted_predicates",
+    "governance.migrations.0002_default_guardrails_and_roles",
+    "governance.migrations.0004_default_masking_rules",
+    "governance.migrations.0006_hold_restricted_predicates",
+    "approvals.migrations.0002_workflow",
 )
 
 
@@ -112,7 +114,7 @@ def groups(db: Any) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
     for migration in SEEDING_MIGRATIONS:
-        import_module(f"governance.migrations.{migration}").seed(apps, None)
+        import_module(migration).seed(apps, None)
     return {
         name: Group.objects.get(name=name) for name in ("analyst", "approver", "admin", "auditor")
     }
@@ -231,6 +233,25 @@ def mysql_conn(db: Any, mysql_target: str, groups: dict[str, Any]) -> Any:
     grant(connection, groups["analyst"], "read", "export")
     grant(connection, groups["admin"], "read", "write", "ddl", "admin", "export")
     return connection
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, groups: dict[str, Any]) -> Any:
+    """A production SQLite target of its own, so writes here touch no other test."""
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, balance INTEGER)")
+        db.executemany(
+            "INSERT INTO accounts VALUES (?, ?, ?)", [(i, f"owner {i}", 100) for i in range(1, 6)]
+        )
+    connection = make_connection(name="ledger", engine="sqlite", database=str(path))
+    grant(connection, groups["analyst"], "read", "write", "ddl")
+    return connection
+
+
+def balances(connection: Any) -> list[int]:
+    with sqlite3.connect(connection.database) as db:
+        return [b for (b,) in db.execute("SELECT balance FROM accounts ORDER BY id")]
 
 
 # ---------------------------------------------------------------- subprocesses

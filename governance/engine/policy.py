@@ -103,6 +103,7 @@ class Decision:
                     "risk": s.risk.value,
                     "kind": s.kind,
                     "tables": list(s.tables),
+                    "written_tables": list(s.written_tables),
                     "sql": s.sql,
                     "explanation": s.explanation,
                 }

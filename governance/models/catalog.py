@@ -140,6 +140,7 @@ class UnmaskExemption(models.Model):
     )
     expires_at = models.DateTimeField()
     reason = models.CharField(max_length=500)
+    expiry_recorded = models.BooleanField(default=False)  # the expiry is in the audit trail
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -148,6 +148,7 @@ class AccessGrant(models.Model):
     capabilities = models.JSONField(default=list)
     expires_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
+    expiry_recorded = models.BooleanField(default=False)  # the expiry is in the audit trail
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -19,13 +19,22 @@ class QueryRun(models.Model):
         FAILED = "failed", "Failed"
         DENIED = "denied", "Denied"
         CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected by an approver"
+        EXPIRED = "expired", "Approval expired"
 
     class Mode(models.TextChoices):
         INTERACTIVE = "interactive", "Interactive"
         EXPORT = "export", "Export"
         CHECK = "check", "Check only"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.DENIED, Status.CANCELLED)
+    FINISHED = (
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.DENIED,
+        Status.CANCELLED,
+        Status.REJECTED,
+        Status.EXPIRED,
+    )
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="query_runs"
@@ -51,6 +60,8 @@ class QueryRun(models.Model):
     error_kind = models.CharField(max_length=16, blank=True)
     backend_id = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # An approved run must start before this time, or it fails instead of running late.
+    run_before = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -254,6 +254,9 @@ def run_submit(
 
 
 QUEUE_DOWN = "Warden could not hand the statement to a worker; it did not run. Try again."
+APPROVAL_LAPSED = (
+    "The approval expired before a worker could run the statement; it did not run. Submit it again."
+)
 UNEXPECTED = "Warden failed while running the statement; it has been recorded. Try again."
 
 
@@ -347,6 +350,8 @@ def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
 def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     audit_detail = fields.pop("_audit_detail", None) or {}
+    if approval := run.decision_detail.get("approval"):
+        audit_detail["approval"] = approval  # who approved it, beside who ran it
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
     caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
     with transaction.atomic():  # the outcome and its audit event commit together
@@ -416,6 +421,10 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     if run is None:
         return  # cancelled, or already taken by another delivery of the task
     started = time.perf_counter()
+    if run.run_before is not None and timezone.now() > run.run_before:
+        if _start(run):
+            _finish(run, Status.EXPIRED, started, error=APPROVAL_LAPSED, error_kind="expired")
+        return
     scrub = safety_net(run)
     claimed = False
     try:

@@ -269,6 +269,7 @@ def test_to_dict_is_json_ready() -> None:
         "risk": "critical",
         "kind": "DELETE",
         "tables": ["orders"],
+        "written_tables": ["orders"],
         "sql": "DELETE FROM orders",
         "explanation": "Deletes rows from orders with no WHERE clause that filters them.",
     }

@@ -34,6 +34,8 @@ STATUS_EXIT = {
     QueryRun.Status.CANCELLED: EXIT["failed"],
     QueryRun.Status.PENDING_APPROVAL: EXIT["waiting"],
     QueryRun.Status.DENIED: EXIT["denied"],
+    QueryRun.Status.REJECTED: EXIT["denied"],
+    QueryRun.Status.EXPIRED: EXIT["failed"],
 }
 
 

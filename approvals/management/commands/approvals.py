@@ -1,0 +1,133 @@
+"""`manage.py approvals`: list, show and review approval requests from a shell.
+
+    approvals list [--pending] [--format table|json]
+    approvals show ID [--format table|json]
+    approvals review ID --as USER (--approve|--reject) [--comment TEXT]
+
+Exit codes: 0 done (a review was accepted), 1 refused (the reason is printed), 2 usage.
+A review from the shell is trusted as a fresh sign-in: whoever runs it holds the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import ArgumentParser
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from approvals.models import ApprovalRequest
+from approvals.services import ReviewRefused, request_review
+from approvals.summary import request_summary
+from governance.services.caller import Caller
+
+EXIT = {"ok": 0, "refused": 1, "usage": 2}
+
+
+class Command(BaseCommand):
+    help = "List, show and review approval requests."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        assert isinstance(parser, CommandParser)
+        listing = sub.add_parser("list", help="Requests, newest first.")
+        listing.add_argument("--pending", action="store_true", help="Only pending requests.")
+        listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument("--format", choices=["table", "json"], default="table")
+        show = sub.add_parser("show", help="One request, with its statement and reviews.")
+        show.add_argument("id", type=int)
+        show.add_argument("--format", choices=["table", "json"], default="table")
+        review = sub.add_parser("review", help="Approve or reject a request as a user.")
+        review.add_argument("id", type=int)
+        review.add_argument("--as", dest="username", required=True)
+        verdict = review.add_mutually_exclusive_group(required=True)
+        verdict.add_argument("--approve", action="store_true")
+        verdict.add_argument("--reject", action="store_true")
+        review.add_argument("--comment", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        code = getattr(self, f"_{options['action']}")(options)
+        if code:
+            sys.exit(code)
+
+    def _list(self, options: dict[str, Any]) -> int:
+        requests = ApprovalRequest.objects.select_related(
+            "run", "connection", "requester", "column__table"
+        ).prefetch_related("reviews__reviewer")
+        if options["pending"]:
+            requests = requests.filter(status=ApprovalRequest.Status.PENDING)
+        rows = [request_summary(r) for r in requests[: max(1, options["limit"])]]
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(rows))
+            return EXIT["ok"]
+        if not rows:
+            self.stdout.write(
+                "No approval requests." if not options["pending"] else "Nothing pending."
+            )
+            return EXIT["ok"]
+        self.stdout.write(
+            f"{'ID':>6}  {'STATUS':<9} {'RISK':<8} {'APPROVALS':<9} {'REQUESTER':<14} WHAT"
+        )
+        for r in rows:
+            self.stdout.write(
+                f"{r['id']:>6}  {r['status']:<9} {r['risk']:<8} "
+                f"{r['approvals']}/{r['required']:<7} {r['requester'][:14]:<14} {r['title']}"
+            )
+        return EXIT["ok"]
+
+    def _show(self, options: dict[str, Any]) -> int:
+        request = ApprovalRequest.objects.filter(pk=options["id"]).first()
+        if request is None:
+            self.stderr.write(f"error: no approval request #{options['id']}")
+            return EXIT["usage"]
+        data = request_summary(request, full=True)
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(data, default=str))
+            return EXIT["ok"]
+        for key in (
+            "id",
+            "kind",
+            "status",
+            "risk",
+            "connection",
+            "requester",
+            "created_at",
+            "expires_at",
+            "purpose",
+        ):
+            self.stdout.write(f"{key + ':':<12} {data[key]}")
+        self.stdout.write(
+            f"{'approvals:':<12} {data['approvals']} of {data['required']} "
+            f"(from {', '.join(data['approver_groups'])})"
+        )
+        if data.get("sql"):
+            self.stdout.write(f"sql:\n  {data['sql']}")
+        if data.get("runs") and data["runs"] != [data.get("sql")]:
+            self.stdout.write("runs as:\n" + "\n".join(f"  {s}" for s in data["runs"]))
+        for review in data["reviews"]:
+            comment = f": {review['comment']}" if review["comment"] else ""
+            self.stdout.write(f"  {review['verdict']} by {review['reviewer']}{comment}")
+        return EXIT["ok"]
+
+    def _review(self, options: dict[str, Any]) -> int:
+        user = get_user_model().objects.filter(username=options["username"], is_active=True)
+        if not user.exists():
+            self.stderr.write(f"error: no active user {options['username']!r}")
+            return EXIT["usage"]
+        try:
+            request = request_review(
+                caller=Caller(user=user.get(), channel="cli"),
+                request_id=options["id"],
+                approve=bool(options["approve"]),
+                comment=options["comment"],
+                reauthenticated=True,
+            )
+        except ReviewRefused as exc:
+            self.stderr.write(f"refused: {exc}")
+            return EXIT["refused"]
+        request.refresh_from_db()
+        verdict = "approved" if options["approve"] else "rejected"
+        self.stdout.write(f"{verdict} request #{request.pk}; it is now {request.status}")
+        return EXIT["ok"]

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from approvals import views
+
+urlpatterns = [
+    path("", views.queue, name="approval_queue"),
+    path("history/", views.decided, name="approval_history"),
+    path("mine/", views.mine, name="approval_mine"),
+    path("access/", views.request_access, name="access_request"),
+    path("unmask/", views.request_unmask, name="unmask_request"),
+    path("<int:pk>/", views.detail, name="approval_detail"),
+    path("<int:pk>/review/", views.review, name="approval_review"),
+    path("<int:pk>/withdraw/", views.withdraw, name="approval_withdraw"),
+]

@@ -1,0 +1,244 @@
+"""Approver queue, request pages, reviews, and just-in-time access requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
+from allauth.core.exceptions import ReauthenticationRequired
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from approvals.forms import AccessRequestForm, UnmaskRequestForm
+from approvals.models import RISKS, ApprovalRequest
+from approvals.policies import may_review
+from approvals.services import (
+    InvalidRequest,
+    ReauthenticationNeeded,
+    ReviewRefused,
+    access_request,
+    needs_reauthentication,
+    request_review,
+    request_withdraw,
+    unmask_request,
+)
+from governance.models import Connection
+from governance.roles import ADMIN, ANALYST, APPROVER, AUDITOR, has_role, role_required
+from governance.services.caller import Caller
+
+Status = ApprovalRequest.Status
+AGES = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7)}
+PAGE_SIZE = 25
+
+
+def _caller(request: HttpRequest) -> Caller:
+    from governance.signals import client_ip
+
+    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
+
+
+def _requests() -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.select_related(
+        "run", "connection", "requester", "column__table"
+    ).annotate(
+        approved=Count("reviews", filter=Q(reviews__verdict="approve")),
+    )
+
+
+def _filtered(request: HttpRequest, requests: QuerySet[ApprovalRequest]) -> dict[str, Any]:
+    """Apply the queue's filters; unknown values are ignored, never an error."""
+    chosen = {
+        "connection": request.GET.get("connection", ""),
+        "risk": request.GET.get("risk", ""),
+        "age": request.GET.get("age", ""),
+        "status": request.GET.get("status", ""),
+    }
+    if chosen["connection"].isdigit() and len(chosen["connection"]) < 12:
+        requests = requests.filter(connection_id=int(chosen["connection"]))
+    if chosen["risk"] in RISKS:
+        requests = requests.filter(risk=chosen["risk"])
+    if chosen["age"] in AGES:
+        requests = requests.filter(created_at__gte=timezone.now() - AGES[chosen["age"]])
+    if chosen["status"] in Status.values and chosen["status"] != Status.PENDING:
+        requests = requests.filter(status=chosen["status"])
+    page = Paginator(requests.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return {
+        "page": page,
+        "chosen": chosen,
+        "risks": RISKS,
+        "ages": list(AGES),
+        "connections": Connection.objects.order_by("name").only("pk", "name"),
+    }
+
+
+@role_required(APPROVER, ADMIN, AUDITOR)
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    """Pending requests, newest first, refreshed live; approvers act on them."""
+    context = _filtered(request, _requests().filter(status=Status.PENDING))
+    context["tab"] = "pending"
+    if getattr(request, "htmx", False):
+        return render(request, "approvals/queue.html#rows", context)
+    return render(request, "approvals/queue.html", context)
+
+
+@role_required(APPROVER, ADMIN, AUDITOR)
+@require_GET
+def decided(request: HttpRequest) -> HttpResponse:
+    context = _filtered(request, _requests().exclude(status=Status.PENDING))
+    context.update(tab="history", statuses=[s for s in Status.choices if s[0] != "pending"])
+    return render(request, "approvals/queue.html", context)
+
+
+@role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
+@require_GET
+def mine(request: HttpRequest) -> HttpResponse:
+    requests = _requests().filter(requester_id=request.user.pk).order_by("-created_at", "-id")
+    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "approvals/mine.html", {"page": page})
+
+
+def _visible(request: HttpRequest, pk: int) -> ApprovalRequest:
+    """Approvers, admins and auditors see every request; a requester sees their own."""
+    found = _requests().prefetch_related("reviews__reviewer").filter(pk=pk).first()
+    if found is None:
+        raise Http404("No such request.")
+    if found.requester_id != request.user.pk and not has_role(
+        request.user, APPROVER, ADMIN, AUDITOR
+    ):
+        raise Http404("No such request.")
+    return found
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = _visible(request, pk)
+    reviewed = any(r.reviewer_id == request.user.pk for r in approval.reviews.all())
+    can_review = (
+        approval.is_pending
+        and approval.requester_id != request.user.pk
+        and may_review(request.user, approval.approver_groups)
+        and not reviewed
+    )
+    impact = approval.impact or {}
+    rows, columns = impact.get("rows") or [], impact.get("columns") or []
+    statements = [
+        {
+            **summary,
+            "rows": rows[i] if i < len(rows) else None,
+            "columns": columns[i] if i < len(columns) else [],
+        }
+        for i, summary in enumerate(approval.run.statement_summaries if approval.run else [])
+    ]
+    context = {
+        "approval": approval,
+        "statements": statements,
+        "run": approval.run,
+        "can_review": can_review,
+        "needs_reauth": needs_reauthentication(approval),
+        "reasons": [r for r in approval.run.reasons if r.get("action") != "allow"]
+        if approval.run
+        else [],
+    }
+    if getattr(request, "htmx", False) and request.GET.get("part") == "status":
+        return render(request, "approvals/detail.html#status", context)
+    return render(request, "approvals/detail.html", context)
+
+
+@login_required
+@require_POST
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = _visible(request, pk)
+    verdict = request.POST.get("verdict")
+    if verdict not in ("approve", "reject"):
+        messages.error(request, "Choose approve or reject.")
+        return redirect("approval_detail", pk=pk)
+    reauthenticated = did_recently_reauthenticate(request)
+    if needs_reauthentication(approval) and not reauthenticated:
+        # allauth asks for the password again, then replays this POST.
+        raise ReauthenticationRequired()
+    try:
+        request_review(
+            caller=_caller(request),
+            request_id=pk,
+            approve=verdict == "approve",
+            comment=request.POST.get("comment", ""),
+            reauthenticated=reauthenticated,
+        )
+    except ReauthenticationNeeded:
+        raise ReauthenticationRequired() from None
+    except ReviewRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("approval_detail", pk=pk)
+    messages.success(request, f"You {verdict}d request #{pk}.")
+    if request.POST.get("next") == "queue":
+        return redirect("approval_queue")
+    return redirect("approval_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = _visible(request, pk)
+    if approval.requester_id != request.user.pk:
+        raise Http404("No such request.")
+    if request_withdraw(caller=_caller(request), request=approval):
+        messages.success(request, f"Request #{pk} withdrawn.")
+    else:
+        messages.error(request, f"Request #{pk} is no longer pending.")
+    return redirect("approval_detail", pk=pk)
+
+
+@role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
+@require_http_methods(["GET", "POST"])
+def request_access(request: HttpRequest) -> HttpResponse:
+    form = AccessRequestForm(request.POST or None, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = access_request(
+                caller=_caller(request),
+                connection=form.cleaned_data["connection"],
+                capabilities=form.cleaned_data["capabilities"],
+                hours=form.cleaned_data["hours"],
+                reason=form.cleaned_data["reason"],
+            )
+        except InvalidRequest as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Access request #{created.pk} sent to approvers.")
+            return redirect("approval_detail", pk=created.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "approvals/request_access.html", {"form": form}, status=status)
+
+
+@role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
+@require_http_methods(["GET", "POST"])
+def request_unmask(request: HttpRequest) -> HttpResponse:
+    form = UnmaskRequestForm(request.POST or None, user=request.user, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = unmask_request(
+                caller=_caller(request),
+                column=form.cleaned_data["column"],
+                hours=form.cleaned_data["hours"],
+                reason=form.cleaned_data["reason"],
+            )
+        except InvalidRequest as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Unmask request #{created.pk} sent to approvers.")
+            return redirect("approval_detail", pk=created.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "approvals/request_access.html", {"form": form, "unmask": True}, status=status
+    )

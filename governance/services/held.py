@@ -1,0 +1,100 @@
+"""Held runs: released to run once approved, or closed as rejected or expired.
+
+Approvals live a layer above; these services are how that layer moves a held run, always
+with conditional UPDATEs so that a double click or two approvers at once release it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance.models import QueryRun
+from governance.services.caller import Caller, record
+from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
+
+Status = QueryRun.Status
+
+
+class ReleaseRefused(Exception):
+    """The held run cannot run as approved; the message says why, for people."""
+
+
+def _requester(run: QueryRun) -> Caller:
+    return Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+
+
+def run_recheck(run: QueryRun) -> list[str]:
+    """Decide the held statement again for its requester, now.
+
+    Returns the statements that would run. Raises ReleaseRefused when the statement is now
+    denied (access revoked, a guardrail added) or when what would run differs from what was
+    held (a masking rule or an exemption changed): an approval covers the exact rewritten SQL
+    the approvers saw, never anything else.
+    """
+    detail, plan = _decide(_requester(run), run.connection, run.sql, run.mode)
+    if detail["decision"] == "deny":
+        reasons = "; ".join(r["message"] for r in detail["reasons"] if r["action"] == "deny")
+        raise ReleaseRefused(f"The statement is now denied: {reasons}")
+    statements = _to_run(detail["statements"], plan)
+    if statements != run.statements or _masked_names(plan) != run.masked:
+        raise ReleaseRefused(
+            "The masking of this statement changed after it was submitted (a masking rule or "
+            "an exemption changed), so the approval no longer covers what would run. "
+            "Submit it again."
+        )
+    return statements
+
+
+def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datetime | None) -> bool:
+    """Queue an approved held run (call inside the approving transaction).
+
+    `approval` (request id and approvers) is kept on the run, so the outcome's audit event
+    names the requester *and* the approvers. Returns False if the run was no longer held.
+    """
+    detail = {**run.decision_detail, "approval": approval}
+    released = QueryRun.objects.filter(pk=run.pk, status=Status.PENDING_APPROVAL).update(
+        status=Status.QUEUED, decision_detail=detail, run_before=run_before
+    )
+    if not released:
+        return False
+    run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
+    record(
+        "query.released",
+        _requester(run),
+        run.connection,
+        run_id=run.pk,
+        sql=run.sql,
+        decision=run.decision,
+        risk=run.risk,
+        detail={"approval": approval},
+    )
+    if run.mode == QueryRun.Mode.INTERACTIVE:
+        transaction.on_commit(partial(_dispatch, run))
+    return True
+
+
+def run_close(*, run: QueryRun, status: str, error: str, detail: dict[str, Any]) -> bool:
+    """End a held run that will never run (rejected, expired, refused on release)."""
+    assert status in (Status.REJECTED, Status.EXPIRED, Status.FAILED)
+    closed = QueryRun.objects.filter(pk=run.pk, status=Status.PENDING_APPROVAL).update(
+        status=status, error=error, finished_at=timezone.now()
+    )
+    if closed:
+        run.status, run.error = status, error
+        record(
+            f"query.{status}",
+            _requester(run),
+            run.connection,
+            run_id=run.pk,
+            sql=run.sql,
+            decision=run.decision,
+            risk=run.risk,
+            error=error,
+            detail=detail,
+        )
+    return bool(closed)

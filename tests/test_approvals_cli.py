@@ -1,0 +1,70 @@
+"""`manage.py approvals`: list, show, review, with its exit codes and reasons."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from approvals.models import ApprovalRequest
+from governance.models import QueryRun
+from tests.conftest import balances
+from tests.test_approvals import UPDATE, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def approvals(*args: str) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("approvals", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_list_show_and_approve_from_the_shell(alice: Any, bob: Any, ledger: Any) -> None:
+    run = submit(alice, ledger, UPDATE, purpose="month end")
+    request = run.approval
+    code, out, _ = approvals("list", "--pending")
+    assert code == 0 and f"{request.pk:>6}  pending" in out and "alice" in out
+    code, out, _ = approvals("list", "--format", "json")
+    assert json.loads(out)[0]["id"] == request.pk
+    code, out, _ = approvals("show", str(request.pk))
+    assert code == 0 and UPDATE in out and "month end" in out and "0 of 1" in out
+    code, out, _ = approvals("show", str(request.pk), "--format", "json")
+    assert json.loads(out)["sql"] == UPDATE
+    code, out, _ = approvals(
+        "review", str(request.pk), "--as", "bob", "--approve", "--comment", "ok"
+    )
+    assert code == 0 and "approved request" in out
+    assert QueryRun.objects.get(pk=run.pk).status == "succeeded"
+    assert balances(ledger) == [101, 101, 100, 100, 100]
+    code, out, _ = approvals("list", "--pending")
+    assert code == 0 and "Nothing pending." in out
+
+
+def test_refusals_exit_non_zero_with_a_reason(
+    alice: Any, bob: Any, carol: Any, ledger: Any
+) -> None:
+    request = submit(alice, ledger, UPDATE).approval
+    cases = [
+        (["--as", "alice", "--approve"], 1, "your own request"),
+        (["--as", "carol", "--approve"], 1, "Only members of approver"),
+        (["--as", "nobody", "--approve"], 2, "no active user"),
+    ]
+    for args, expected, reason in cases:
+        code, _, err = approvals("review", str(request.pk), *args)
+        assert code == expected and reason in err, (args, err)
+    code, _, err = approvals("review", "999999", "--as", "bob", "--reject")
+    assert code == 1 and "No approval request #999999" in err
+    assert approvals("review", str(request.pk), "--as", "bob", "--reject")[0] == 0
+    code, _, err = approvals("review", str(request.pk), "--as", "bob", "--approve")
+    assert code == 1 and "already rejected" in err
+    assert ApprovalRequest.objects.get(pk=request.pk).status == "rejected"
+    code, _, err = approvals("show", "424242")
+    assert code == 2 and "no approval request" in err
