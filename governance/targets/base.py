@@ -132,3 +132,29 @@ def check_statements(statements: Sequence[str], max_rows: int) -> list[str]:
         if not isinstance(item, str) or not item.strip():
             raise TargetError("execution", "empty statement")
     return items
+
+
+def first_keyword(statement: str) -> str:
+    """The statement's first word, lower-case, after comments, blanks and parentheses."""
+    i, n = 0, len(statement)
+    while i < n:
+        if statement[i].isspace() or statement[i] == "(":
+            i += 1
+        elif statement.startswith("--", i):
+            end = statement.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif statement.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if statement.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif statement.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    start = i
+    while i < n and (statement[i].isalnum() or statement[i] == "_"):
+        i += 1
+    return statement[start:i].lower()

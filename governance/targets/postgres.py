@@ -26,8 +26,9 @@ from .base import (
     TargetConfig,
     TargetError,
     check_statements,
+    first_keyword,
 )
-from .pg_support import connection_params, first_keyword, is_auth_failure
+from .pg_support import connection_params, is_auth_failure
 
 # Readable names for the common built-in types (the rest are looked up once per session).
 _BUILTIN_TYPES: dict[int, str] = {
