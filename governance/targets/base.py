@@ -47,6 +47,25 @@ class TableInfo:
     kind: str  # "table" | "view"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """How many rows a held write would change, told to its approver before the decision.
+
+    ``method`` is "dry_run" (the statements ran in a transaction that was rolled back),
+    "explain" (the planner's estimates; nothing ran) or "none" (nothing was tried). ``rows`` has
+    one entry per statement: the rows it changed or is estimated to change, None when unknown
+    (not previewed, or the preview stopped before it). ``error`` / ``error_kind`` (a TargetError
+    kind: "timeout", "execution"...) say why a preview that was tried did not finish.
+    """
+
+    method: str  # "dry_run" | "explain" | "none"
+    rows: tuple[int | None, ...]
+    estimated: bool
+    note: str
+    error: str | None = None
+    error_kind: str | None = None
+
+
 class TargetError(Exception):
     """A failure talking to a target database; ``str(e) == e.message``."""
 
@@ -80,6 +99,15 @@ class TargetSession(Protocol):
     def stream(
         self, statement: str, *, read_only: bool, batch_size: int = 5000
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]: ...
+
+    def preview(
+        self,
+        statements: Sequence[str],
+        *,
+        dml: Sequence[bool],
+        tables: Sequence[str] = (),
+        timeout_ms: int,
+    ) -> Preview: ...
 
     def introspect(self) -> list[TableInfo]: ...
 
