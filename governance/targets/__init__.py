@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from .base import (
     CancelCheck,
     Column,
+    Preview,
     Result,
     TableInfo,
     TargetConfig,
@@ -23,6 +24,7 @@ __all__ = [
     "ENGINES",
     "CancelCheck",
     "Column",
+    "Preview",
     "Result",
     "TableInfo",
     "TargetConfig",

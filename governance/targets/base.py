@@ -47,6 +47,25 @@ class TableInfo:
     kind: str  # "table" | "view"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """How many rows a held write would change, told to its approver before the decision.
+
+    ``method`` is "dry_run" (the statements ran in a transaction that was rolled back),
+    "explain" (the planner's estimates; nothing ran) or "none" (nothing was tried). ``rows`` has
+    one entry per statement: the rows it changed or is estimated to change, None when unknown
+    (not previewed, or the preview stopped before it). ``error`` / ``error_kind`` (a TargetError
+    kind: "timeout", "execution"...) say why a preview that was tried did not finish.
+    """
+
+    method: str  # "dry_run" | "explain" | "none"
+    rows: tuple[int | None, ...]
+    estimated: bool
+    note: str
+    error: str | None = None
+    error_kind: str | None = None
+
+
 class TargetError(Exception):
     """A failure talking to a target database; ``str(e) == e.message``."""
 
@@ -80,6 +99,15 @@ class TargetSession(Protocol):
     def stream(
         self, statement: str, *, read_only: bool, batch_size: int = 5000
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]: ...
+
+    def preview(
+        self,
+        statements: Sequence[str],
+        *,
+        dml: Sequence[bool],
+        tables: Sequence[str] = (),
+        timeout_ms: int,
+    ) -> Preview: ...
 
     def introspect(self) -> list[TableInfo]: ...
 
@@ -132,3 +160,29 @@ def check_statements(statements: Sequence[str], max_rows: int) -> list[str]:
         if not isinstance(item, str) or not item.strip():
             raise TargetError("execution", "empty statement")
     return items
+
+
+def first_keyword(statement: str) -> str:
+    """The statement's first word, lower-case, after comments, blanks and parentheses."""
+    i, n = 0, len(statement)
+    while i < n:
+        if statement[i].isspace() or statement[i] == "(":
+            i += 1
+        elif statement.startswith("--", i):
+            end = statement.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif statement.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if statement.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif statement.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    start = i
+    while i < n and (statement[i].isalnum() or statement[i] == "_"):
+        i += 1
+    return statement[start:i].lower()

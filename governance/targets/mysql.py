@@ -19,13 +19,16 @@ from pymysql.cursors import Cursor, SSCursor
 from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     Column,
+    Preview,
     Result,
     SessionBase,
     TableInfo,
     TargetConfig,
     TargetError,
     check_statements,
+    first_keyword,
 )
+from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
 
 DEFAULT_PORT = 3306
 BINARY_CHARSET = 63
@@ -277,6 +280,112 @@ class MySQLSession(SessionBase):
                     self._conn.close()
                 self._rollback()
 
+    def preview(
+        self,
+        statements: Sequence[str],
+        *,
+        dml: Sequence[bool],
+        tables: Sequence[str] = (),
+        timeout_ms: int,
+    ) -> Preview:
+        """Dry-run the plain writes when a rollback undoes them; else the planner's estimates.
+
+        A dry run needs MariaDB (MySQL's max_execution_time does not bound writes) and every
+        table in ``tables`` (all those the batch touches, ``name`` or ``schema.name``) to be a
+        base table with a transactional engine and no triggers. The estimates come from
+        EXPLAIN, which runs nothing. Either way the transaction is rolled back.
+        """
+        items, count = plan(statements, dml, executable_comments=True)
+        if count == 0:
+            why = "MySQL commits schema changes implicitly, so they cannot be tried and undone."
+            return not_previewed(len(items), why)
+        budget = Budget(timeout_ms)
+        rows: list[int | None] = [None] * len(items)
+        index = 0
+        method, note = "none", "The preview could not start; nothing was run."
+        error: TargetError | None = None
+        try:
+            self._begin(read_only=False)
+            obstacle = self._dry_run_obstacle(tables)
+            if obstacle is None:
+                method, note = "dry_run", DRY_RUN_NOTE
+            else:
+                method = "explain"
+                note = f"{obstacle}, so nothing was run: these are the planner's estimates."
+            for index, statement in enumerate(items[:count]):
+                seconds = budget.remaining_ms() / 1000
+                if self.is_mariadb:
+                    self._command("SET SESSION max_statement_time = %s", (seconds,))
+                else:
+                    self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
+                if method == "dry_run":
+                    rows[index] = self._changed_rows(statement)
+                else:
+                    rows[index] = self._estimated_rows(statement)
+                self._command("SELECT 1")  # refreshes the server status flags
+                status = int(getattr(self._conn, "server_status", 0) or 0)
+                if not status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+                    raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+        except pymysql.err.MySQLError as exc:
+            error = map_error(exc)
+        except TargetError as exc:
+            error = exc
+        finally:
+            self._rollback()
+        if error is not None:
+            rows[index] = None
+        return outcome(method, rows, count, note, error, index)
+
+    def _dry_run_obstacle(self, tables: Sequence[str]) -> str | None:
+        """Why the statements must not run, even in a transaction; None when they may."""
+        if not self.is_mariadb:
+            return "MySQL cannot bound how long a write runs"
+        names = {_split_table(table) for table in tables}
+        if not names:
+            return "The tables the statements write are not known"
+        match = " OR ".join(
+            ["(t.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND t.TABLE_NAME = %s)"] * len(names)
+        )
+        found = self._command(
+            "SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, e.TRANSACTIONS,"
+            " (SELECT COUNT(*) FROM information_schema.TRIGGERS g"
+            "   WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA"
+            "   AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME)"
+            " FROM information_schema.TABLES t"
+            " LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE"
+            f" WHERE {match} ORDER BY t.TABLE_NAME",
+            [part for name in sorted(names, key=str) for part in name],
+        )
+        for name, table_type, engine, transactional, triggers in found:
+            if str(table_type).upper() != "BASE TABLE":
+                return f"{name} is a view, not a table"
+            if str(transactional).upper() != "YES":
+                return f"{name} uses the {engine} engine, which cannot roll back changes"
+            if int(triggers):
+                return f"{name} has triggers, which may write tables that cannot roll back"
+        if len(found) < len(names):
+            return "Some of the tables the statements write were not found"
+        return None
+
+    def _changed_rows(self, statement: str) -> int | None:
+        cur = self._conn.cursor(SSCursor)
+        try:
+            cur.execute(statement)
+            if not cur.description:
+                return cur.rowcount if cur.rowcount >= 0 else None
+            returned = 0  # MariaDB's RETURNING: one row per changed row
+            while batch := cur.fetchmany(1000):
+                returned += len(batch)
+            return None if first_keyword(statement) == "with" else returned
+        finally:
+            cur.close()
+
+    def _estimated_rows(self, statement: str) -> int | None:
+        with self._conn.cursor() as cur:
+            cur.execute("EXPLAIN " + statement)
+            names = [str(item[0]).lower() for item in cur.description or ()]
+            return explain_estimate(names, list(cur.fetchall()))
+
     def introspect(self) -> list[TableInfo]:
         query = (
             "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE"
@@ -310,6 +419,32 @@ class MySQLSession(SessionBase):
             self._rollback()
             with contextlib.suppress(pymysql.err.Error):
                 self._conn.close()
+
+
+def _split_table(name: str) -> tuple[str | None, str]:
+    """``schema.table`` or ``table`` (the current database) as written by the caller."""
+    parts = [part.strip("`") for part in name.split(".")]
+    return (parts[-2] if len(parts) > 1 else None), parts[-1]
+
+
+def explain_estimate(columns: list[str], plan: list[tuple[Any, ...]]) -> int | None:
+    """Rows the planner expects the outer query block to go through (None when it says nothing).
+
+    Joined tables multiply; MySQL's ``filtered`` (percent of rows kept by the WHERE) applies.
+    """
+    if "rows" not in columns or not plan:
+        return None
+    rows_at, id_at = columns.index("rows"), columns.index("id")
+    filtered_at = columns.index("filtered") if "filtered" in columns else None
+    total: float | None = None
+    for line in plan:
+        if line[id_at] != plan[0][id_at] or line[rows_at] is None:
+            continue
+        kept = float(line[rows_at])
+        if filtered_at is not None and line[filtered_at] is not None:
+            kept *= float(line[filtered_at]) / 100
+        total = kept if total is None else total * kept
+    return None if total is None else round(total)
 
 
 def connect(config: TargetConfig) -> MySQLSession:

@@ -1,4 +1,4 @@
-"""PostgreSQL connection parameters and small text helpers (no I/O)."""
+"""PostgreSQL connection parameters and error classification (no I/O)."""
 
 from __future__ import annotations
 
@@ -64,29 +64,3 @@ def is_auth_failure(sqlstate: str | None, message: str) -> bool:
         return True
     markers = ("authentication failed", "no password supplied", "no pg_hba.conf entry")
     return any(marker in lowered for marker in markers)
-
-
-def first_keyword(statement: str) -> str:
-    """The statement's first word, lower-case, after comments, blanks and parentheses."""
-    i, n = 0, len(statement)
-    while i < n:
-        if statement[i].isspace() or statement[i] == "(":
-            i += 1
-        elif statement.startswith("--", i):
-            end = statement.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif statement.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if statement.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif statement.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        else:
-            break
-    start = i
-    while i < n and (statement[i].isalnum() or statement[i] == "_"):
-        i += 1
-    return statement[start:i].lower()

@@ -20,14 +20,17 @@ from psycopg.conninfo import make_conninfo
 from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     Column,
+    Preview,
     Result,
     SessionBase,
     TableInfo,
     TargetConfig,
     TargetError,
     check_statements,
+    first_keyword,
 )
-from .pg_support import connection_params, first_keyword, is_auth_failure
+from .pg_support import connection_params, is_auth_failure
+from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
 
 # Readable names for the common built-in types (the rest are looked up once per session).
 _BUILTIN_TYPES: dict[int, str] = {
@@ -336,6 +339,62 @@ class PostgresSession(SessionBase):
         finally:
             if not finished:
                 self._rollback()
+
+    def preview(
+        self,
+        statements: Sequence[str],
+        *,
+        dml: Sequence[bool],
+        tables: Sequence[str] = (),
+        timeout_ms: int,
+    ) -> Preview:
+        """Dry-run the plain writes in a read-write transaction that is always rolled back.
+
+        ``timeout_ms`` bounds the whole batch (each statement gets what is left of it as its
+        statement_timeout). ``tables`` is not needed here: every PostgreSQL table rolls back.
+        """
+        items, count = plan(statements, dml)
+        if count == 0:
+            why = "PostgreSQL schema changes take strong locks, so they are not tried."
+            return not_previewed(len(items), why)
+        budget = Budget(timeout_ms)
+        rows: list[int | None] = [None] * len(items)
+        index = 0
+        error: TargetError | None = None
+        try:
+            self._begin(read_only=False)
+            for index, statement in enumerate(items[:count]):
+                timeout = str(budget.remaining_ms())
+                self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+                rows[index] = self._changed_rows(statement)
+                self._check_in_transaction(read_only=False)
+        except psycopg.Error as exc:
+            error = map_error(exc)
+        except TargetError as exc:
+            error = exc
+        finally:
+            self._rollback()
+        if error is not None:
+            rows[index] = None
+        return outcome("dry_run", rows, count, DRY_RUN_NOTE, error, index)
+
+    def _changed_rows(self, statement: str) -> int | None:
+        columns = self._describe(statement)  # refuses several commands
+        with self._conn.cursor() as cur:
+            if columns is None:
+                cur.execute(statement, prepare=False)
+                return cur.rowcount if cur.rowcount >= 0 else None
+            # RETURNING: one row per changed row; count them without keeping them. A WITH
+            # whose outer query is a SELECT returns other rows: its count is unknown.
+            size = 1000 if capabilities.has_stream_chunked() else 1
+            stream = cast(
+                "Generator[tuple[Any, ...], None, None]", cur.stream(statement, size=size)
+            )
+            try:
+                returned = sum(1 for _ in stream)
+            finally:
+                stream.close()
+            return None if first_keyword(statement) == "with" else returned
 
     def introspect(self) -> list[TableInfo]:
         query = """

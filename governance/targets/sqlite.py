@@ -19,6 +19,7 @@ from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     CancelCheck,
     Column,
+    Preview,
     Result,
     SessionBase,
     TableInfo,
@@ -26,6 +27,7 @@ from .base import (
     TargetError,
     check_statements,
 )
+from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
 
 PROGRESS_STEPS = 1000  # VM instructions between progress-handler calls
 CANCEL_POLL_S = 0.05
@@ -60,6 +62,9 @@ _WRITE_ACTIONS = frozenset(
     )
     if hasattr(sqlite3, name)
 )
+# What a preview may do beyond reading: change rows of existing tables, nothing else.
+_ROW_ACTIONS = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+_SCHEMA_ACTIONS = _WRITE_ACTIONS - _ROW_ACTIONS
 _TX_ACTIONS = frozenset({sqlite3.SQLITE_TRANSACTION, getattr(sqlite3, "SQLITE_SAVEPOINT", 32)})
 _FILE_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
 # name -> (number of arguments, implementation): functions registered on every connection.
@@ -112,6 +117,7 @@ class SQLiteSession(SessionBase):
         self._interrupt: str | None = None
         self._denied: str | None = None
         self._internal = False
+        self._previewing = False
         self._rw: sqlite3.Connection | None = None
         self._ro = self._open(read_only=True)
         try:
@@ -181,6 +187,8 @@ class SQLiteSession(SessionBase):
             return TRANSACTION_CONTROL_MESSAGE
         if read_only and action in _WRITE_ACTIONS:
             return "attempt to write in a read-only transaction"
+        if self._previewing and action in _SCHEMA_ACTIONS:
+            return "a preview only changes rows of existing tables"
         return None
 
     def _progress(self) -> int:
@@ -317,6 +325,66 @@ class SQLiteSession(SessionBase):
             if not finished:
                 cur.close()
                 self._rollback(conn)
+
+    def preview(
+        self,
+        statements: Sequence[str],
+        *,
+        dml: Sequence[bool],
+        tables: Sequence[str] = (),
+        timeout_ms: int,
+    ) -> Preview:
+        """Dry-run the plain writes on the write connection, in a transaction always rolled back.
+
+        The write connection's authorizer applies, and refuses schema changes besides.
+        """
+        items, count = plan(statements, dml)
+        if count == 0:
+            return not_previewed(len(items), "Schema changes are not tried.")
+        budget = Budget(timeout_ms)
+        rows: list[int | None] = [None] * len(items)
+        index = 0
+        error: TargetError | None = None
+        conn: sqlite3.Connection | None = None
+        self._interrupt = None
+        self._denied = None
+        self._previewing = True
+        try:
+            conn = self._connection(read_only=False)
+            self._control(conn, "BEGIN")
+            for index, statement in enumerate(items[:count]):
+                self._deadline = time.monotonic() + budget.remaining_ms() / 1000
+                rows[index] = self._changed_rows(conn, statement)
+                if not conn.in_transaction:
+                    raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+        except sqlite3.Error as exc:
+            error = self._map_error(exc)
+        except TargetError as exc:
+            error = exc
+        finally:
+            self._previewing = False
+            self._deadline = None
+            if conn is not None:
+                self._rollback(conn)
+                if conn.in_transaction:  # the rollback failed: never reuse this connection
+                    conn.close()
+                    self._rw = None
+        if error is not None:
+            rows[index] = None
+        return outcome("dry_run", rows, count, DRY_RUN_NOTE, error, index)
+
+    @staticmethod
+    def _changed_rows(conn: sqlite3.Connection, statement: str) -> int:
+        # changes() counts the last INSERT/UPDATE/DELETE (not its triggers), also when it comes
+        # after a WITH or returns rows; total_changes tells whether this statement was one.
+        before = conn.total_changes
+        cur = conn.execute(statement)
+        while cur.fetchmany(1000):
+            pass  # RETURNING rows: drained, not kept
+        cur.close()
+        if conn.total_changes == before:
+            return 0
+        return int(conn.execute("SELECT changes()").fetchone()[0])
 
     def introspect(self) -> list[TableInfo]:
         conn = self._ro

@@ -217,8 +217,8 @@ def test_pg_copy_refused_and_session_survives(pg_engine: Engine) -> None:
         assert session.execute(["SELECT 1"], read_only=True, max_rows=1).rows == [(1,)]
 
 
-def test_pg_first_keyword() -> None:
-    from governance.targets.pg_support import first_keyword
+def test_first_keyword() -> None:
+    from governance.targets.base import first_keyword
 
     assert first_keyword("  -- c\n /* a /* nested */ b */ ((Select 1))") == "select"
     assert first_keyword("") == ""

@@ -1,0 +1,95 @@
+"""Impact preview of held writes: the parts the drivers share (pure Python, no I/O).
+
+Before an approver decides on a held write, the driver tells how many rows it would change:
+it runs the batch's plain writes (INSERT, UPDATE, DELETE, MERGE) in a transaction that is
+always rolled back, or asks the planner where a rollback would not undo them. Nothing else is
+ever run ahead of time: schema changes take strong locks (PostgreSQL) or commit implicitly
+(MySQL), and transaction control could make a dry run stick.
+
+The caller says which statements are plain writes (``dml``, from its own parse); the driver
+checks the statement's first word as well, so a mistake there cannot run a COMMIT. The
+statements are previewed in order up to the first one that is not a plain write: what comes
+after it may depend on its effect. A caller should pass False for a write that calls a
+function outside its known-safe catalogue: a stored function can reach what a rollback does
+not (a MyISAM table, dblink, a session-level advisory lock).
+
+A dry run is not entirely free of side effects: sequences / AUTO_INCREMENT counters advance,
+and rows it changes stay locked until the rollback (at most ``timeout_ms``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from .base import Preview, TargetError, check_statements, first_keyword
+
+PLAIN_WRITES = frozenset({"insert", "update", "delete", "merge", "replace", "with"})
+DRY_RUN_NOTE = "Ran inside a transaction that was rolled back; nothing was changed."
+ONLY_PLAIN_WRITES = "Only plain INSERT, UPDATE, DELETE and MERGE statements are tried beforehand."
+
+
+def plan(
+    statements: Sequence[str], dml: Sequence[bool], *, executable_comments: bool = False
+) -> tuple[list[str], int]:
+    """The statements, and how many of them (from the first) may be previewed.
+
+    ``executable_comments``: MySQL runs the text of ``/*! … */`` comments, so a statement
+    holding one is never previewed there.
+    """
+    try:
+        items = check_statements(statements, 0)
+    except TargetError as exc:
+        raise ValueError(exc.message) from None
+    if isinstance(dml, str) or len(dml) != len(items):
+        raise ValueError("dml must hold one flag per statement")
+    count = 0
+    for statement, flag in zip(items, dml, strict=True):
+        if not flag or first_keyword(statement) not in PLAIN_WRITES:
+            break
+        if executable_comments and ("/*!" in statement or "/*M!" in statement.upper()):
+            break
+        count += 1
+    return items, count
+
+
+class Budget:
+    """One time limit for the whole preview, handed out statement by statement."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        if timeout_ms <= 0:
+            raise ValueError("timeout_ms must be > 0")
+        self._end = time.monotonic() + timeout_ms / 1000
+
+    def remaining_ms(self) -> int:
+        """Milliseconds left; raises TargetError("timeout") once none are."""
+        left = int((self._end - time.monotonic()) * 1000)
+        if left <= 0:
+            raise TargetError("timeout", "the preview ran out of time")
+        return left
+
+
+def not_previewed(count: int, why: str) -> Preview:
+    return Preview("none", (None,) * count, False, f"Not previewed. {ONLY_PLAIN_WRITES} {why}")
+
+
+def outcome(
+    method: str,
+    rows: Sequence[int | None],
+    previewed: int,
+    note: str,
+    error: TargetError | None = None,
+    failed_at: int = 0,
+) -> Preview:
+    """The Preview of a run that tried the first ``previewed`` statements of ``rows``."""
+    parts = [note]
+    if previewed < len(rows):
+        parts.append(
+            f"Statement {previewed + 1} is not a plain write, so it and the statements after it"
+            " were not tried."
+        )
+    if error is None:
+        return Preview(method, tuple(rows), method == "explain", " ".join(parts))
+    parts.append(f"The preview stopped at statement {failed_at + 1}.")
+    message = f"Statement {failed_at + 1}: {error.message}"
+    return Preview(method, tuple(rows), method == "explain", " ".join(parts), message, error.kind)
