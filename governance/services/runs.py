@@ -25,7 +25,7 @@ from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
 from governance.roles import has_role
-from governance.services.access import decision_context, policy_rules
+from governance.services.access import decision_inputs
 from governance.services.caller import Caller, record
 from governance.services.masking import (
     MaskPlan,
@@ -93,14 +93,14 @@ def _decide(
     caller: Caller, connection: Connection, sql: str, mode: str
 ) -> tuple[dict[str, Any], MaskPlan | None]:
     """The engine's decision, with masking applied to every read (which can hold or deny)."""
-    context = decision_context(user=caller.user, connection=connection)
+    context, rules = decision_inputs(user=caller.user, connection=connection)
     analysis = engine.analyze(sql, connection.dialect)
     plan = None
     if analysis.error is None:
         statements = [{"sql": s.sql, "category": s.category.value} for s in analysis.statements]
         plan = mask_plan(user=caller.user, connection=connection, statements=statements)
         context = replace(context, probe_statements=plan.probe_statements)
-    decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=policy_rules())
+    decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=rules)
     detail = decision.to_dict()
     refusals = _batch_refusals(detail, context, mode)
     if plan is not None:
