@@ -201,6 +201,14 @@ def run_submit(
         "deny": Status.DENIED,
     }[action]
     statements = detail["statements"]
+    # Executed here once committed (embedded, eager mode): the run is recorded as already
+    # claimed, so it needs no claim of its own. No worker can take it: it is never 'queued'.
+    inline = (
+        status == Status.QUEUED
+        and mode == QueryRun.Mode.INTERACTIVE
+        and celery_app.conf.task_always_eager
+    )
+    now = timezone.now()
     with transaction.atomic():
         run = QueryRun.objects.create(
             user=caller.user,
@@ -210,14 +218,15 @@ def run_submit(
             mode=mode,
             sql=sql,
             purpose=purpose[:500],
-            status=status,
+            status=Status.RUNNING if inline else status,
+            started_at=now if inline else None,
             decision=action,
             risk=detail["risk"],
             decision_detail=detail,
             statements=_to_run(statements, plan),
             masked=_masked_names(plan),
             read_only=not any(s["category"] in CHANGES for s in statements),
-            finished_at=timezone.now() if status == Status.DENIED else None,
+            finished_at=now if status == Status.DENIED else None,
         )
         record(
             "query.submitted",
@@ -248,6 +257,8 @@ def run_submit(
         if status == Status.PENDING_APPROVAL:
             for hook in hooks.held_run_hooks:
                 hook(run)
+        elif inline:
+            transaction.on_commit(partial(_execute, run, claimed=True))
         elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
             transaction.on_commit(partial(_dispatch, run))
     return run
@@ -318,6 +329,11 @@ def _cancel_watch(run: QueryRun, backend_id: str | None) -> Iterator[None]:
         requested = _cancel_checker(run.pk, every_s=0.25)
         try:
             while not stop.wait(0.25):
+                if run.backend_id != backend_id:  # claimed at submit: say where it runs
+                    QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+                        backend_id=backend_id
+                    )
+                    run.backend_id = backend_id
                 if requested():
                     with contextlib.suppress(targets.TargetError):
                         targets.cancel(config, backend_id)
@@ -406,7 +422,8 @@ def _unexpected(run: QueryRun, started: float, exc: BaseException) -> None:
 
 def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     """Execute a queued interactive run (called by the Celery task, or in-process with the
-    just-committed `run`; either way the claim below is what decides who runs it)."""
+    just-committed `run`; either way the claim below is what decides who runs it). Runs
+    submitted in the embedded (eager) mode are claimed at submit and never queued."""
     if run is None:
         run = (
             QueryRun.objects.select_related("connection", "user")
@@ -415,17 +432,23 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
         )
     if run is None:
         return  # cancelled, or already taken by another delivery of the task
+    _execute(run, claimed=False)
+
+
+def _execute(run: QueryRun, *, claimed: bool) -> None:
+    """Run `run` and record its outcome; `claimed` when it was recorded as running at submit."""
+    run_id = run.pk
     started = time.perf_counter()
     scrub = safety_net(run)
-    claimed = False
     try:
         with session_for(
             run.connection, pooled=run.read_only, should_cancel=_cancel_checker(run_id)
         ) as session:
             # Claim the run once connected, recording the backend so it can be cancelled.
-            claimed = _start(run, session.backend_id)
             if not claimed:
-                return
+                claimed = _start(run, session.backend_id)
+                if not claimed:
+                    return
             with _cancel_watch(run, session.backend_id):
                 result = session.execute(
                     run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
@@ -440,6 +463,7 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
         log.exception("run %s failed unexpectedly", run_id)
         if claimed or _start(run):
             _unexpected(run, started, exc)
+        return
     try:
         _finish(
             run,
