@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import datetime as dt
-import io
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from django import db
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,8 +18,9 @@ from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
 from governance.roles import has_role
-from governance.services.access import decision_context, policy_rules
+from governance.services.access import decision_inputs
 from governance.services.caller import Caller, record
+from governance.services.cancel import cancel_checker, cancel_watch
 from governance.services.masking import (
     MaskPlan,
     mask_plan,
@@ -35,7 +29,7 @@ from governance.services.masking import (
     touches_sensitive,
 )
 from governance.services.sessions import session_for
-from governance.services.values import to_csv_cell, to_json_cell
+from governance.services.values import to_json_cell
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +87,14 @@ def _decide(
     caller: Caller, connection: Connection, sql: str, mode: str
 ) -> tuple[dict[str, Any], MaskPlan | None]:
     """The engine's decision, with masking applied to every read (which can hold or deny)."""
-    context = decision_context(user=caller.user, connection=connection)
+    context, rules = decision_inputs(user=caller.user, connection=connection)
     analysis = engine.analyze(sql, connection.dialect)
     plan = None
     if analysis.error is None:
         statements = [{"sql": s.sql, "category": s.category.value} for s in analysis.statements]
         plan = mask_plan(user=caller.user, connection=connection, statements=statements)
         context = replace(context, probe_statements=plan.probe_statements)
-    decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=policy_rules())
+    decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=rules)
     detail = decision.to_dict()
     refusals = _batch_refusals(detail, context, mode)
     if plan is not None:
@@ -201,6 +195,14 @@ def run_submit(
         "deny": Status.DENIED,
     }[action]
     statements = detail["statements"]
+    # Executed here once committed (embedded, eager mode): the run is recorded as already
+    # claimed, so it needs no claim of its own. No worker can take it: it is never 'queued'.
+    inline = (
+        status == Status.QUEUED
+        and mode == QueryRun.Mode.INTERACTIVE
+        and celery_app.conf.task_always_eager
+    )
+    now = timezone.now()
     with transaction.atomic():
         run = QueryRun.objects.create(
             user=caller.user,
@@ -210,14 +212,15 @@ def run_submit(
             mode=mode,
             sql=sql,
             purpose=purpose[:500],
-            status=status,
+            status=Status.RUNNING if inline else status,
+            started_at=now if inline else None,
             decision=action,
             risk=detail["risk"],
             decision_detail=detail,
             statements=_to_run(statements, plan),
             masked=_masked_names(plan),
             read_only=not any(s["category"] in CHANGES for s in statements),
-            finished_at=timezone.now() if status == Status.DENIED else None,
+            finished_at=now if status == Status.DENIED else None,
         )
         record(
             "query.submitted",
@@ -248,6 +251,8 @@ def run_submit(
         if status == Status.PENDING_APPROVAL:
             for hook in hooks.held_run_hooks:
                 hook(run)
+        elif inline:
+            transaction.on_commit(partial(_execute, run, claimed=True))
         elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
             transaction.on_commit(partial(_dispatch, run))
     return run
@@ -287,54 +292,6 @@ def _start(run: QueryRun, backend_id: str | None = None) -> bool:
     if claimed == 1:
         run.status, run.started_at, run.backend_id = Status.RUNNING, now, backend_id or ""
     return claimed == 1
-
-
-def _cancel_checker(run_id: int, every_s: float = 0.25) -> Callable[[], bool]:
-    """A cheap, throttled 'was this run cancelled?' for drivers that poll (SQLite)."""
-    last = [0.0, False]
-
-    def should_cancel() -> bool:
-        now = time.monotonic()
-        if now - float(last[0]) >= every_s:
-            last[0] = now
-            last[1] = QueryRun.objects.filter(pk=run_id, cancel_requested=True).exists()
-        return bool(last[1])
-
-    return should_cancel
-
-
-@contextmanager
-def _cancel_watch(run: QueryRun, backend_id: str | None) -> Iterator[None]:
-    """While a statement runs on a server engine, honour cancel requests from here too.
-
-    The web process signals the backend when a user cancels, but a signal that lands before
-    the statement starts (or between two statements) is lost; this watcher re-signals every
-    second until the statement ends.
-    """
-    if not backend_id:
-        yield  # SQLite polls `should_cancel` itself
-        return
-    stop = threading.Event()
-    config = run.connection.target_config()
-
-    def watch() -> None:
-        requested = _cancel_checker(run.pk, every_s=0.25)
-        try:
-            while not stop.wait(0.25):
-                if requested():
-                    with contextlib.suppress(targets.TargetError):
-                        targets.cancel(config, backend_id)
-                    stop.wait(1.0)
-        finally:
-            db.connections.close_all()  # this thread's own database connection
-
-    watcher = threading.Thread(target=watch, name=f"cancel-watch-{run.pk}", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
 
 
 def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
@@ -411,7 +368,8 @@ def _unexpected(run: QueryRun, started: float, exc: BaseException) -> None:
 
 def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     """Execute a queued interactive run (called by the Celery task, or in-process with the
-    just-committed `run`; either way the claim below is what decides who runs it)."""
+    just-committed `run`; either way the claim below is what decides who runs it). Runs
+    submitted in the embedded (eager) mode are claimed at submit and never queued."""
     if run is None:
         run = (
             QueryRun.objects.select_related("connection", "user")
@@ -420,22 +378,28 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
         )
     if run is None:
         return  # cancelled, or already taken by another delivery of the task
+    _execute(run, claimed=False)
+
+
+def _execute(run: QueryRun, *, claimed: bool) -> None:
+    """Run `run` and record its outcome; `claimed` when it was recorded as running at submit."""
+    run_id = run.pk
     started = time.perf_counter()
     if run.run_before is not None and timezone.now() > run.run_before:
         if _start(run):
             _finish(run, Status.EXPIRED, started, error=APPROVAL_LAPSED, error_kind="expired")
         return
     scrub = safety_net(run)
-    claimed = False
     try:
         with session_for(
-            run.connection, pooled=run.read_only, should_cancel=_cancel_checker(run_id)
+            run.connection, pooled=run.read_only, should_cancel=cancel_checker(run_id)
         ) as session:
             # Claim the run once connected, recording the backend so it can be cancelled.
-            claimed = _start(run, session.backend_id)
             if not claimed:
-                return
-            with _cancel_watch(run, session.backend_id):
+                claimed = _start(run, session.backend_id)
+                if not claimed:
+                    return
+            with cancel_watch(run, session.backend_id):
                 result = session.execute(
                     run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
                 )
@@ -449,6 +413,7 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
         log.exception("run %s failed unexpectedly", run_id)
         if claimed or _start(run):
             _unexpected(run, started, exc)
+        return
     try:
         _finish(
             run,
@@ -465,64 +430,6 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     except Exception as exc:
         log.exception("run %s: storing the result failed", run_id)
         _unexpected(run, started, exc)
-
-
-def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
-    """Execute an allowed export run here, yielding CSV (header first) in constant memory.
-
-    PostgreSQL exports go through `COPY (masked query) TO STDOUT`, at the database's own speed;
-    other engines, and exports whose free text must be scanned, stream rows through a cursor.
-    Stops at the connection's export row limit.
-    """
-    run = QueryRun.objects.select_related("connection", "user").get(pk=run.pk)
-    if not _start(run):
-        return
-    started = time.perf_counter()
-    scrub = safety_net(run)
-    limit = run.connection.export_row_limit
-    sent = 0
-    try:
-        with session_for(run.connection, pooled=False) as session:
-            copy_csv = getattr(session, "copy_csv", None)
-            if copy_csv is not None and scrub is None:
-                chunks, counter = copy_csv(run.statements[-1], limit=limit)
-                yield from chunks
-                sent = counter.rows
-            else:
-                columns, batches = session.stream(
-                    run.statements[-1], read_only=True, batch_size=batch_size
-                )
-                buffer = io.StringIO()
-                writer = csv.writer(buffer, lineterminator="\n")
-                writer.writerow([c.name for c in columns])
-                for batch in batches:
-                    chunk = batch[: limit - sent]
-                    sent += len(chunk)
-                    writer.writerows(
-                        [to_csv_cell(v) for v in row] for row in (scrub(chunk) if scrub else chunk)
-                    )
-                    yield buffer.getvalue().encode()
-                    buffer.seek(0)
-                    buffer.truncate()
-                    if sent >= limit:
-                        break
-                if buffer.tell():
-                    yield buffer.getvalue().encode()
-    except (targets.TargetError, DecryptionError) as exc:
-        _fail(run, started, exc)
-        raise
-    except BaseException as exc:  # the reader went away (closed pipe, Ctrl+C) or a bug
-        _finish(
-            run,
-            Status.FAILED,
-            started,
-            row_count=sent,
-            error="The export stopped before its end.",
-            error_kind="interrupted",
-            _audit_detail={"error_kind": "interrupted", "exception": type(exc).__name__},
-        )
-        raise
-    _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=sent >= limit)
 
 
 REAP_MARGIN = dt.timedelta(minutes=5)

@@ -18,8 +18,9 @@ from governance.engine import masking
 from governance.models import Connection
 from governance.services.caller import Caller
 from governance.services.catalog import catalog_refresh
+from governance.services.exports import run_export_csv
 from governance.services.masking import mask_plan
-from governance.services.runs import run_export_csv, run_submit
+from governance.services.runs import run_submit
 
 ROOT = Path(__file__).resolve().parents[3]
 ROWS = 1_000_000

@@ -18,11 +18,11 @@ from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import QueryRun
 from governance.services.access import UnknownConnection, connection_for
+from governance.services.exports import run_export_csv
 from governance.services.runs import (
     Caller,
     InvalidSQL,
     decision_check,
-    run_export_csv,
     run_submit,
     sql_reject,
 )

@@ -1,0 +1,74 @@
+"""CSV exports: an allowed export run, executed here and streamed in constant memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+
+from governance import targets
+from governance.crypto import DecryptionError
+from governance.models import QueryRun
+from governance.services.masking import safety_net
+from governance.services.runs import Status, _fail, _finish, _start
+from governance.services.sessions import session_for
+from governance.services.values import to_csv_cell
+
+
+def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
+    """Execute an allowed export run here, yielding CSV (header first) in constant memory.
+
+    PostgreSQL exports go through `COPY (masked query) TO STDOUT`, at the database's own speed;
+    other engines, and exports whose free text must be scanned, stream rows through a cursor.
+    Stops at the connection's export row limit.
+    """
+    run = QueryRun.objects.select_related("connection", "user").get(pk=run.pk)
+    if not _start(run):
+        return
+    started = time.perf_counter()
+    scrub = safety_net(run)
+    limit = run.connection.export_row_limit
+    sent = 0
+    try:
+        with session_for(run.connection, pooled=False) as session:
+            copy_csv = getattr(session, "copy_csv", None)
+            if copy_csv is not None and scrub is None:
+                chunks, counter = copy_csv(run.statements[-1], limit=limit)
+                yield from chunks
+                sent = counter.rows
+            else:
+                columns, batches = session.stream(
+                    run.statements[-1], read_only=True, batch_size=batch_size
+                )
+                buffer = io.StringIO()
+                writer = csv.writer(buffer, lineterminator="\n")
+                writer.writerow([c.name for c in columns])
+                for batch in batches:
+                    chunk = batch[: limit - sent]
+                    sent += len(chunk)
+                    writer.writerows(
+                        [to_csv_cell(v) for v in row] for row in (scrub(chunk) if scrub else chunk)
+                    )
+                    yield buffer.getvalue().encode()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if sent >= limit:
+                        break
+                if buffer.tell():
+                    yield buffer.getvalue().encode()
+    except (targets.TargetError, DecryptionError) as exc:
+        _fail(run, started, exc)
+        raise
+    except BaseException as exc:  # the reader went away (closed pipe, Ctrl+C) or a bug
+        _finish(
+            run,
+            Status.FAILED,
+            started,
+            row_count=sent,
+            error="The export stopped before its end.",
+            error_kind="interrupted",
+            _audit_detail={"error_kind": "interrupted", "exception": type(exc).__name__},
+        )
+        raise
+    _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=sent >= limit)
