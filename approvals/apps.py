@@ -13,3 +13,9 @@ class ApprovalsConfig(AppConfig):
             hooks.held_run_hooks.append(request_create_for_run)
         if request_withdraw_for_run not in hooks.cancelled_run_hooks:
             hooks.cancelled_run_hooks.append(request_withdraw_for_run)
+
+        from approvals import services
+        from approvals.tasks import on_request_event
+
+        if on_request_event not in services.after_commit_hooks:
+            services.after_commit_hooks.append(on_request_event)

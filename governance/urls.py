@@ -1,11 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
-from governance.views import audit, catalog, editor, manage
+from governance.views import audit, catalog, common, editor, manage
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="editor", permanent=False)),
+    path("", common.home, name="home"),
     path("editor/", editor.editor, name="editor"),
     path("runs/", editor.run_create, name="run_create"),
     path("runs/<int:pk>/", editor.run_detail, name="run_detail"),

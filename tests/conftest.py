@@ -24,6 +24,8 @@ from governance import demo_data
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+# Roles are server-wide: a name of its own per test session, so parallel sessions never clash.
+READER = f"warden_reader_{uuid.uuid4().hex[:8]}"
 
 
 def service_missing(name: str, exc: Exception) -> None:
@@ -51,13 +53,13 @@ def pg_target() -> Iterator[str]:
     except psycopg.Error as exc:
         service_missing("PostgreSQL", exc)
     demo_data.seed(demo_data.parse_dsn(f"postgresql://postgres@127.0.0.1:5432/{name}"))
-    admin.execute("DROP ROLE IF EXISTS warden_reader")
-    admin.execute("CREATE ROLE warden_reader LOGIN PASSWORD 'reader-secret'")
+    admin.execute(f"DROP ROLE IF EXISTS {READER}")
+    admin.execute(f"CREATE ROLE {READER} LOGIN PASSWORD 'reader-secret'")
     with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
-        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO warden_reader")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}")
     yield name
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute("DROP ROLE IF EXISTS warden_reader")
+    admin.execute(f"DROP ROLE IF EXISTS {READER}")
     admin.close()
 
 
@@ -70,12 +72,12 @@ def mysql_target() -> Iterator[str]:
         service_missing("MariaDB", exc)
     demo_data.seed(demo_data.parse_dsn(f"mysql://root@127.0.0.1:3306/{name}"))
     with admin.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'warden_reader'@'%' IDENTIFIED BY 'reader-secret'")
-        cur.execute(f"GRANT SELECT ON `{name}`.* TO 'warden_reader'@'%'")
+        cur.execute(f"CREATE USER IF NOT EXISTS '{READER}'@'%' IDENTIFIED BY 'reader-secret'")
+        cur.execute(f"GRANT SELECT ON `{name}`.* TO '{READER}'@'%'")
     yield name
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cur.execute("DROP USER IF EXISTS 'warden_reader'@'%'")
+        cur.execute(f"DROP USER IF EXISTS '{READER}'@'%'")
     admin.close()
 
 

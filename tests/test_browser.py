@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, grant
+from tests.conftest import REQUIRE_SERVICES, balances, grant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHROMIUM = "/usr/bin/chromium"
@@ -71,3 +71,47 @@ def test_login_run_a_query_and_see_a_held_drop(
     if os.environ.get("WARDEN_SCREENSHOT"):
         page.screenshot(path=os.environ["WARDEN_SCREENSHOT"], full_page=True)
     page.close()
+
+
+def _sign_in(browser: Any, live_server: Any, username: str, landing: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", f"{username}-pass-123!")
+    page.keyboard.press("Enter")
+    page.wait_for_url(landing)
+    return page
+
+
+def test_an_approver_approves_from_the_queue_and_the_requester_sees_the_result(
+    browser: Any, live_server: Any, alice: Any, bob: Any, ledger: Any
+) -> None:
+    analyst = _sign_in(browser, live_server, "alice", "**/editor/**")
+    analyst.locator(".cm-content").click()
+    analyst.keyboard.type("UPDATE accounts SET balance = balance + 1 WHERE id <= 2")
+    analyst.keyboard.press("Control+Enter")
+    analyst.wait_for_selector("[data-status=pending_approval]")
+    assert "0 of 1 approval" in analyst.locator("[data-approval-progress]").inner_text()
+
+    approver = _sign_in(browser, live_server, "bob", "**/approvals/")  # an approver's home
+    assert "1" in approver.locator(".badge").inner_text()  # one request waits for bob
+    row = approver.locator("[data-queue] tbody tr").first
+    assert "alice" in row.inner_text() and "ledger" in row.inner_text()
+    approver.keyboard.press("j")  # keyboard: focus the first request, open it
+    approver.keyboard.press("Enter")
+    approver.wait_for_url("**/approvals/*/")
+    assert "balance = balance + 1" in approver.locator("pre").first.inner_text()
+    approver.wait_for_selector("[data-impact-rows]")
+    assert approver.locator("[data-impact-rows]").first.inner_text().strip() == "2"
+    approver.keyboard.press("c")
+    approver.keyboard.type("ok for month end")
+    approver.locator("#approve").click()
+    approver.wait_for_selector("[data-status=approved]")
+
+    # The requester's editor updates by itself: the write ran as alice, once.
+    analyst.wait_for_selector("[data-status=succeeded]", timeout=15000)
+    assert "2 rows" in analyst.locator(".run-head").inner_text()
+    assert balances(ledger) == [101, 101, 100, 100, 100]
+    analyst.context.close()
+    approver.context.close()

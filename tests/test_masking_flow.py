@@ -394,3 +394,27 @@ def test_granting_unmasked_access_is_validated_and_admin_only(
     assert response.status_code == 400
     assert b"must end in the future" in response.content
     assert not UnmaskExemption.objects.exists()
+
+
+def test_what_a_write_returns_is_masked(demo: Any, carol: Any, alice: Any) -> None:
+    raw = (
+        sqlite3.connect(demo.database)
+        .execute("SELECT email, ssn FROM customers WHERE id = 1")
+        .fetchone()
+    )
+    run = submit(
+        carol, demo, "UPDATE customers SET city = city WHERE id <= 2 RETURNING id, email, ssn"
+    )
+    assert run.status == "succeeded", run.error
+    assert run.masked == ["email", "ssn"] and run.row_count == 2
+    cells = {str(cell) for row in run.rows for cell in row}
+    assert raw[0] not in cells and raw[1] not in cells and "****" in cells
+    # values returned from a data-modifying WITH clause cannot be traced: never run raw
+    from tests.conftest import grant
+
+    grant(demo, alice, "read", "write")
+    hidden = submit(
+        alice, demo, "WITH g AS (DELETE FROM customers WHERE id = 1 RETURNING ssn) SELECT * FROM g"
+    )
+    assert hidden.status == "denied", hidden.reasons
+    assert any("data-modifying WITH" in r["message"] for r in hidden.reasons)

@@ -139,7 +139,7 @@ def test_an_unreachable_target_fails_with_a_generic_message(alice: Any, groups: 
 
 
 def test_a_wrong_password_fails_and_is_audited(alice: Any, mysql_target: str, groups: Any) -> None:
-    from tests.conftest import grant
+    from tests.conftest import READER, grant
 
     connection = make_connection(
         name="bad-pw",
@@ -147,7 +147,7 @@ def test_a_wrong_password_fails_and_is_audited(alice: Any, mysql_target: str, gr
         database=mysql_target,
         host="127.0.0.1",
         port=3306,
-        username="warden_reader",
+        username=READER,
         password="not-the-password",
     )
     grant(connection, groups["analyst"], "read")

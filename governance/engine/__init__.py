@@ -9,7 +9,16 @@ from __future__ import annotations
 from . import masking, pii
 from .analyzer import analyze, clear_analyze_cache, dialect_for_engine
 from .defaults import DEFAULT_RULES
-from .policy import Context, Decision, Reason, Rule, clear_decide_cache, decide
+from .policy import (
+    Context,
+    Decision,
+    Reason,
+    Rule,
+    clear_decide_cache,
+    copies_sensitive_to_public,
+    decide,
+)
+from .touched import columns_touched
 from .types import (
     ACTION_ORDER,
     CATEGORY_ORDER,
@@ -49,6 +58,8 @@ __all__ = [
     "action_rank",
     "analyze",
     "clear_caches",
+    "columns_touched",
+    "copies_sensitive_to_public",
     "decide",
     "dialect_for_engine",
     "masking",

@@ -190,15 +190,20 @@ class MaskPlan:
 
 
 def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, Any]]) -> MaskPlan:
-    """Rewrite every read so sensitive columns are masked inside the database."""
+    """Rewrite every read, and every write's RETURNING list, so sensitive columns are masked
+    inside the database."""
     exemptions = active_exemptions(user=user, connection=connection)
     policy = masking_policy(connection=connection, exemptions=exemptions)
     results: list[masking.MaskResult | None] = []
     for statement in statements:
-        if statement["category"] != "read" or not policy.rules:
+        if not policy.rules:
             results.append(None)
-            continue
-        results.append(masking.mask_select(statement["sql"], connection.dialect, policy))
+        elif statement["category"] == "read":
+            results.append(masking.mask_select(statement["sql"], connection.dialect, policy))
+        elif statement["category"] == "write":  # what RETURNING reveals is masked too
+            results.append(masking.mask_write(statement["sql"], connection.dialect, policy))
+        else:
+            results.append(None)
     used = _exemptions_used(connection, exemptions, results)
     return MaskPlan(results=tuple(results), key=policy.pseudonym_key, exemptions=used)
 

@@ -40,6 +40,8 @@ class Target:
     dialect: str
     run: Callable[[str], list[tuple[Any, ...]]]
     policy: MaskingPolicy
+    # Runs a write and rolls it back, returning what the write returned (RETURNING).
+    write: Callable[[str], list[tuple[Any, ...]]] | None = None
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +67,11 @@ def pg_masking() -> Iterator[Target]:
                 conn.execute("SET TRANSACTION READ ONLY")
                 return list(conn.execute(sql).fetchall())
 
-        yield Target("postgres", run, policy_from(_group(rows), KEY))
+        def write(sql: str) -> list[tuple[Any, ...]]:
+            with conn.transaction(force_rollback=True):
+                return list(conn.execute(sql).fetchall())
+
+        yield Target("postgres", run, policy_from(_group(rows), KEY), write)
         conn.close()
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -97,7 +103,16 @@ def mysql_masking() -> Iterator[Target]:
                 cur.execute(sql)
                 return list(cur.fetchall())
 
-        yield Target("mysql", run, policy_from(_group(rows), KEY))
+        def write(sql: str) -> list[tuple[Any, ...]]:
+            conn.begin()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    return list(cur.fetchall())
+            finally:
+                conn.rollback()
+
+        yield Target("mysql", run, policy_from(_group(rows), KEY), write)
         conn.close()
     finally:
         with admin.cursor() as cur:
@@ -122,7 +137,13 @@ def sqlite_masking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]
     def run(sql: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql).fetchall())
 
-    yield Target("sqlite", run, policy_from(_group(rows), KEY))
+    def write(sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return list(conn.execute(sql).fetchall())
+        finally:
+            conn.rollback()
+
+    yield Target("sqlite", run, policy_from(_group(rows), KEY), write)
     conn.close()
     path.unlink(missing_ok=True)
 

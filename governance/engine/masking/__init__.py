@@ -10,6 +10,7 @@ cannot trace are masked conservatively or held. Pure: no Django, no I/O; results
 from __future__ import annotations
 
 from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
+from .returning import mask_write
 from .rewrite import clear_mask_cache, mask_select
 from .types import (
     RESTRICTED_TYPES,
@@ -30,6 +31,7 @@ __all__ = [
     "clear_mask_cache",
     "mask_expression",
     "mask_select",
+    "mask_write",
     "pseudonym",
     "redact_key",
     "sqlite_functions",

@@ -1,0 +1,185 @@
+"""The approval pages: who may see and do what, filters, reviews, re-authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from approvals.models import ApprovalRequest
+from governance.models import CatalogColumn, CatalogTable
+from tests.conftest import balances
+from tests.test_approvals import UPDATE, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PAGES = ["approval_queue", "approval_history", "approval_mine", "access_request", "unmask_request"]
+
+
+def client_for(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_anonymous_users_are_sent_to_login(client: Client, name: str) -> None:
+    response = client.get(reverse(name))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_a_user_without_a_role_is_refused(eve: Any, name: str) -> None:
+    assert client_for(eve).get(reverse(name)).status_code == 403
+
+
+def test_the_queue_is_for_approvers_admins_and_auditors(
+    alice: Any, bob: Any, carol: Any, dave: Any, ledger: Any
+) -> None:
+    submit(alice, ledger, UPDATE)
+    assert client_for(alice).get(reverse("approval_queue")).status_code == 403
+    for user in (bob, carol, dave):
+        page = client_for(user).get(reverse("approval_queue"))
+        assert page.status_code == 200 and b"ledger" in page.content
+
+
+def test_each_role_lands_on_its_own_work(alice: Any, bob: Any, dave: Any, eve: Any) -> None:
+    assert client_for(alice).get("/")["Location"] == reverse("editor")
+    assert client_for(bob).get("/")["Location"] == reverse("approval_queue")
+    assert client_for(dave).get("/")["Location"] == reverse("audit_events")
+    assert b"no role yet" in client_for(eve).get("/").content
+
+
+def test_queue_filters_and_live_partial_and_bad_parameters(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    submit(alice, ledger, UPDATE)
+    client = client_for(bob)
+    url = reverse("approval_queue")
+    assert b"accounts" in client.get(url, {"risk": "medium", "age": "1h"}).content
+    assert (
+        b"Nothing waits for review with these filters"
+        in client.get(url, {"risk": "critical"}).content
+    )
+    for bad in (
+        {"connection": "abc"},
+        {"risk": "<script>"},
+        {"age": "9y"},
+        {"page": "zz"},
+        {"connection": "9" * 40},
+    ):
+        assert client.get(url, bad).status_code == 200
+    partial = client.get(url, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and b"<html" not in partial.content
+    assert b"data-queue" in partial.content
+    history = client.get(reverse("approval_history"))
+    assert history.status_code == 200 and b"No decided requests" in history.content
+
+
+def test_an_approver_approves_on_the_page_and_the_write_runs(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE, purpose="month end")
+    client = client_for(bob)
+    page = client.get(reverse("approval_detail", args=[run.approval.pk]))
+    assert page.status_code == 200
+    for expected in (b"month end", b"balance = balance + 1", b'id="approve"', b"accounts.balance"):
+        assert expected in page.content
+    response = client.post(
+        reverse("approval_review", args=[run.approval.pk]), {"verdict": "approve", "comment": "ok"}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == "succeeded" and balances(ledger) == [101, 101, 100, 100, 100]
+    again = client.get(reverse("approval_detail", args=[run.approval.pk]))
+    assert b'id="approve"' not in again.content and b"ok" in again.content
+
+
+def test_bad_reviews_are_refused_with_a_message(alice: Any, bob: Any, ledger: Any) -> None:
+    request = submit(alice, ledger, UPDATE).approval
+    url = reverse("approval_review", args=[request.pk])
+    response = client_for(bob).post(url, {"verdict": "maybe"}, follow=True)
+    assert b"Choose approve or reject." in response.content
+    response = client_for(bob).post(url, {"verdict": "approve", "comment": "x" * 1001}, follow=True)
+    assert b"at most 1,000 characters" in response.content
+    assert not request.reviews.exists()
+
+
+def test_requesters_see_their_own_requests_and_nobody_else_s(
+    alice: Any, bob: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    from tests.conftest import _user
+
+    run = submit(alice, ledger, UPDATE)
+    request = run.approval
+    other = _user("oscar", groups["analyst"])
+    assert client_for(alice).get(reverse("approval_detail", args=[request.pk])).status_code == 200
+    assert client_for(other).get(reverse("approval_detail", args=[request.pk])).status_code == 404
+    # nor may they review it, though the URL is guessable
+    response = client_for(other).post(
+        reverse("approval_review", args=[request.pk]), {"verdict": "approve"}
+    )
+    assert response.status_code == 404
+    own = client_for(alice).post(
+        reverse("approval_review", args=[request.pk]), {"verdict": "approve"}, follow=True
+    )
+    assert b"cannot review your own request" in own.content
+    run.refresh_from_db()
+    assert run.status == "pending_approval"
+
+
+def test_a_critical_review_asks_for_the_password_again_then_counts(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    request = submit(alice, ledger, "DROP TABLE accounts").approval
+    client = client_for(bob)
+    url = reverse("approval_review", args=[request.pk])
+    response = client.post(url, {"verdict": "approve"})
+    assert response.status_code == 302 and "/accounts/reauthenticate/" in response["Location"]
+    assert not request.reviews.exists()
+    resumed = client.post(response["Location"], {"password": "bob-pass-123!"}, follow=True)
+    assert resumed.status_code == 200
+    assert request.reviews.get().reviewer == bob  # the suspended approval was replayed
+
+
+def test_just_in_time_access_through_the_pages(alice: Any, bob: Any, pg_conn: Any) -> None:
+    client = client_for(alice)
+    form = client.get(reverse("access_request"))
+    assert form.status_code == 200 and b"demo-postgres" in form.content
+    bad = client.post(
+        reverse("access_request"),
+        {"connection": pg_conn.pk, "capabilities": ["write"], "hours": "500", "reason": "x"},
+    )
+    assert bad.status_code == 400 and not ApprovalRequest.objects.exists()
+    response = client.post(
+        reverse("access_request"),
+        {"connection": pg_conn.pk, "capabilities": ["write"], "hours": "2", "reason": "INC-42"},
+    )
+    request = ApprovalRequest.objects.get()
+    assert response["Location"] == reverse("approval_detail", args=[request.pk])
+    mine = client.get(reverse("approval_mine"))
+    assert b"write access to demo-postgres" in mine.content
+    # bob cannot withdraw alice's request; alice can
+    withdraw = reverse("approval_withdraw", args=[request.pk])
+    assert client_for(bob).post(withdraw).status_code == 404
+    client.post(withdraw)
+    request.refresh_from_db()
+    assert request.status == "withdrawn"
+
+
+def test_unmask_requests_offer_only_sensitive_columns_of_usable_connections(
+    alice: Any, pg_conn: Any, ledger: Any
+) -> None:
+    table = CatalogTable.objects.create(connection=pg_conn, schema="public", name="customers")
+    email = CatalogColumn.objects.create(table=table, name="email", semantic_type="email")
+    CatalogColumn.objects.create(table=table, name="city")
+    page = client_for(alice).get(reverse("unmask_request"))
+    assert b"public.customers.email" in page.content and b"customers.city" not in page.content
+    response = client_for(alice).post(
+        reverse("unmask_request"), {"column": email.pk, "hours": "1", "reason": "support case 7"}
+    )
+    assert response.status_code == 302
+    request = ApprovalRequest.objects.get(kind="unmask")
+    assert request.column == email

@@ -1,0 +1,54 @@
+"""Impact previews of held writes, computed on the real targets and never changing them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from governance.models import QueryRun
+from tests.conftest import balances, grant
+from tests.test_approvals import UPDATE, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_held_write_shows_its_row_count_and_columns_without_changing_anything(
+    alice: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    run.approval.refresh_from_db()
+    impact = run.approval.impact
+    assert impact["method"] == "dry_run" and impact["rows"] == [2], impact
+    assert impact["estimated"] is False and impact["error"] == ""
+    assert impact["columns"] == [["accounts.balance", "accounts.id"]]
+    assert balances(ledger) == [100] * 5
+
+
+@pytest.mark.parametrize("conn_fixture", ["pg_conn", "mysql_conn"])
+def test_server_engines_preview_in_a_rolled_back_transaction(
+    request: pytest.FixtureRequest, alice: Any, conn_fixture: str
+) -> None:
+    connection = request.getfixturevalue(conn_fixture)
+    grant(connection, alice, "read", "write")
+    sql = "UPDATE orders SET total_cents = 424242 WHERE id <= 3"
+    run = submit(alice, connection, sql)
+    assert run.status == "pending_approval"
+    run.approval.refresh_from_db()
+    impact = run.approval.impact
+    assert impact["method"] == "dry_run" and impact["rows"] == [3], impact
+    assert impact["columns"][0][0] == "orders.total_cents"
+    check = submit(alice, connection, "SELECT count(*) FROM orders WHERE total_cents = 424242")
+    assert check.rows == [[0]]  # the dry run was rolled back
+
+
+def test_ddl_gets_no_dry_run_and_an_unfiltered_write_is_called_out(alice: Any, ledger: Any) -> None:
+    run = submit(alice, ledger, "DELETE FROM accounts")
+    run.approval.refresh_from_db()
+    impact = run.approval.impact
+    assert impact["rows"] == [5] and "changes every row of accounts" in impact["warnings"][0]
+    drop = submit(alice, ledger, "DROP TABLE accounts")
+    drop.approval.refresh_from_db()
+    assert drop.approval.impact["method"] == "none" and drop.approval.impact["rows"] == [None]
+    assert balances(ledger) == [100] * 5
+    assert QueryRun.objects.filter(status="succeeded").count() == 0
