@@ -6,10 +6,17 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
-        from approvals.services import request_create_for_run, request_withdraw_for_run
+        from approvals.notifications import notify
+        from approvals.services import (
+            after_commit_hooks,
+            request_create_for_run,
+            request_withdraw_for_run,
+        )
         from governance import hooks
 
         if request_create_for_run not in hooks.held_run_hooks:
             hooks.held_run_hooks.append(request_create_for_run)
         if request_withdraw_for_run not in hooks.cancelled_run_hooks:
             hooks.cancelled_run_hooks.append(request_withdraw_for_run)
+        if notify not in after_commit_hooks:
+            after_commit_hooks.append(notify)
