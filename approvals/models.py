@@ -158,3 +158,44 @@ class Review(models.Model):
             "comment": self.comment,
             "at": self.created_at.isoformat(),
         }
+
+
+class Delivery(models.Model):
+    """One notification of one event to one recipient: the delivery log and the retry queue.
+
+    A webhook's URL is not stored: `target` holds it redacted for display, and the sender
+    reads the URL from settings at send time (a Slack webhook URL is a credential).
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SLACK = "slack", "Slack"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=16)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    target = models.CharField(max_length=254)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; null once sent or given up.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.event} of request {self.request_id} ({self.status})"

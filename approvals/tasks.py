@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from approvals.impact import impact_compute
+from approvals.notifications import deliveries_send_due, delivery_attempt
 from approvals.services import grants_expire, requests_expire
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="approvals.expire")
@@ -21,5 +26,21 @@ def compute_impact(request_id: int) -> None:
 
 def on_request_event(event: str, request_id: int) -> None:
     """After commit: a new statement request gets its impact preview."""
-    if event == "requested":
+    if event != "requested":
+        return
+    try:
         compute_impact.delay(request_id)
+    except Exception as exc:  # broker down: the page shows the preview as unavailable
+        log.warning("could not queue the impact preview of request %s: %s", request_id, exc)
+
+
+@shared_task(name="approvals.deliver", acks_late=True, max_retries=0)
+def deliver(delivery_id: int) -> str | None:
+    """The immediate attempt of a notification; retries are the sweep's (`deliver_due`)."""
+    return delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="approvals.deliver_due")
+def deliver_due() -> int:
+    """Every minute: attempt the notifications whose next attempt is due."""
+    return deliveries_send_due()

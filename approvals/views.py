@@ -149,6 +149,10 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "reasons": [r for r in approval.run.reasons if r.get("action") != "allow"]
         if approval.run
         else [],
+        # The delivery log names approvers' addresses: for the people who run the workflow.
+        "deliveries": approval.deliveries.all()
+        if has_role(request.user, APPROVER, ADMIN, AUDITOR)
+        else [],
     }
     if getattr(request, "htmx", False) and request.GET.get("part") == "status":
         return render(request, "approvals/detail.html#status", context)

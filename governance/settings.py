@@ -187,6 +187,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "governance.reap_runs", "schedule": 60.0},
     "expire-approvals-and-grants": {"task": "approvals.expire", "schedule": 60.0},
+    # Retries notifications that are due, even those whose queued attempt a lost broker dropped.
+    "deliver-notifications": {"task": "approvals.deliver_due", "schedule": 60.0},
     "refresh-catalogs": {
         "task": "governance.refresh_catalogs",
         "schedule": float(env_int("WARDEN_CATALOG_REFRESH_SECONDS", 6 * 3600, minimum=60)),
@@ -236,6 +238,23 @@ STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static"))
 
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "warden@localhost")
+
+# --- Notifications (approvals/notifications.py): email above, plus two optional webhooks ------
+# A Slack incoming-webhook URL is itself the credential: it is never logged or shown in full.
+WARDEN_SLACK_WEBHOOK_URL = env_str("WARDEN_SLACK_WEBHOOK_URL")
+WARDEN_WEBHOOK_URL = env_str("WARDEN_WEBHOOK_URL")
+WARDEN_WEBHOOK_SECRET = env_str("WARDEN_WEBHOOK_SECRET")
+for _name, _url in (
+    ("WARDEN_SLACK_WEBHOOK_URL", WARDEN_SLACK_WEBHOOK_URL),
+    ("WARDEN_WEBHOOK_URL", WARDEN_WEBHOOK_URL),
+):
+    if _url and not _url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"{_name} must be an http(s):// URL")
+if WARDEN_WEBHOOK_URL and len(WARDEN_WEBHOOK_SECRET) < 16:
+    # An unsigned webhook would let anyone who can reach the receiver forge Warden's events.
+    raise ImproperlyConfigured(
+        "WARDEN_WEBHOOK_URL is set: WARDEN_WEBHOOK_SECRET must be set too (at least 16 characters)"
+    )
 
 LOGGING = {
     "version": 1,

@@ -75,6 +75,8 @@ def test_check_deploy_is_clean_with_production_env() -> None:
         ({"WARDEN_QUERY_MAX_BYTES": "lots"}, "WARDEN_QUERY_MAX_BYTES must be an integer"),
         ({"DJANGO_SECRET_KEY": "short"}, "at least 32 characters"),
         ({"OIDC_ISSUER_URL": "https://idp.example.com"}, "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"),
+        ({"WARDEN_WEBHOOK_URL": "https://hooks.example.com/w"}, "WARDEN_WEBHOOK_SECRET must"),
+        ({"WARDEN_SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "must be an http(s):// URL"),
     ],
 )
 def test_bad_environment_fails_at_start_up_with_a_clear_message(
