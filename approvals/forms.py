@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 
-from governance.models import AccessGrant, Capability, CatalogColumn, Connection
+from approvals.models import ApprovalPolicy
+from governance.models import AccessGrant, Capability, CatalogColumn, Connection, Environment
 
 HOURS_HELP = "From 5 minutes (0.1) up to 7 days (168). The access ends on its own."
 
@@ -51,3 +53,69 @@ class UnmaskRequestForm(forms.Form):
 
 def _column_label(column: CatalogColumn) -> str:
     return f"{column.table.connection.name}: {column}"
+
+
+class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
+    """An approval policy; the durations are edited in hours."""
+
+    request_hours = forms.FloatField(
+        min_value=0.1,
+        max_value=24 * 30,
+        initial=24,
+        label="Unanswered requests expire after (hours)",
+    )
+    approval_hours = forms.FloatField(
+        min_value=0.1,
+        max_value=24 * 7,
+        initial=4,
+        label="Approvals lapse if not run within (hours)",
+    )
+    environments = forms.MultipleChoiceField(
+        choices=Environment.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every environment.",
+    )
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "name",
+            "risk",
+            "required_approvals",
+            "approver_groups",
+            "connections",
+            "environments",
+            "priority",
+        ]
+        widgets = {
+            "approver_groups": forms.CheckboxSelectMultiple,
+            "connections": forms.CheckboxSelectMultiple,
+        }
+        help_texts = {
+            "connections": "None ticked: every connection.",
+            "priority": "Lower wins when several policies match.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["request_hours"].initial = self.instance.request_ttl.total_seconds() / 3600
+            self.fields["approval_hours"].initial = (
+                self.instance.approval_ttl.total_seconds() / 3600
+            )
+
+    def clean_required_approvals(self) -> int:
+        value = int(self.cleaned_data["required_approvals"])
+        if not 1 <= value <= 10:
+            raise forms.ValidationError("Between 1 and 10 approvers.")
+        return value
+
+    def save(self, commit: bool = True) -> ApprovalPolicy:
+        policy: ApprovalPolicy = super().save(commit=False)
+        policy.request_ttl = dt.timedelta(hours=self.cleaned_data["request_hours"])
+        policy.approval_ttl = dt.timedelta(hours=self.cleaned_data["approval_hours"])
+        if commit:
+            policy.save()
+            self.save_m2m()
+        return policy

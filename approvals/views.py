@@ -12,13 +12,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from approvals.forms import AccessRequestForm, UnmaskRequestForm
-from approvals.models import RISKS, ApprovalRequest
+from approvals.forms import AccessRequestForm, PolicyForm, UnmaskRequestForm
+from approvals.models import RISKS, ApprovalPolicy, ApprovalRequest
 from approvals.policies import may_review
+from approvals.policy_admin import policy_delete, policy_save
 from approvals.services import (
     InvalidRequest,
     ReauthenticationNeeded,
@@ -246,3 +247,34 @@ def request_unmask(request: HttpRequest) -> HttpResponse:
     return render(
         request, "approvals/request_access.html", {"form": form, "unmask": True}, status=status
     )
+
+
+@role_required(ADMIN)
+@require_GET
+def policy_list(request: HttpRequest) -> HttpResponse:
+    policies = ApprovalPolicy.objects.prefetch_related("approver_groups", "connections")
+    return render(request, "approvals/policy_list.html", {"policies": policies})
+
+
+@role_required(ADMIN)
+@require_http_methods(["GET", "POST"])
+def policy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    policy = get_object_or_404(ApprovalPolicy, pk=pk) if pk else ApprovalPolicy()
+    form = PolicyForm(request.POST or None, instance=policy)
+    if request.method == "POST" and form.is_valid():
+        saved = policy_save(caller=_caller(request), form=form)
+        messages.success(request, f"Approval policy {saved.name} saved.")
+        return redirect("approval_policy_list")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "approvals/policy_form.html", {"form": form, "policy": policy}, status=status
+    )
+
+
+@role_required(ADMIN)
+@require_POST
+def policy_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(ApprovalPolicy, pk=pk)
+    policy_delete(caller=_caller(request), policy=policy)
+    messages.success(request, f"Approval policy {policy.name} deleted.")
+    return redirect("approval_policy_list")

@@ -183,3 +183,52 @@ def test_unmask_requests_offer_only_sensitive_columns_of_usable_connections(
     assert response.status_code == 302
     request = ApprovalRequest.objects.get(kind="unmask")
     assert request.column == email
+
+
+def test_admins_manage_approval_policies_and_changes_are_audited(
+    alice: Any, bob: Any, carol: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    from approvals.models import ApprovalPolicy
+    from audit.models import AuditEvent
+
+    for user in (alice, bob):
+        assert client_for(user).get(reverse("approval_policy_list")).status_code == 403
+    client = client_for(carol)
+    listing = client.get(reverse("approval_policy_list"))
+    assert b"critical risk: two approvers" in listing.content  # the seeded defaults
+    bad = client.post(
+        reverse("approval_policy_create"),
+        {
+            "name": "ledger",
+            "risk": "medium",
+            "required_approvals": "0",
+            "priority": "5",
+            "request_hours": "24",
+            "approval_hours": "4",
+            "approver_groups": [groups["approver"].pk],
+        },
+    )
+    assert bad.status_code == 400 and b"Between 1 and 10" in bad.content
+    response = client.post(
+        reverse("approval_policy_create"),
+        {
+            "name": "ledger",
+            "risk": "medium",
+            "required_approvals": "2",
+            "priority": "5",
+            "request_hours": "2",
+            "approval_hours": "1",
+            "approver_groups": [groups["approver"].pk],
+            "connections": [ledger.pk],
+        },
+    )
+    assert response.status_code == 302
+    policy = ApprovalPolicy.objects.get(name="ledger")
+    assert policy.request_ttl.total_seconds() == 7200
+    request = submit(alice, ledger, UPDATE).approval
+    assert request.required_approvals == 2 and request.policy == policy
+    event = AuditEvent.objects.get(kind="approval_policy.created")
+    assert event.actor == carol and event.detail["changes"]["required_approvals"] == [None, 2]
+    client.post(reverse("approval_policy_delete", args=[policy.pk]))
+    assert not ApprovalPolicy.objects.filter(name="ledger").exists()
+    assert AuditEvent.objects.filter(kind="approval_policy.deleted").exists()

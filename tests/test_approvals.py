@@ -64,6 +64,9 @@ def test_a_held_write_runs_as_the_requester_once_approved(
     assert run.status == "succeeded", run.error
     assert run.row_count == 2
     assert balances(ledger) == [101, 101, 100, 100, 100]
+    # the result is a sample of the changed rows (the write returns them)
+    assert [c["name"] for c in run.columns] == ["id", "owner", "balance"]
+    assert run.rows == [[1, "owner 1", 101], [2, "owner 2", 101]]
     request.refresh_from_db()
     assert request.status == "approved" and request.decided_at is not None
     outcome = AuditEvent.objects.get(run_id=run.pk, kind="query.succeeded")

@@ -11,7 +11,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from governance.models import AccessGrant, Connection
+from governance.models import AccessGrant, Connection, QueryRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +94,7 @@ def test_admin_tests_a_connection_for_real(carol: Any, pg_conn: Any, db: Any) ->
 
 
 def test_demo_seeds_users_targets_and_grants_idempotently(
-    pg_target: str, mysql_target: str, db: Any
+    pg_target: str, mysql_target: str, groups: Any
 ) -> None:
     args = [
         "--seed-only",
@@ -111,10 +111,13 @@ def test_demo_seeds_users_targets_and_grants_idempotently(
     assert {c.name for c in Connection.objects.all()} == {"demo", "demo-postgres", "demo-mysql"}
     for connection in Connection.objects.all():
         analyst = AccessGrant.objects.get(connection=connection, group__name="analyst")
-        assert analyst.capabilities == ["read", "export"]
+        assert analyst.capabilities == ["read", "write", "export"]
         assert connection.environment == "production"
     analyst_user = users.get(username="analyst")
     assert analyst_user.check_password("warden-analyst-demo")
+    # one write waits in the approvers' queue, however often the demo is seeded
+    held = QueryRun.objects.filter(user=analyst_user, status="pending_approval")
+    assert held.count() == 1 and held.get().approval.status == "pending"
     analyst_user.set_password("a-new-private-password-1")
     analyst_user.save()
     call_command("demo", *args)

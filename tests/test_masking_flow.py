@@ -418,3 +418,20 @@ def test_what_a_write_returns_is_masked(demo: Any, carol: Any, alice: Any) -> No
     )
     assert hidden.status == "denied", hidden.reasons
     assert any("data-modifying WITH" in r["message"] for r in hidden.reasons)
+
+
+def test_a_write_shows_a_masked_bounded_sample_and_its_exact_count(
+    pg_conn: Any, carol: Any
+) -> None:
+    catalog_refresh(connection=pg_conn)
+    pg_conn.refresh_from_db()
+    pg_conn.row_cap = 5
+    pg_conn.save()
+    run = submit(carol, pg_conn, "UPDATE customers SET city = city WHERE id <= 30")
+    assert run.status == "succeeded", run.error
+    assert run.row_count == 30 and len(run.rows) == 5 and run.truncated
+    assert "email" in run.masked and "ssn" in run.masked
+    ssn = [c["name"] for c in run.columns].index("ssn")
+    assert {row[ssn] for row in run.rows} <= {"****", None}
+    assert "RETURNING" in run.statements[-1]
+    assert run.statements[-1].startswith("UPDATE customers SET city = city WHERE id <= 30")

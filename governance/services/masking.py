@@ -195,15 +195,17 @@ def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, A
     exemptions = active_exemptions(user=user, connection=connection)
     policy = masking_policy(connection=connection, exemptions=exemptions)
     results: list[masking.MaskResult | None] = []
-    for statement in statements:
-        if not policy.rules:
-            results.append(None)
-        elif statement["category"] == "read":
-            results.append(masking.mask_select(statement["sql"], connection.dialect, policy))
-        elif statement["category"] == "write":  # what RETURNING reveals is masked too
-            results.append(masking.mask_write(statement["sql"], connection.dialect, policy))
-        else:
-            results.append(None)
+    last = len(statements) - 1
+    for index, statement in enumerate(statements):
+        sql, category = statement["sql"], statement["category"]
+        result = None
+        if category == "read" and policy.rules:
+            result = masking.mask_select(sql, connection.dialect, policy)
+        elif category == "write":  # what RETURNING reveals is masked too
+            result = masking.mask_write(sql, connection.dialect, policy)
+            if result is None and index == last:  # show a sample of the changed rows
+                result = masking.sample_changes(sql, connection.dialect, policy)
+        results.append(result)
     used = _exemptions_used(connection, exemptions, results)
     return MaskPlan(results=tuple(results), key=policy.pseudonym_key, exemptions=used)
 

@@ -208,12 +208,14 @@ class PostgresSession(SessionBase):
             size = min(max_rows + 1, 1000) if capabilities.has_stream_chunked() else 1
             rows: list[tuple[Any, ...]] = []
             truncated = False
+            seen = 0  # every row, kept or not: a write's RETURNING counts the rows it changed
             stream = cast(
                 "Generator[tuple[Any, ...], None, None]",
                 cur.stream(statement, size=max(size, 1)),
             )
             try:
                 for row in stream:
+                    seen += 1
                     if len(rows) < max_rows:
                         rows.append(row)
                         continue
@@ -222,7 +224,7 @@ class PostgresSession(SessionBase):
                         break  # closing the stream cancels the rest; the tx is rolled back
             finally:
                 stream.close()
-            return columns, rows, len(rows), truncated
+            return columns, rows, len(rows) if may_abandon else seen, truncated
 
     # -- public API -------------------------------------------------------------------------
     def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:

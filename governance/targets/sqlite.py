@@ -255,8 +255,11 @@ class SQLiteSession(SessionBase):
                     rows = cur.fetchmany(max_rows + 1)
                     truncated = len(rows) > max_rows
                     del rows[max_rows:]
-                    last_rows = Result(_columns(cur, rows), rows, len(rows), truncated, len(items))
-                    last_count = len(rows)
+                    count = len(rows)
+                    if truncated and not read_only:  # a write's RETURNING: count every row
+                        count += 1 + sum(1 for _ in cur)
+                    last_rows = Result(_columns(cur, rows), rows, count, truncated, len(items))
+                    last_count = count
                 else:
                     last_count = cur.rowcount
                 cur.close()

@@ -10,7 +10,7 @@ cannot trace are masked conservatively or held. Pure: no Django, no I/O; results
 from __future__ import annotations
 
 from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
-from .returning import mask_write
+from .returning import mask_write, sample_changes
 from .rewrite import clear_mask_cache, mask_select
 from .types import (
     RESTRICTED_TYPES,
@@ -34,5 +34,6 @@ __all__ = [
     "mask_write",
     "pseudonym",
     "redact_key",
+    "sample_changes",
     "sqlite_functions",
 ]

@@ -2,15 +2,20 @@
 
 ``UPDATE customers SET city = 'x' WHERE id = 1 RETURNING email`` reveals the email as surely
 as a SELECT would. The RETURNING list is traced as ``SELECT <list> FROM <written table>
-[, <FROM / USING tables>]``, masked by ``mask_select``, and put back. Values returned from inside
-a data-modifying CTE cannot be traced that way, so such statements are held when they touch
-protected tables.
+[, <FROM / USING tables>]``, masked by ``mask_select``, and spliced back in place of the
+original list: the write itself runs exactly as written, never regenerated. Values returned
+from inside a data-modifying CTE cannot be traced that way, so such statements are held when
+they touch protected tables.
+
+``sample_changes`` adds ``RETURNING *`` (masked the same way) to a plain write, so the person
+who ran it sees a sample of the rows it changed.
 """
 
 from __future__ import annotations
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from .fallback import held_result
 from .functions import normalize_dialect
@@ -63,9 +68,66 @@ def _mask_write(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult | N
             "Warden could not trace every column this RETURNING clause reveals; return only "
             "plain columns of the written table."
         )
-    masked = tree.copy()
-    masked.set("returning", exp.Returning(expressions=rewritten.expressions))
-    return MaskResult(masked.sql(dialect=dialect), result.columns, True, False, None, ())
+    start = _returning_start(sql, dialect)
+    if start is None:
+        return held_result("Warden cannot tell where this statement's RETURNING clause starts.")
+    listed = ", ".join(p.sql(dialect=dialect) for p in rewritten.expressions)
+    return MaskResult(f"{sql[:start]}RETURNING {listed}", result.columns, True, False, None, ())
+
+
+def sample_changes(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult | None:
+    """``sql`` (one plain INSERT, UPDATE or DELETE) returning the rows it changes, masked.
+
+    None when no sample can be added safely: other dialects (MySQL has no RETURNING), writes
+    that already return, clauses that must follow RETURNING (``ORDER BY``/``LIMIT``), or
+    anything that cannot be masked exactly.
+    """
+    try:
+        dialect = normalize_dialect(dialect)
+        if dialect not in ("postgres", "sqlite"):
+            return None
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        if len(statements) != 1 or not isinstance(statements[0], _WRITES):
+            return None
+        tree = statements[0]
+        if any(tree.args.get(k) for k in ("order", "limit", "with", "with_")):
+            return None
+        if next(tree.find_all(exp.Returning), None) is not None:
+            return None
+        candidate = f"{sql.rstrip().rstrip(';').rstrip()}\nRETURNING *"
+        check = sqlglot.parse(candidate, read=dialect)
+        if len(check) != 1 or not _same_write(tree, check[0], dialect):
+            return None
+        if not policy.rules:
+            return MaskResult(candidate, (), False, False, None, ())
+        result = _mask_write(candidate, dialect, policy)
+        if result is None or result.held or result.conservative:
+            return None
+        return result
+    except Exception:
+        return None  # no sample rather than a guess
+
+
+def _same_write(original: exp.Expr, candidate: exp.Expr | None, dialect: str) -> bool:
+    """The candidate is the original write plus ``RETURNING *``, and nothing else."""
+    if candidate is None or not isinstance(candidate.args.get("returning"), exp.Returning):
+        return False
+    stripped = candidate.copy()
+    stripped.set("returning", None)
+    return stripped.sql(dialect=dialect) == original.sql(dialect=dialect)
+
+
+def _returning_start(sql: str, dialect: str) -> int | None:
+    """Offset of the statement's own RETURNING keyword (outside any parentheses)."""
+    depth, found = 0, None
+    for token in sqlglot.tokenize(sql, read=dialect):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type == TokenType.RETURNING and depth == 0:
+            found = token.start
+    return found
 
 
 def _as_select(tree: exp.Expr, returning: exp.Returning) -> exp.Select | None:

@@ -17,9 +17,18 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import demo_data
-from governance.models import AccessGrant, CatalogTable, Connection, Sensitivity, Source
+from governance.models import (
+    AccessGrant,
+    CatalogTable,
+    Connection,
+    QueryRun,
+    Sensitivity,
+    Source,
+)
 from governance.roles import ROLES
+from governance.services.caller import Caller
 from governance.services.catalog import catalog_refresh
+from governance.services.runs import run_submit
 
 USERS = {  # username: (groups, password); demo only, printed on every run
     "admin": (["admin"], "warden-admin-demo"),
@@ -59,6 +68,7 @@ class Command(BaseCommand):
             self.stdout.write(f"seeded {name} ({dsn.engine}): {counts}")
         self._accounts_and_grants(parsed)
         self._discover(parsed)
+        self._pending_example()
         if options["seed_only"]:
             return
         self._serve(options["addr"])
@@ -88,7 +98,7 @@ class Command(BaseCommand):
             connection.set_password(dsn.password)
             connection.save()
             for group, caps in (
-                ("analyst", ["read", "export"]),
+                ("analyst", ["read", "write", "export"]),
                 ("approver", ["read"]),
                 ("admin", ALL_CAPS),
             ):
@@ -110,6 +120,19 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"discovered {name}: {summary.sensitive} sensitive columns of {summary.columns}"
             )
+
+    def _pending_example(self) -> None:
+        """One write waiting for approval, so the approvers' queue is not empty (idempotent)."""
+        analyst = get_user_model().objects.get(username="analyst")
+        if QueryRun.objects.filter(user=analyst, purpose__endswith="(demo)").exists():
+            return  # seeded before (it may have been approved or rejected since)
+        run = run_submit(
+            caller=Caller(user=analyst, channel="cli"),
+            connection=Connection.objects.get(name="demo"),
+            sql="UPDATE orders SET status = 'refunded' WHERE id = 7",
+            purpose="Refund for support ticket #1234 (demo)",
+        )
+        self.stdout.write(f"a write by analyst waits for approval (run {run.pk}, {run.status})")
 
     def _serve(self, addr: str) -> None:
         worker = None
