@@ -106,6 +106,8 @@ def test_an_approver_approves_from_the_queue_and_the_requester_sees_the_result(
     assert approver.locator("[data-impact-rows]").first.inner_text().strip() == "2"
     approver.keyboard.press("c")
     approver.keyboard.type("ok for month end")
+    if os.environ.get("WARDEN_APPROVAL_SCREENSHOT"):
+        approver.screenshot(path=os.environ["WARDEN_APPROVAL_SCREENSHOT"], full_page=True)
     approver.locator("#approve").click()
     approver.wait_for_selector("[data-status=approved]")
 

@@ -112,3 +112,29 @@ def test_a_running_query_is_really_cancelled_on_the_target(
     run = wait_for(run, "cancelled", "failed", "succeeded", timeout=30)
     assert run.status == "cancelled"
     assert run.duration_ms is not None and run.duration_ms < 30_000
+
+
+def test_an_approved_write_is_previewed_and_executed_by_the_worker(
+    worker: Any, alice: Any, bob: Any, ledger: Any
+) -> None:
+    from approvals.services import request_review
+    from tests.conftest import balances
+
+    run = run_submit(
+        caller=Caller(user=alice),
+        connection=ledger,
+        sql="UPDATE accounts SET balance = balance - 5 WHERE id = 3",
+    )
+    assert run.status == "pending_approval"
+    request = run.approval
+    deadline = time.monotonic() + 60
+    while not request.impact and time.monotonic() < deadline:  # the worker's dry run
+        time.sleep(0.1)
+        request.refresh_from_db()
+    assert request.impact["rows"] == [1] and balances(ledger) == [100] * 5
+    request_review(
+        caller=Caller(user=bob), request_id=request.pk, approve=True, reauthenticated=True
+    )
+    run = wait_for(run, "succeeded", "failed", "expired")
+    assert run.status == "succeeded", run.error
+    assert run.row_count == 1 and balances(ledger) == [100, 100, 95, 100, 100]
