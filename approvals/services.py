@@ -7,6 +7,7 @@ two approvers approving at the same moment release the statement once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -119,7 +120,9 @@ def _duration(hours: Any) -> dt.timedelta:
         value = float(hours)
     except (TypeError, ValueError):
         raise InvalidRequest("Give the duration in hours, e.g. 2 or 0.5.") from None
-    duration = dt.timedelta(hours=value) if value == value else dt.timedelta(0)  # NaN → 0
+    # NaN, infinity and numbers too large for a timedelta → 0 (refused below).
+    finite = math.isfinite(value) and abs(value) < 1e6
+    duration = dt.timedelta(hours=value) if finite else dt.timedelta(0)
     if not MIN_ACCESS <= duration <= MAX_ACCESS:
         raise InvalidRequest("Access can be requested for 5 minutes up to 7 days.")
     return duration

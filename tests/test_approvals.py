@@ -291,6 +291,9 @@ def test_just_in_time_access_creates_an_expiring_audited_grant(
         (["write"], 0, "x", "5 minutes up to 7 days"),
         (["write"], 24 * 30, "x", "5 minutes up to 7 days"),
         (["write"], float("nan"), "x", "5 minutes up to 7 days"),
+        (["write"], float("inf"), "x", "5 minutes up to 7 days"),
+        (["write"], 1e300, "x", "5 minutes up to 7 days"),
+        (["write"], -1e300, "x", "5 minutes up to 7 days"),
         (["write"], 2, "  ", "Say why"),
         (["write"], 2, "x" * 501, "under 500"),
     ],
@@ -307,3 +310,4 @@ def test_access_requests_validate_their_input(
             reason=reason,
         )
     assert not ApprovalRequest.objects.exists()
+
