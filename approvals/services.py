@@ -242,6 +242,11 @@ def request_review(
             expired = True
         elif refusal:
             raise ReviewRefused(refusal)
+        elif approve and not request.requester.is_active:
+            raise ReviewRefused(
+                f"The requester's account is disabled: request #{request.pk} can only be "
+                "rejected."
+            )
         elif needs_reauthentication(request) and not reauthenticated:
             raise ReauthenticationNeeded(
                 "Confirm your password to review this request (critical statements and "

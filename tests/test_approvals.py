@@ -311,3 +311,16 @@ def test_access_requests_validate_their_input(
         )
     assert not ApprovalRequest.objects.exists()
 
+def test_a_deactivated_requester_s_statement_is_never_approved_or_started(
+    alice: Any, bob: Any, frank: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    with pytest.raises(ReviewRefused, match="disabled"):
+        review(bob, run.approval)
+    review(frank, run.approval, approve=False)  # it can still be rejected, to clear the queue
+    run.refresh_from_db()
+    assert run.status == "rejected"
+    assert balances(ledger) == [100] * 5
+
