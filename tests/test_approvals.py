@@ -324,3 +324,27 @@ def test_a_deactivated_requester_s_statement_is_never_approved_or_started(
     assert run.status == "rejected"
     assert balances(ledger) == [100] * 5
 
+def test_an_approval_is_checked_again_when_a_worker_starts_it(
+    alice: Any, bob: Any, ledger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.celery import app as celery_app
+    from governance.services.runs import run_execute
+    from governance.tasks import execute_run
+
+    queued: list[int] = []
+    monkeypatch.setattr(execute_run, "delay", queued.append)
+    run = submit(alice, ledger, UPDATE)
+    celery_app.conf.task_always_eager = False  # a worker, not this process, runs it
+    try:
+        review(bob, run.approval)
+    finally:
+        celery_app.conf.task_always_eager = True
+    run.refresh_from_db()
+    assert run.status == "queued" and queued == [run.pk]
+    # The grant is revoked while the approved run waits for a worker: it must not run.
+    AccessGrant.objects.filter(connection=ledger).delete()
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "now denied" in run.error
+    assert balances(ledger) == [100] * 5
+
