@@ -260,13 +260,19 @@ def request_review(
             _audit(f"approval.{verdict}d", caller, request, comment=comment)
             if not approve:
                 _reject(request, reviewer, comment, now)
-            elif len(request.approvals()) >= request.required_approvals:
+            elif len(_counted(request)) >= request.required_approvals:
                 _fulfil(request, caller, now)
             else:
                 _announce("reviewed", request)
     if expired:
         raise ReviewRefused(refusal)
     return request
+
+
+def _counted(request: ApprovalRequest) -> list[Review]:
+    """Approvals by people who may still approve it (not since removed from the groups or
+    disabled): an approval counts only while its author could give it."""
+    return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
 
 
 def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> None:
@@ -291,7 +297,7 @@ def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datet
 
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
-    approvers = [r.reviewer.get_username() for r in request.approvals()]
+    approvers = [r.reviewer.get_username() for r in _counted(request)]
     _audit("approval.granted", caller, request, approvers=approvers)
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run

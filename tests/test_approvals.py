@@ -348,3 +348,14 @@ def test_an_approval_is_checked_again_when_a_worker_starts_it(
     assert run.status == "failed" and "now denied" in run.error
     assert balances(ledger) == [100] * 5
 
+def test_an_approval_from_someone_no_longer_an_approver_does_not_count(
+    alice: Any, bob: Any, frank: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    run = submit(alice, ledger, "DROP TABLE accounts")
+    review(bob, run.approval)
+    bob.groups.remove(groups["approver"])  # left the team mid-review
+    review(frank, run.approval)
+    run.refresh_from_db()
+    run.approval.refresh_from_db()
+    assert run.status == "pending_approval" and run.approval.status == "pending"
+    assert balances(ledger) == [100] * 5
