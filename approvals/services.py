@@ -244,8 +244,7 @@ def request_review(
             raise ReviewRefused(refusal)
         elif approve and not request.requester.is_active:
             raise ReviewRefused(
-                f"The requester's account is disabled: request #{request.pk} can only be "
-                "rejected."
+                f"The requester's account is disabled: request #{request.pk} can only be rejected."
             )
         elif needs_reauthentication(request) and not reauthenticated:
             raise ReauthenticationNeeded(

@@ -311,6 +311,7 @@ def test_access_requests_validate_their_input(
         )
     assert not ApprovalRequest.objects.exists()
 
+
 def test_a_deactivated_requester_s_statement_is_never_approved_or_started(
     alice: Any, bob: Any, frank: Any, ledger: Any
 ) -> None:
@@ -323,6 +324,7 @@ def test_a_deactivated_requester_s_statement_is_never_approved_or_started(
     run.refresh_from_db()
     assert run.status == "rejected"
     assert balances(ledger) == [100] * 5
+
 
 def test_an_approval_is_checked_again_when_a_worker_starts_it(
     alice: Any, bob: Any, ledger: Any, monkeypatch: pytest.MonkeyPatch
@@ -347,6 +349,7 @@ def test_an_approval_is_checked_again_when_a_worker_starts_it(
     run.refresh_from_db()
     assert run.status == "failed" and "now denied" in run.error
     assert balances(ledger) == [100] * 5
+
 
 def test_an_approval_from_someone_no_longer_an_approver_does_not_count(
     alice: Any, bob: Any, frank: Any, groups: dict[str, Any], ledger: Any
