@@ -294,6 +294,20 @@ def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datet
     _announce("rejected", request)
 
 
+def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
+    """The held run is still the statement the request was made for, or ReleaseRefused."""
+    if (
+        ApprovalRequest.digest(run.sql) != request.sql_sha256
+        or ApprovalRequest.statements_digest(run.statements) != request.statements_sha256
+        or run.user_id != request.requester_id
+        or run.connection_id != request.connection_id
+    ):
+        raise ReleaseRefused(
+            "This is not the statement that was submitted for approval (it changed after the "
+            "request was made), so the approval does not cover it. Submit it again."
+        )
+
+
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
     approvers = [r.reviewer.get_username() for r in _counted(request)]
@@ -302,6 +316,7 @@ def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
         run = request.run
         try:
             run_recheck(run)
+            _check_binding(request, run)
         except ReleaseRefused as exc:
             run_close(
                 run=run,

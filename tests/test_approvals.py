@@ -362,3 +362,17 @@ def test_an_approval_from_someone_no_longer_an_approver_does_not_count(
     run.approval.refresh_from_db()
     assert run.status == "pending_approval" and run.approval.status == "pending"
     assert balances(ledger) == [100] * 5
+
+
+def test_an_approval_never_covers_a_statement_swapped_under_it(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    # Text and rewritten SQL swapped together behind Warden's back: the recheck alone would
+    # decide the new text afresh and find it consistent; the request's hashes refuse it.
+    swapped = "UPDATE accounts SET balance = 0"
+    QueryRun.objects.filter(pk=run.pk).update(sql=swapped, statements=[swapped])
+    review(bob, run.approval)
+    run.refresh_from_db()
+    assert run.status == "failed" and "not the statement" in run.error
+    assert balances(ledger) == [100] * 5
