@@ -197,6 +197,8 @@ def _refusal(request: ApprovalRequest, reviewer: Any, now: dt.datetime) -> str:
         return f"Request #{request.pk} is already {request.get_status_display().lower()}."
     if request.expires_at <= now:
         return f"Request #{request.pk} has expired."
+    if request.run is not None and request.run.status != QueryRun.Status.PENDING_APPROVAL:
+        return f"Request #{request.pk} is being withdrawn: its run was cancelled."
     if reviewer.pk == request.requester_id:
         return "You cannot review your own request."
     if not may_review(reviewer, request.approver_groups):
@@ -274,11 +276,12 @@ def _counted(request: ApprovalRequest) -> list[Review]:
     return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
 
 
-def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> None:
-    ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> bool:
+    decided = ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
         status=status, decided_at=now
     )
     request.status, request.decided_at = status, now
+    return bool(decided)
 
 
 def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datetime) -> None:
@@ -380,8 +383,7 @@ def request_withdraw_for_run(run: QueryRun) -> None:
         .filter(run=run, status=Status.PENDING)
         .first()
     )
-    if request is not None:
-        _decide_request(request, Status.WITHDRAWN, timezone.now())
+    if request is not None and _decide_request(request, Status.WITHDRAWN, timezone.now()):
         caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
         _audit("approval.withdrawn", caller, request)
         _announce("withdrawn", request)

@@ -376,3 +376,21 @@ def test_an_approval_never_covers_a_statement_swapped_under_it(
     run.refresh_from_db()
     assert run.status == "failed" and "not the statement" in run.error
     assert balances(ledger) == [100] * 5
+
+
+def test_approving_while_the_requester_cancels_never_records_a_grant(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    from approvals.services import request_withdraw_for_run
+
+    run = submit(alice, ledger, UPDATE)
+    # run_cancel has cancelled the run but its withdraw hook has not run yet: an approver
+    # acting in between must not approve (and announce) a request whose run will never run.
+    QueryRun.objects.filter(pk=run.pk).update(status="cancelled")
+    with pytest.raises(ReviewRefused, match="cancelled"):
+        review(bob, run.approval)
+    request_withdraw_for_run(run)
+    run.approval.refresh_from_db()
+    assert run.approval.status == "withdrawn"
+    kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
+    assert "approval.granted" not in kinds and kinds.count("approval.withdrawn") == 1
