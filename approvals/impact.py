@@ -14,7 +14,7 @@ from approvals.models import ApprovalRequest
 from governance import engine, targets
 from governance.crypto import DecryptionError
 from governance.engine.functions import SAFE_FUNCTIONS
-from governance.services.masking import catalog_facts
+from governance.services.masking import catalog_facts, scrub_error
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
                 rows=list(preview.rows),
                 estimated=preview.estimated,
                 note=preview.note,
-                error=preview.error or "",
+                # The requester sees this before anyone approved: errors quote values
+                # ("invalid input syntax for type integer: \"123-45-6789\""), masked or not.
+                error=scrub_error(preview.error) if preview.error else "",
             )
     ApprovalRequest.objects.filter(pk=request_id).update(impact=impact)
     return impact

@@ -7,6 +7,7 @@ two approvers approving at the same moment release the statement once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -119,7 +120,9 @@ def _duration(hours: Any) -> dt.timedelta:
         value = float(hours)
     except (TypeError, ValueError):
         raise InvalidRequest("Give the duration in hours, e.g. 2 or 0.5.") from None
-    duration = dt.timedelta(hours=value) if value == value else dt.timedelta(0)  # NaN → 0
+    # NaN, infinity and numbers too large for a timedelta → 0 (refused below).
+    finite = math.isfinite(value) and abs(value) < 1e6
+    duration = dt.timedelta(hours=value) if finite else dt.timedelta(0)
     if not MIN_ACCESS <= duration <= MAX_ACCESS:
         raise InvalidRequest("Access can be requested for 5 minutes up to 7 days.")
     return duration
@@ -194,6 +197,8 @@ def _refusal(request: ApprovalRequest, reviewer: Any, now: dt.datetime) -> str:
         return f"Request #{request.pk} is already {request.get_status_display().lower()}."
     if request.expires_at <= now:
         return f"Request #{request.pk} has expired."
+    if request.run is not None and request.run.status != QueryRun.Status.PENDING_APPROVAL:
+        return f"Request #{request.pk} is being withdrawn: its run was cancelled."
     if reviewer.pk == request.requester_id:
         return "You cannot review your own request."
     if not may_review(reviewer, request.approver_groups):
@@ -239,6 +244,10 @@ def request_review(
             expired = True
         elif refusal:
             raise ReviewRefused(refusal)
+        elif approve and not request.requester.is_active:
+            raise ReviewRefused(
+                f"The requester's account is disabled: request #{request.pk} can only be rejected."
+            )
         elif needs_reauthentication(request) and not reauthenticated:
             raise ReauthenticationNeeded(
                 "Confirm your password to review this request (critical statements and "
@@ -252,7 +261,7 @@ def request_review(
             _audit(f"approval.{verdict}d", caller, request, comment=comment)
             if not approve:
                 _reject(request, reviewer, comment, now)
-            elif len(request.approvals()) >= request.required_approvals:
+            elif len(_counted(request)) >= request.required_approvals:
                 _fulfil(request, caller, now)
             else:
                 _announce("reviewed", request)
@@ -261,11 +270,18 @@ def request_review(
     return request
 
 
-def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> None:
-    ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+def _counted(request: ApprovalRequest) -> list[Review]:
+    """Approvals by people who may still approve it (not since removed from the groups or
+    disabled): an approval counts only while its author could give it."""
+    return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
+
+
+def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> bool:
+    decided = ApprovalRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
         status=status, decided_at=now
     )
     request.status, request.decided_at = status, now
+    return bool(decided)
 
 
 def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datetime) -> None:
@@ -281,14 +297,29 @@ def _reject(request: ApprovalRequest, reviewer: Any, comment: str, now: dt.datet
     _announce("rejected", request)
 
 
+def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
+    """The held run is still the statement the request was made for, or ReleaseRefused."""
+    if (
+        ApprovalRequest.digest(run.sql) != request.sql_sha256
+        or ApprovalRequest.statements_digest(run.statements) != request.statements_sha256
+        or run.user_id != request.requester_id
+        or run.connection_id != request.connection_id
+    ):
+        raise ReleaseRefused(
+            "This is not the statement that was submitted for approval (it changed after the "
+            "request was made), so the approval does not cover it. Submit it again."
+        )
+
+
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
-    approvers = [r.reviewer.get_username() for r in request.approvals()]
+    approvers = [r.reviewer.get_username() for r in _counted(request)]
     _audit("approval.granted", caller, request, approvers=approvers)
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run
         try:
             run_recheck(run)
+            _check_binding(request, run)
         except ReleaseRefused as exc:
             run_close(
                 run=run,
@@ -352,8 +383,7 @@ def request_withdraw_for_run(run: QueryRun) -> None:
         .filter(run=run, status=Status.PENDING)
         .first()
     )
-    if request is not None:
-        _decide_request(request, Status.WITHDRAWN, timezone.now())
+    if request is not None and _decide_request(request, Status.WITHDRAWN, timezone.now()):
         caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
         _audit("approval.withdrawn", caller, request)
         _announce("withdrawn", request)

@@ -294,6 +294,9 @@ def test_just_in_time_access_creates_an_expiring_audited_grant(
         (["write"], 0, "x", "5 minutes up to 7 days"),
         (["write"], 24 * 30, "x", "5 minutes up to 7 days"),
         (["write"], float("nan"), "x", "5 minutes up to 7 days"),
+        (["write"], float("inf"), "x", "5 minutes up to 7 days"),
+        (["write"], 1e300, "x", "5 minutes up to 7 days"),
+        (["write"], -1e300, "x", "5 minutes up to 7 days"),
         (["write"], 2, "  ", "Say why"),
         (["write"], 2, "x" * 501, "under 500"),
     ],
@@ -310,3 +313,87 @@ def test_access_requests_validate_their_input(
             reason=reason,
         )
     assert not ApprovalRequest.objects.exists()
+
+
+def test_a_deactivated_requester_s_statement_is_never_approved_or_started(
+    alice: Any, bob: Any, frank: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    with pytest.raises(ReviewRefused, match="disabled"):
+        review(bob, run.approval)
+    review(frank, run.approval, approve=False)  # it can still be rejected, to clear the queue
+    run.refresh_from_db()
+    assert run.status == "rejected"
+    assert balances(ledger) == [100] * 5
+
+
+def test_an_approval_is_checked_again_when_a_worker_starts_it(
+    alice: Any, bob: Any, ledger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.celery import app as celery_app
+    from governance.services.runs import run_execute
+    from governance.tasks import execute_run
+
+    queued: list[int] = []
+    monkeypatch.setattr(execute_run, "delay", queued.append)
+    run = submit(alice, ledger, UPDATE)
+    celery_app.conf.task_always_eager = False  # a worker, not this process, runs it
+    try:
+        review(bob, run.approval)
+    finally:
+        celery_app.conf.task_always_eager = True
+    run.refresh_from_db()
+    assert run.status == "queued" and queued == [run.pk]
+    # The grant is revoked while the approved run waits for a worker: it must not run.
+    AccessGrant.objects.filter(connection=ledger).delete()
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "now denied" in run.error
+    assert balances(ledger) == [100] * 5
+
+
+def test_an_approval_from_someone_no_longer_an_approver_does_not_count(
+    alice: Any, bob: Any, frank: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    run = submit(alice, ledger, "DROP TABLE accounts")
+    review(bob, run.approval)
+    bob.groups.remove(groups["approver"])  # left the team mid-review
+    review(frank, run.approval)
+    run.refresh_from_db()
+    run.approval.refresh_from_db()
+    assert run.status == "pending_approval" and run.approval.status == "pending"
+    assert balances(ledger) == [100] * 5
+
+
+def test_an_approval_never_covers_a_statement_swapped_under_it(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    # Text and rewritten SQL swapped together behind Warden's back: the recheck alone would
+    # decide the new text afresh and find it consistent; the request's hashes refuse it.
+    swapped = "UPDATE accounts SET balance = 0"
+    QueryRun.objects.filter(pk=run.pk).update(sql=swapped, statements=[swapped])
+    review(bob, run.approval)
+    run.refresh_from_db()
+    assert run.status == "failed" and "not the statement" in run.error
+    assert balances(ledger) == [100] * 5
+
+
+def test_approving_while_the_requester_cancels_never_records_a_grant(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    from approvals.services import request_withdraw_for_run
+
+    run = submit(alice, ledger, UPDATE)
+    # run_cancel has cancelled the run but its withdraw hook has not run yet: an approver
+    # acting in between must not approve (and announce) a request whose run will never run.
+    QueryRun.objects.filter(pk=run.pk).update(status="cancelled")
+    with pytest.raises(ReviewRefused, match="cancelled"):
+        review(bob, run.approval)
+    request_withdraw_for_run(run)
+    run.approval.refresh_from_db()
+    assert run.approval.status == "withdrawn"
+    kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
+    assert "approval.granted" not in kinds and kinds.count("approval.withdrawn") == 1

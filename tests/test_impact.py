@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from governance.models import QueryRun
+from governance.services.catalog import catalog_refresh
 from tests.conftest import balances, grant
+from tests.test_approval_views import client_for
 from tests.test_approvals import UPDATE, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,3 +56,20 @@ def test_ddl_gets_no_dry_run_and_an_unfiltered_write_is_called_out(alice: Any, l
     assert drop.approval.impact["method"] == "none" and drop.approval.impact["rows"] == [None]
     assert balances(ledger) == [100] * 5
     assert QueryRun.objects.filter(status="succeeded").count() == 0
+
+
+def test_a_failing_preview_never_quotes_a_masked_value_to_the_requester(
+    alice: Any, pg_conn: Any
+) -> None:
+    # The preview runs before any approver has looked: its error must not read like a query.
+    catalog_refresh(connection=pg_conn)
+    grant(pg_conn, alice, "read", "write")
+    sql = "UPDATE customers SET city = 'x' WHERE CAST(ssn AS integer) = 1"
+    run = submit(alice, pg_conn, sql)
+    assert run.status == "pending_approval"
+    run.approval.refresh_from_db()
+    impact = run.approval.impact
+    assert impact["error"].startswith("Statement 1:"), impact
+    assert not re.search(r"\d{3}-\d{2}-\d{4}", impact["error"]), impact["error"]
+    page = client_for(alice).get(reverse("approval_detail", args=[run.approval.pk]))
+    assert not re.search(rb"\d{3}-\d{2}-\d{4}", page.content)

@@ -31,11 +31,13 @@ def _requester(run: QueryRun) -> Caller:
 def run_recheck(run: QueryRun) -> list[str]:
     """Decide the held statement again for its requester, now.
 
-    Returns the statements that would run. Raises ReleaseRefused when the statement is now
-    denied (access revoked, a guardrail added) or when what would run differs from what was
-    held (a masking rule or an exemption changed): an approval covers the exact rewritten SQL
-    the approvers saw, never anything else.
+    Returns the statements that would run. Raises ReleaseRefused when the requester's account
+    was disabled, when the statement is now denied (access revoked, a guardrail added) or when
+    what would run differs from what was held (a masking rule or an exemption changed): an
+    approval covers the exact rewritten SQL the approvers saw, never anything else.
     """
+    if not run.user.is_active:
+        raise ReleaseRefused("The requester's account is disabled, so the statement did not run.")
     detail, plan = _decide(_requester(run), run.connection, run.sql, run.mode)
     if detail["decision"] == "deny":
         reasons = "; ".join(r["message"] for r in detail["reasons"] if r["action"] == "deny")

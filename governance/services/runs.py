@@ -389,6 +389,17 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
         if _start(run):
             _finish(run, Status.EXPIRED, started, error=APPROVAL_LAPSED, error_kind="expired")
         return
+    if run.decision_detail.get("approval"):
+        # Approved a while ago, maybe: access revoked or the requester disabled since then
+        # must stop it here, as at release.
+        from governance.services.held import ReleaseRefused, run_recheck
+
+        try:
+            run_recheck(run)
+        except ReleaseRefused as exc:
+            if _start(run):
+                _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
+            return
     scrub = safety_net(run)
     try:
         with session_for(
