@@ -15,6 +15,7 @@ from governance import engine, targets
 from governance.crypto import DecryptionError
 from governance.engine.functions import SAFE_FUNCTIONS
 from governance.services.masking import catalog_facts, scrub_error
+from governance.services.sessions import session_for
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
         tables = sorted({t for s in statements for t in s.tables})
         timeout = min(PREVIEW_TIMEOUT_MS, connection.statement_timeout_ms)
         try:
-            with targets.connect(connection.target_config()) as session:
+            with session_for(connection, pooled=False) as session:
                 preview = session.preview(
                     run.statements, dml=dml, tables=tables, timeout_ms=timeout
                 )

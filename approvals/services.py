@@ -318,8 +318,8 @@ def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run
         try:
+            _check_binding(request, run)  # the exact statement first, then decide it afresh
             run_recheck(run)
-            _check_binding(request, run)
         except ReleaseRefused as exc:
             run_close(
                 run=run,

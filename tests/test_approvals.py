@@ -182,7 +182,7 @@ def test_an_approval_never_covers_sql_that_changed_under_it(
     QueryRun.objects.filter(pk=run.pk).update(statements=["DELETE FROM accounts"])
     review(bob, run.approval)
     run.refresh_from_db()
-    assert run.status == "failed" and "masking of this statement changed" in run.error
+    assert run.status == "failed" and "not the statement that was submitted" in run.error
     assert balances(ledger) == [100] * 5
 
 
@@ -397,3 +397,20 @@ def test_approving_while_the_requester_cancels_never_records_a_grant(
     assert run.approval.status == "withdrawn"
     kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
     assert "approval.granted" not in kinds and kinds.count("approval.withdrawn") == 1
+
+
+def test_a_masking_change_while_waiting_means_the_approval_no_longer_covers_it(
+    alice: Any, bob: Any, carol: Any, sqlite_conn: Any
+) -> None:
+    from governance.services.catalog import catalog_refresh
+    from governance.services.catalog_admin import masking_rule_set
+    from tests.conftest import grant
+
+    catalog_refresh(connection=sqlite_conn)
+    grant(sqlite_conn, alice, "read", "write")
+    run = submit(alice, sqlite_conn, "UPDATE customers SET city = city WHERE id <= 2")
+    assert run.status == "pending_approval"  # its sample of changed rows masks full_name
+    masking_rule_set(caller=Caller(user=carol), semantic_type="person_name", strategy="null")
+    review(bob, run.approval)
+    run.refresh_from_db()
+    assert run.status == "failed" and "masking of this statement changed" in run.error

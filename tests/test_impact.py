@@ -73,3 +73,14 @@ def test_a_failing_preview_never_quotes_a_masked_value_to_the_requester(
     assert not re.search(r"\d{3}-\d{2}-\d{4}", impact["error"]), impact["error"]
     page = client_for(alice).get(reverse("approval_detail", args=[run.approval.pk]))
     assert not re.search(rb"\d{3}-\d{2}-\d{4}", page.content)
+
+
+def test_sqlite_previews_have_the_masking_functions(alice: Any, sqlite_conn: Any) -> None:
+    from governance.services.catalog import catalog_refresh
+
+    catalog_refresh(connection=sqlite_conn)
+    grant(sqlite_conn, alice, "read", "write")
+    run = submit(alice, sqlite_conn, "UPDATE customers SET city = city WHERE id <= 2")
+    assert "WARDEN_PSEUDONYM" in run.statements[-1].upper()  # the sample masks full_name
+    run.approval.refresh_from_db()
+    assert run.approval.impact["rows"] == [2], run.approval.impact

@@ -435,3 +435,18 @@ def test_a_write_shows_a_masked_bounded_sample_and_its_exact_count(
     assert {row[ssn] for row in run.rows} <= {"****", None}
     assert "RETURNING" in run.statements[-1]
     assert run.statements[-1].startswith("UPDATE customers SET city = city WHERE id <= 30")
+
+
+def test_a_failing_write_never_quotes_a_protected_value(pg_conn: Any, carol: Any) -> None:
+    catalog_refresh(connection=pg_conn)
+    run = submit(
+        carol,
+        pg_conn,
+        "DELETE FROM orders WHERE customer_id IN "
+        "(SELECT id FROM customers WHERE CAST(ssn AS integer) = 1)",
+    )
+    assert run.status == "failed"
+    assert "invalid input syntax" in run.error and "[value]" in run.error
+    event = AuditEvent.objects.get(run_id=run.pk, kind="query.failed")
+    for text in (run.error, str(event.detail)):
+        assert not any(ch.isdigit() for ch in text.split("integer")[-1][:20]), text

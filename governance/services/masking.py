@@ -287,8 +287,19 @@ def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], f
 
 
 def touches_sensitive(run: Any) -> bool:
+    """Whether the run reads, returns or merely names a table with sensitive columns: its
+    errors may then quote a protected value (a write's WHERE can fail on one)."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
-    return any(s and s.get("touches_sensitive") for s in statements)
+    if any(s and s.get("touches_sensitive") for s in statements):
+        return True
+    sensitive, _ = catalog_facts(run.connection)
+    protected = {table.lower().rsplit(".", 1)[-1] for table, _ in sensitive}
+    used = {
+        str(name).lower().replace('"', "").replace("`", "").rsplit(".", 1)[-1]
+        for statement in run.statement_summaries
+        for name in statement.get("tables") or []
+    }
+    return bool(protected & used)
 
 
 def scrub_error(message: str) -> str:
