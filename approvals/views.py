@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from allauth.core.exceptions import ReauthenticationRequired
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -204,49 +206,39 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("approval_detail", pk=pk)
 
 
+def _jit(
+    request: HttpRequest,
+    form: forms.Form,
+    create: Callable[..., ApprovalRequest],
+    label: str,
+    unmask: bool,
+) -> HttpResponse:
+    """A just-in-time request form: validate, create the request, or show what is wrong."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = create(caller=_caller(request), **form.cleaned_data)
+        except InvalidRequest as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{label} request #{created.pk} sent to approvers.")
+            return redirect("approval_detail", pk=created.pk)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "unmask": unmask}
+    return render(request, "approvals/request_access.html", context, status=status)
+
+
 @role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
 @require_http_methods(["GET", "POST"])
 def request_access(request: HttpRequest) -> HttpResponse:
     form = AccessRequestForm(request.POST or None, initial=request.GET.dict())
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = access_request(
-                caller=_caller(request),
-                connection=form.cleaned_data["connection"],
-                capabilities=form.cleaned_data["capabilities"],
-                hours=form.cleaned_data["hours"],
-                reason=form.cleaned_data["reason"],
-            )
-        except InvalidRequest as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, f"Access request #{created.pk} sent to approvers.")
-            return redirect("approval_detail", pk=created.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "approvals/request_access.html", {"form": form}, status=status)
+    return _jit(request, form, access_request, "Access", unmask=False)
 
 
 @role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
 @require_http_methods(["GET", "POST"])
 def request_unmask(request: HttpRequest) -> HttpResponse:
     form = UnmaskRequestForm(request.POST or None, user=request.user, initial=request.GET.dict())
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = unmask_request(
-                caller=_caller(request),
-                column=form.cleaned_data["column"],
-                hours=form.cleaned_data["hours"],
-                reason=form.cleaned_data["reason"],
-            )
-        except InvalidRequest as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, f"Unmask request #{created.pk} sent to approvers.")
-            return redirect("approval_detail", pk=created.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request, "approvals/request_access.html", {"form": form, "unmask": True}, status=status
-    )
+    return _jit(request, form, unmask_request, "Unmask", unmask=True)
 
 
 @role_required(ADMIN)
