@@ -261,7 +261,7 @@ def request_review(
             _audit(f"approval.{verdict}d", caller, request, comment=comment)
             if not approve:
                 _reject(request, reviewer, comment, now)
-            elif len(_counted(request)) >= request.required_approvals:
+            elif len(counted_approvals(request)) >= request.required_approvals:
                 _fulfil(request, caller, now)
             else:
                 _announce("reviewed", request)
@@ -270,7 +270,7 @@ def request_review(
     return request
 
 
-def _counted(request: ApprovalRequest) -> list[Review]:
+def counted_approvals(request: ApprovalRequest) -> list[Review]:
     """Approvals by people who may still approve it (not since removed from the groups or
     disabled): an approval counts only while its author could give it."""
     return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
@@ -313,7 +313,7 @@ def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
 
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
-    approvers = [r.reviewer.get_username() for r in _counted(request)]
+    approvers = [r.reviewer.get_username() for r in counted_approvals(request)]
     _audit("approval.granted", caller, request, approvers=approvers)
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from approvals.models import ApprovalRequest
+from approvals.services import counted_approvals
 
 
 def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str
         "connection": request.connection.name,
         "environment": request.connection.environment,
         "requester": request.requester.get_username(),
-        "approvals": sum(1 for r in reviews if r.verdict == "approve"),
+        "approvals": len(counted_approvals(request)),
         "required": request.required_approvals,
         "approver_groups": list(request.approver_groups),
         "created_at": request.created_at.isoformat(),

@@ -27,6 +27,7 @@ from approvals.services import (
     ReauthenticationNeeded,
     ReviewRefused,
     access_request,
+    counted_approvals,
     needs_reauthentication,
     request_review,
     request_withdraw,
