@@ -146,6 +146,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     ]
     context = {
         "approval": approval,
+        # approvals count only while their authors may still approve (not disabled or moved)
+        "approved_count": len(counted_approvals(approval)),
         "statements": statements,
         "run": approval.run,
         "can_review": can_review,

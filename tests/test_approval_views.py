@@ -84,7 +84,7 @@ def test_an_approver_approves_on_the_page_and_the_write_runs(
     run = submit(alice, ledger, UPDATE, purpose="month end")
     client = client_for(bob)
     page = client.get(reverse("approval_detail", args=[run.approval.pk]))
-    assert page.status_code == 200
+    assert page.status_code == 200 and b"0 of 1 approval" in page.content
     for expected in (b"month end", b"balance = balance + 1", b'id="approve"', b"accounts.balance"):
         assert expected in page.content
     response = client.post(
