@@ -414,3 +414,48 @@ def test_a_masking_change_while_waiting_means_the_approval_no_longer_covers_it(
     review(bob, run.approval)
     run.refresh_from_db()
     assert run.status == "failed" and "masking of this statement changed" in run.error
+
+
+@pytest.mark.parametrize("conn_fixture", ["pg_conn", "mysql_conn"])
+def test_server_engines_hold_preview_approve_and_run_a_write(
+    request: pytest.FixtureRequest, alice: Any, bob: Any, conn_fixture: str
+) -> None:
+    import uuid
+
+    import psycopg
+    import pymysql
+
+    from tests.conftest import MY, PG, grant
+
+    connection = request.getfixturevalue(conn_fixture)
+    table = f"approval_t_{uuid.uuid4().hex[:8]}"
+    if connection.engine == "postgresql":
+        raw: Any = psycopg.connect(dbname=connection.database, autocommit=True, **PG)
+    else:
+        raw = pymysql.connect(database=connection.database, autocommit=True, **MY)
+
+    def sql(text: str) -> list[Any]:
+        cur = raw.cursor()
+        cur.execute(text)
+        rows = list(cur.fetchall()) if cur.description else []
+        cur.close()
+        return rows
+
+    sql(f"CREATE TABLE {table} (id INT PRIMARY KEY, balance INT)")
+    try:
+        sql(f"INSERT INTO {table} VALUES (1, 100), (2, 100), (3, 100)")
+        grant(connection, alice, "read", "write")
+        run = submit(alice, connection, f"UPDATE {table} SET balance = balance + 1 WHERE id <= 2")
+        assert run.status == "pending_approval"
+        run.approval.refresh_from_db()
+        assert run.approval.impact["rows"] == [2], run.approval.impact
+        assert sql(f"SELECT balance FROM {table} ORDER BY id") == [(100,), (100,), (100,)]
+        review(bob, run.approval)
+        run.refresh_from_db()
+        assert run.status == "succeeded" and run.row_count == 2, run.error
+        assert sql(f"SELECT balance FROM {table} ORDER BY id") == [(101,), (101,), (100,)]
+        if connection.engine == "postgresql":  # a masked sample of the changed rows
+            assert sorted(run.rows) == [[1, 101], [2, 101]]
+    finally:
+        sql(f"DROP TABLE {table}")
+        raw.close()
