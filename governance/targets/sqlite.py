@@ -99,6 +99,16 @@ def _columns(cur: sqlite3.Cursor, rows: Sequence[tuple[Any, ...]]) -> list[Colum
     return columns
 
 
+def _vtab_registration(action: int, table: str | None) -> bool:
+    """SQLite authorises an UPDATE of sqlite_master when a table-valued function (json_each,
+    pragma_table_info...) is first used; nothing is written. The read-only connection is
+    opened with mode=ro and writable_schema is refused, so no real write can pass here."""
+    return action == sqlite3.SQLITE_UPDATE and (table or "").lower() in (
+        "sqlite_master",
+        "sqlite_schema",
+    )
+
+
 class SQLiteSession(SessionBase):
     def __init__(
         self,
@@ -185,7 +195,7 @@ class SQLiteSession(SessionBase):
             return f"function {arg2} is not allowed"
         if action in _TX_ACTIONS and not self._internal:
             return TRANSACTION_CONTROL_MESSAGE
-        if read_only and action in _WRITE_ACTIONS:
+        if read_only and action in _WRITE_ACTIONS and not _vtab_registration(action, arg1):
             return "attempt to write in a read-only transaction"
         if self._previewing and action in _SCHEMA_ACTIONS:
             return "a preview only changes rows of existing tables"

@@ -57,6 +57,22 @@ def test_read_only_connection_refuses_even_temp_writes(sqlite_engine: Engine) ->
     assert sqlite_engine.scalar("SELECT name FROM t WHERE id = 1") == "alice"
 
 
+def test_table_valued_functions_read(sqlite_engine: Engine) -> None:
+    with connect(sqlite_engine.config) as session:
+        rows = session.execute(
+            ["SELECT value FROM json_each('[1, 2, 3]')"], read_only=True, max_rows=10
+        ).rows
+        assert rows == [(1,), (2,), (3,)]
+        info = session.execute(
+            ["SELECT name FROM pragma_table_info('t') ORDER BY cid"], read_only=True, max_rows=10
+        )
+        assert info.row_count == 5
+    # the exemption covers SQLite's registration of the function, never a real schema write
+    error = _refused(sqlite_engine, "UPDATE sqlite_master SET sql = 'x'", read_only=True)
+    assert error.kind in {"readonly", "execution"} and "sqlite_master" in error.message
+    assert sqlite_engine.scalar("SELECT count(*) FROM sqlite_master WHERE sql = 'x'") == 0
+
+
 def test_begin_and_savepoint_refused(sqlite_engine: Engine) -> None:
     for statement in ("BEGIN", "SAVEPOINT s", "COMMIT"):
         error = _refused(sqlite_engine, statement, read_only=False)
