@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -51,9 +51,14 @@ def _caller(request: HttpRequest) -> Caller:
 def _requests() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.select_related(
         "run", "connection", "requester", "column__table"
-    ).annotate(
-        approved=Count("reviews", filter=Q(reviews__verdict="approve")),
-    )
+    ).prefetch_related("reviews__reviewer")
+
+
+def _counted(page: Any) -> Any:
+    """Each listed request's approvals that still count (their authors may still approve)."""
+    for item in page.object_list:
+        item.counted = len(counted_approvals(item))
+    return page
 
 
 def _filtered(request: HttpRequest, requests: QuerySet[ApprovalRequest]) -> dict[str, Any]:
@@ -72,8 +77,10 @@ def _filtered(request: HttpRequest, requests: QuerySet[ApprovalRequest]) -> dict
         requests = requests.filter(created_at__gte=timezone.now() - AGES[chosen["age"]])
     if chosen["status"] in Status.values and chosen["status"] != Status.PENDING:
         requests = requests.filter(status=chosen["status"])
-    page = Paginator(requests.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    page = _counted(
+        Paginator(requests.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
     )
     return {
         "page": page,
@@ -107,7 +114,7 @@ def decided(request: HttpRequest) -> HttpResponse:
 @require_GET
 def mine(request: HttpRequest) -> HttpResponse:
     requests = _requests().filter(requester_id=request.user.pk).order_by("-created_at", "-id")
-    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = _counted(Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page")))
     return render(request, "approvals/mine.html", {"page": page})
 
 

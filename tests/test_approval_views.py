@@ -58,7 +58,8 @@ def test_queue_filters_and_live_partial_and_bad_parameters(
     submit(alice, ledger, UPDATE)
     client = client_for(bob)
     url = reverse("approval_queue")
-    assert b"accounts" in client.get(url, {"risk": "medium", "age": "1h"}).content
+    listed = client.get(url, {"risk": "medium", "age": "1h"}).content
+    assert b"accounts" in listed and b"0 of 1" in listed
     assert (
         b"Nothing waits for review with these filters"
         in client.get(url, {"risk": "critical"}).content
