@@ -9,7 +9,14 @@ from audit.models import AuditEvent
 MAX_SQL_CHARS = 100_000  # an audit row keeps the first 100k characters and says so
 
 
-def event_record(
+def event_record(**fields: Any) -> AuditEvent:
+    """Write one audit event (see `event_build` for the fields)."""
+    event = event_build(**fields)
+    event.save(force_insert=True)
+    return event
+
+
+def event_build(
     *,
     kind: str,
     actor: Any = None,
@@ -34,7 +41,7 @@ def event_record(
     if len(sql) > MAX_SQL_CHARS:
         detail["sql_truncated_from"] = len(sql)
         sql = sql[:MAX_SQL_CHARS]
-    return AuditEvent.objects.create(
+    return AuditEvent(
         kind=kind,
         actor=user,
         actor_name=actor_name or (user.get_username() if user is not None else ""),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from audit.services import event_record
+from audit.models import AuditEvent
+from audit.services import event_build
 from governance.models import Connection
 
 
@@ -18,7 +19,14 @@ class Caller:
 
 def record(kind: str, caller: Caller, connection: Connection | None = None, **fields: Any) -> None:
     """An audit event for `caller`, naming the connection it concerns."""
-    event_record(
+    event(kind, caller, connection, **fields).save(force_insert=True)
+
+
+def event(
+    kind: str, caller: Caller, connection: Connection | None = None, **fields: Any
+) -> AuditEvent:
+    """The unsaved audit event `record` writes (for writers that batch it with other rows)."""
+    return event_build(
         kind=kind,
         actor=caller.user,
         channel=caller.channel,

@@ -19,7 +19,7 @@ from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
 from governance.roles import has_role
 from governance.services.access import decision_inputs
-from governance.services.caller import Caller, record
+from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
 from governance.services.masking import (
     MaskPlan,
@@ -28,6 +28,7 @@ from governance.services.masking import (
     scrub_error,
     touches_sensitive,
 )
+from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
 
@@ -203,30 +204,29 @@ def run_submit(
         and celery_app.conf.task_always_eager
     )
     now = timezone.now()
-    with transaction.atomic():
-        run = QueryRun.objects.create(
-            user=caller.user,
-            connection=connection,
-            channel=caller.channel,
-            source_ip=caller.source_ip,
-            mode=mode,
-            sql=sql,
-            purpose=purpose[:500],
-            status=Status.RUNNING if inline else status,
-            started_at=now if inline else None,
-            decision=action,
-            risk=detail["risk"],
-            decision_detail=detail,
-            statements=_to_run(statements, plan),
-            masked=_masked_names(plan),
-            read_only=not any(s["category"] in CHANGES for s in statements),
-            finished_at=now if status == Status.DENIED else None,
-        )
-        record(
+    run = QueryRun(
+        user=caller.user,
+        connection=connection,
+        channel=caller.channel,
+        source_ip=caller.source_ip,
+        mode=mode,
+        sql=sql,
+        purpose=purpose[:500],
+        status=Status.RUNNING if inline else status,
+        started_at=now if inline else None,
+        decision=action,
+        risk=detail["risk"],
+        decision_detail=detail,
+        statements=_to_run(statements, plan),
+        masked=_masked_names(plan),
+        read_only=not any(s["category"] in CHANGES for s in statements),
+        finished_at=now if status == Status.DENIED else None,
+    )
+    events = [
+        event(
             "query.submitted",
             caller,
             connection,
-            run_id=run.pk,
             sql=sql,
             categories=[s["category"] for s in statements],
             decision=action,
@@ -234,27 +234,35 @@ def run_submit(
             rule=_deciding_rule(detail),
             detail={"reasons": detail["reasons"], "purpose": purpose[:500], "mode": mode},
         )
-        if plan is not None and status != Status.DENIED:
-            for exemption in plan.exemptions:
-                record(
-                    "unmask.used",
-                    caller,
-                    connection,
-                    run_id=run.pk,
-                    detail={
-                        "exemption": exemption.pk,
-                        "column": str(exemption.column),
-                        "reason": exemption.reason,
-                        "expires_at": exemption.expires_at.isoformat(),
-                    },
-                )
-        if status == Status.PENDING_APPROVAL:
+    ]
+    if plan is not None and status != Status.DENIED:
+        events += [
+            event(
+                "unmask.used",
+                caller,
+                connection,
+                detail={
+                    "exemption": exemption.pk,
+                    "column": str(exemption.column),
+                    "reason": exemption.reason,
+                    "expires_at": exemption.expires_at.isoformat(),
+                },
+            )
+            for exemption in plan.exemptions
+        ]
+    if status == Status.PENDING_APPROVAL:
+        with transaction.atomic():  # the approval request commits with the run
+            run_insert(run, events)
             for hook in hooks.held_run_hooks:
                 hook(run)
-        elif inline:
-            transaction.on_commit(partial(_execute, run, claimed=True))
-        elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
-            transaction.on_commit(partial(_dispatch, run))
+        return run
+    # One statement, or one transaction: committed here unless the caller holds a transaction
+    # of its own, and then `on_commit` waits for that.
+    run_insert(run, events)
+    if inline:
+        transaction.on_commit(partial(_execute, run, claimed=True))
+    elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
+        transaction.on_commit(partial(_dispatch, run))
     return run
 
 
@@ -311,22 +319,21 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
         audit_detail["approval"] = approval  # who approved it, beside who ran it
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
     caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
-    with transaction.atomic():  # the outcome and its audit event commit together
-        QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
-        record(
-            f"query.{status}",
-            caller,
-            run.connection,
-            run_id=run.pk,
-            sql=run.sql,
-            categories=[s["category"] for s in run.statement_summaries],
-            decision=run.decision,
-            risk=run.risk,
-            row_count=fields.get("row_count"),
-            duration_ms=duration_ms,
-            error=fields.get("error", ""),
-            detail=audit_detail,
-        )
+    outcome = event(
+        f"query.{status}",
+        caller,
+        run.connection,
+        run_id=run.pk,
+        sql=run.sql,
+        categories=[s["category"] for s in run.statement_summaries],
+        decision=run.decision,
+        risk=run.risk,
+        row_count=fields.get("row_count"),
+        duration_ms=duration_ms,
+        error=fields.get("error", ""),
+        detail=audit_detail,
+    )
+    run_update(run.pk, Status.RUNNING, fields, outcome)  # the outcome and its event together
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
@@ -370,7 +377,7 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     """Execute a queued interactive run (called by the Celery task, or in-process with the
     just-committed `run`; either way the claim below is what decides who runs it). Runs
     submitted in the embedded (eager) mode are claimed at submit and never queued."""
-    if run is None:
+    if run is None and run_is_queued(run_id):  # a cheap look first: most deliveries are late
         run = (
             QueryRun.objects.select_related("connection", "user")
             .filter(pk=run_id, status=Status.QUEUED)

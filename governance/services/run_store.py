@@ -1,0 +1,131 @@
+"""A run's durable records on the hot path, in as few round trips as the database allows.
+
+Every governed statement commits its run and `query.submitted` event before it runs, and its
+outcome and event after it: two commits auditing cannot do without. Through the ORM each is
+BEGIN, two statements and COMMIT, and each statement costs more Django CPU than the database
+spends on it. On PostgreSQL each pair here is one statement, a data-modifying WITH, which
+commits (or fails) as one unit. Its text is built once from the models' metadata and its values
+go through the field methods the ORM's own INSERT and UPDATE use, so the rows are the same.
+Other databases (SQLite in development) get the ORM inside one transaction.
+`run_is_queued` spares a late task delivery the ORM's three-table load of a run it cannot take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection as db
+from django.db import models, transaction
+
+from audit.models import AuditEvent
+from governance.models import QueryRun
+
+
+def run_insert(run: QueryRun, events: Sequence[AuditEvent]) -> None:
+    """Insert the new `run` and the `events` about it (their `run_id` is set here) together."""
+    if db.vendor != "postgresql" or len(events) != 1:
+        with transaction.atomic():
+            run.save(force_insert=True)
+            for event in events:
+                event.run_id = run.pk
+                event.save(force_insert=True)
+        return
+    (event,) = events
+    with db.cursor() as cursor:
+        cursor.execute(_insert_with_event_sql(), [*_values(run), *_values(event, skip="run_id")])
+        event.pk, run.pk = cursor.fetchone()
+    event.run_id = run.pk
+    _saved(run)
+    _saved(event)
+
+
+def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEvent) -> None:
+    """Set `fields` on the run if it is still in `status` (a conditional UPDATE: whoever moved
+    it on first wins) and insert `event` either way, together."""
+    if db.vendor != "postgresql":
+        with transaction.atomic():
+            QueryRun.objects.filter(pk=run_id, status=status).update(**fields)
+            event.save(force_insert=True)
+        return
+    names = tuple(fields)
+    values = [_field(n).get_db_prep_save(fields[n], db) for n in names]
+    with db.cursor() as cursor:
+        cursor.execute(_update_with_event_sql(names), [*values, run_id, status, *_values(event)])
+        (event.pk,) = cursor.fetchone()
+    _saved(event)
+
+
+def run_is_queued(run_id: int) -> bool:
+    """Whether the run waits for a worker: one indexed probe, no ORM query to compile."""
+    with db.cursor() as cursor:
+        cursor.execute(_queued_sql(), [run_id, QueryRun.Status.QUEUED])
+        return cursor.fetchone() is not None
+
+
+def _insert_fields(model: type[models.Model], skip: str = "") -> list[models.Field[Any, Any]]:
+    """The columns Django's INSERT writes: every concrete field but the auto primary key."""
+    meta = model._meta
+    return [f for f in meta.local_concrete_fields if f is not meta.auto_field and f.name != skip]
+
+
+def _values(obj: models.Model, skip: str = "") -> list[Any]:
+    """`obj`'s column values as the ORM's INSERT prepares them (auto_now_add included)."""
+    return [
+        field.get_db_prep_save(field.pre_save(obj, add=True), db)
+        for field in _insert_fields(type(obj), skip)
+    ]
+
+
+def _field(name: str) -> models.Field[Any, Any]:
+    field = QueryRun._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+def _saved(obj: models.Model) -> None:
+    obj._state.adding = False
+    obj._state.db = db.alias
+
+
+def _table(model: type[models.Model]) -> str:
+    return db.ops.quote_name(model._meta.db_table)
+
+
+def _columns(fields: list[models.Field[Any, Any]]) -> tuple[str, str]:
+    """(the quoted column list, its placeholders)."""
+    names = ", ".join(db.ops.quote_name(f.column) for f in fields)
+    return names, ", ".join(["%s"] * len(fields))
+
+
+@cache
+def _queued_sql() -> str:
+    quote = db.ops.quote_name
+    return f"SELECT 1 FROM {_table(QueryRun)} WHERE {quote('id')} = %s AND {quote('status')} = %s"
+
+
+@cache
+def _insert_with_event_sql() -> str:
+    run_columns, run_values = _columns(_insert_fields(QueryRun))
+    event_columns, event_values = _columns(_insert_fields(AuditEvent, skip="run_id"))
+    run_id, pk = db.ops.quote_name("run_id"), db.ops.quote_name("id")
+    return (
+        f"WITH run AS (INSERT INTO {_table(QueryRun)} ({run_columns}) VALUES ({run_values}) "
+        f"RETURNING {pk}) "
+        f"INSERT INTO {_table(AuditEvent)} ({event_columns}, {run_id}) "
+        f"VALUES ({event_values}, (SELECT {pk} FROM run)) RETURNING {pk}, {run_id}"
+    )
+
+
+@cache
+def _update_with_event_sql(names: tuple[str, ...]) -> str:
+    quote = db.ops.quote_name
+    assignments = ", ".join(f"{quote(_field(n).column)} = %s" for n in names)
+    event_columns, event_values = _columns(_insert_fields(AuditEvent))
+    return (
+        f"WITH run AS (UPDATE {_table(QueryRun)} SET {assignments} "
+        f"WHERE {quote('id')} = %s AND {quote('status')} = %s) "
+        f"INSERT INTO {_table(AuditEvent)} ({event_columns}) VALUES ({event_values}) "
+        f"RETURNING {quote('id')}"
+    )

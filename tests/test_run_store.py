@@ -1,0 +1,68 @@
+"""The hot path's one-statement writes keep the ORM's rows and the state machine's rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from governance.models import QueryRun
+from governance.services.caller import Caller, event
+from governance.services.run_store import run_insert, run_is_queued, run_update
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Status = QueryRun.Status
+
+
+def new_run(user: Any, connection: Any, status: str) -> QueryRun:
+    return QueryRun(
+        user=user,
+        connection=connection,
+        sql="SELECT 1",
+        status=status,
+        decision="allow",
+        risk="low",
+        decision_detail={"decision": "allow", "reasons": []},
+        statements=["SELECT 1"],
+    )
+
+
+def test_it_inserts_the_run_and_its_event_as_the_orm_would(alice: Any, sqlite_conn: Any) -> None:
+    run = new_run(alice, sqlite_conn, Status.QUEUED)
+    submitted = event("query.submitted", Caller(user=alice), sqlite_conn, sql="SELECT 1")
+    run_insert(run, [submitted])
+    stored = QueryRun.objects.get(pk=run.pk)
+    assert stored.created_at == run.created_at and stored.statements == ["SELECT 1"]
+    assert stored.decision_detail == {"decision": "allow", "reasons": []}
+    assert not run._state.adding
+    row = AuditEvent.objects.get(pk=submitted.pk)
+    assert (row.kind, row.run_id, row.actor_name) == ("query.submitted", run.pk, "alice")
+    assert row.connection_name == sqlite_conn.name and row.detail == {}
+    assert run_is_queued(run.pk)
+
+
+def test_an_outcome_only_moves_a_run_still_in_the_expected_status(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    run = new_run(alice, sqlite_conn, Status.QUEUED)
+    run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
+    QueryRun.objects.filter(pk=run.pk).update(status=Status.CANCELLED)
+    outcome = event("query.succeeded", Caller(user=alice), sqlite_conn, run_id=run.pk)
+    run_update(run.pk, Status.RUNNING, {"status": Status.SUCCEEDED, "rows": [[1]]}, outcome)
+    stored = QueryRun.objects.get(pk=run.pk)
+    assert stored.status == Status.CANCELLED and stored.rows == []  # a late outcome loses
+    assert AuditEvent.objects.filter(pk=outcome.pk, run_id=run.pk).exists()  # but is recorded
+    assert not run_is_queued(run.pk)
+
+
+def test_an_outcome_sets_the_fields_of_a_running_run(alice: Any, sqlite_conn: Any) -> None:
+    run = new_run(alice, sqlite_conn, Status.RUNNING)
+    run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
+    finished = timezone.now()
+    fields = {"status": Status.FAILED, "error": "x", "row_count": None, "finished_at": finished}
+    run_update(run.pk, Status.RUNNING, fields, event("query.failed", Caller(user=alice)))
+    stored = QueryRun.objects.get(pk=run.pk)
+    assert (stored.status, stored.error, stored.finished_at) == (Status.FAILED, "x", finished)
