@@ -167,7 +167,7 @@ if REDIS_URL:
     CELERY_RESULT_BACKEND: str | None = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # a host keeps kombu from warning on each task
     CELERY_RESULT_BACKEND = None
     CELERY_TASK_ALWAYS_EAGER = True
 # Login rate limits and cached schemas must be shared by every web process: Redis when present.
