@@ -69,8 +69,9 @@ def _filtered(request: HttpRequest, requests: QuerySet[ApprovalRequest]) -> dict
         "age": request.GET.get("age", ""),
         "status": request.GET.get("status", ""),
     }
-    if chosen["connection"].isdigit() and len(chosen["connection"]) < 12:
-        requests = requests.filter(connection_id=int(chosen["connection"]))
+    connection = chosen["connection"]
+    if connection.isascii() and connection.isdigit() and len(connection) < 12:  # not "²"
+        requests = requests.filter(connection_id=int(connection))
     if chosen["risk"] in RISKS:
         requests = requests.filter(risk=chosen["risk"])
     if chosen["age"] in AGES:

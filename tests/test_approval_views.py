@@ -70,6 +70,7 @@ def test_queue_filters_and_live_partial_and_bad_parameters(
         {"age": "9y"},
         {"page": "zz"},
         {"connection": "9" * 40},
+        {"connection": "\u00b2"},  # a digit to str.isdigit, not a number to int()
     ):
         assert client.get(url, bad).status_code == 200
     partial = client.get(url, HTTP_HX_REQUEST="true")
