@@ -128,6 +128,16 @@ def _duration(hours: Any) -> dt.timedelta:
     return duration
 
 
+def _plain_text(text: str) -> bool:
+    """Text PostgreSQL can store: no NUL byte, and encodable as UTF-8 (argv can hold lone
+    surrogates for bytes that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _reason(reason: Any) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidRequest("Say why you need this access; approvers see the reason.")
@@ -225,6 +235,8 @@ def request_review(
     """
     if not isinstance(comment, str) or len(comment) > 1000:
         raise ReviewRefused("A comment is text of at most 1,000 characters.")
+    if not _plain_text(comment):
+        raise ReviewRefused("A comment must be plain text (no NUL bytes, valid UTF-8).")
     comment = comment.strip()
     reviewer = caller.user
     now = now or timezone.now()

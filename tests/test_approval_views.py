@@ -109,6 +109,17 @@ def test_bad_reviews_are_refused_with_a_message(alice: Any, bob: Any, ledger: An
     assert not request.reviews.exists()
 
 
+def test_a_review_comment_with_a_nul_byte_is_refused_not_a_server_error(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    request = submit(alice, ledger, UPDATE).approval
+    url = reverse("approval_review", args=[request.pk])
+    response = client_for(bob).post(url, {"verdict": "reject", "comment": "no\x00pe"}, follow=True)
+    assert response.status_code == 200 and b"plain text" in response.content
+    assert not request.reviews.exists()
+    assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"
+
+
 def test_requesters_see_their_own_requests_and_nobody_else_s(
     alice: Any, bob: Any, groups: dict[str, Any], ledger: Any
 ) -> None:

@@ -68,3 +68,14 @@ def test_refusals_exit_non_zero_with_a_reason(
     assert ApprovalRequest.objects.get(pk=request.pk).status == "rejected"
     code, _, err = approvals("show", "424242")
     assert code == 2 and "no approval request" in err
+
+
+def test_a_comment_that_is_not_plain_text_is_refused(alice: Any, bob: Any, ledger: Any) -> None:
+    request = submit(alice, ledger, UPDATE).approval
+    # a NUL byte, and what argv holds for bytes that are not UTF-8 ($'\xff' in a shell)
+    for comment in ("no\x00pe", "\udcff"):
+        code, _, err = approvals(
+            "review", str(request.pk), "--as", "bob", "--reject", "--comment", comment
+        )
+        assert code == 1 and "plain text" in err, err
+    assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"
