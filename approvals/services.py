@@ -128,7 +128,7 @@ def _duration(hours: Any) -> dt.timedelta:
     return duration
 
 
-def _plain_text(text: str) -> bool:
+def plain_text(text: str) -> bool:
     """Text PostgreSQL can store: no NUL byte, and encodable as UTF-8 (argv can hold lone
     surrogates for bytes that are not UTF-8)."""
     try:
@@ -235,7 +235,7 @@ def request_review(
     """
     if not isinstance(comment, str) or len(comment) > 1000:
         raise ReviewRefused("A comment is text of at most 1,000 characters.")
-    if not _plain_text(comment):
+    if not plain_text(comment):
         raise ReviewRefused("A comment must be plain text (no NUL bytes, valid UTF-8).")
     comment = comment.strip()
     reviewer = caller.user

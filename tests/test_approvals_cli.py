@@ -79,3 +79,10 @@ def test_a_comment_that_is_not_plain_text_is_refused(alice: Any, bob: Any, ledge
         )
         assert code == 1 and "plain text" in err, err
     assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"
+
+
+def test_a_username_that_is_not_plain_text_is_no_active_user(alice: Any, ledger: Any) -> None:
+    request = submit(alice, ledger, UPDATE).approval
+    for username in ("b\x00ob", "\udcff"):  # NUL, and argv's form of bytes that are not UTF-8
+        code, _, err = approvals("review", str(request.pk), "--as", username, "--reject")
+        assert code == 2 and "no active user" in err, err

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from approvals.models import ApprovalRequest
-from approvals.services import ReviewRefused, request_review
+from approvals.services import ReviewRefused, plain_text, request_review
 from approvals.summary import request_summary
 from governance.services.caller import Caller
 
@@ -113,7 +113,7 @@ class Command(BaseCommand):
 
     def _review(self, options: dict[str, Any]) -> int:
         user = get_user_model().objects.filter(username=options["username"], is_active=True)
-        if not user.exists():
+        if not plain_text(options["username"]) or not user.exists():
             self.stderr.write(f"error: no active user {options['username']!r}")
             return EXIT["usage"]
         try:
