@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from approvals.models import ApprovalRequest
 from governance.models import QueryRun
@@ -86,3 +87,15 @@ def test_a_username_that_is_not_plain_text_is_no_active_user(alice: Any, ledger:
     for username in ("b\x00ob", "\udcff"):  # NUL, and argv's form of bytes that are not UTF-8
         code, _, err = approvals("review", str(request.pk), "--as", username, "--reject")
         assert code == 2 and "no active user" in err, err
+
+
+def test_a_limit_below_one_is_a_usage_error(alice: Any, ledger: Any) -> None:
+    first = submit(alice, ledger, UPDATE).approval
+    second = submit(alice, ledger, UPDATE).approval
+    for limit in ("0", "-5", "x"):  # not silently one row
+        with pytest.raises(CommandError, match="limit"):
+            approvals("list", "--limit", limit)
+    code, out, _ = approvals("list", "--limit", "1", "--format", "json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [second.pk]
+    code, out, _ = approvals("list", "--format", "json")
+    assert [r["id"] for r in json.loads(out)] == [second.pk, first.pk]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,6 +26,17 @@ from governance.services.caller import Caller
 EXIT = {"ok": 0, "refused": 1, "usage": 2}
 
 
+def _positive(value: str) -> int:
+    """--limit: a whole number from 1 (0 or -5 is a mistake, not "one row")."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ArgumentTypeError(f"the limit must be a whole number of at least 1, not {value!r}")
+    return number
+
+
 class Command(BaseCommand):
     help = "List, show and review approval requests."
 
@@ -34,7 +45,7 @@ class Command(BaseCommand):
         assert isinstance(parser, CommandParser)
         listing = sub.add_parser("list", help="Requests, newest first.")
         listing.add_argument("--pending", action="store_true", help="Only pending requests.")
-        listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument("--limit", type=_positive, default=50, help="At most this many.")
         listing.add_argument("--format", choices=["table", "json"], default="table")
         show = sub.add_parser("show", help="One request, with its statement and reviews.")
         show.add_argument("id", type=int)
@@ -58,7 +69,7 @@ class Command(BaseCommand):
         ).prefetch_related("reviews__reviewer")
         if options["pending"]:
             requests = requests.filter(status=ApprovalRequest.Status.PENDING)
-        rows = [request_summary(r) for r in requests[: max(1, options["limit"])]]
+        rows = [request_summary(r) for r in requests[: options["limit"]]]
         if options["format"] == "json":
             self.stdout.write(json.dumps(rows))
             return EXIT["ok"]
