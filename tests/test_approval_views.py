@@ -172,6 +172,8 @@ def test_just_in_time_access_through_the_pages(alice: Any, bob: Any, pg_conn: An
     )
     request = ApprovalRequest.objects.get()
     assert response["Location"] == reverse("approval_detail", args=[request.pk])
+    page = client.get(response["Location"]).content.decode()
+    assert "<dt>For</dt><dd>2 hours</dd>" in page and "2:00:00" not in page
     mine = client.get(reverse("approval_mine"))
     assert b"write access to demo-postgres" in mine.content
     # bob cannot withdraw alice's request; alice can
@@ -238,6 +240,8 @@ def test_admins_manage_approval_policies_and_changes_are_audited(
     assert response.status_code == 302
     policy = ApprovalPolicy.objects.get(name="ledger")
     assert policy.request_ttl.total_seconds() == 7200
+    listed = client.get(reverse("approval_policy_list")).content.decode()
+    assert "request 2 hours, approval 1 hour<" in listed and "2:00:00" not in listed
     request = submit(alice, ledger, UPDATE).approval
     assert request.required_approvals == 2 and request.policy == policy
     event = AuditEvent.objects.get(kind="approval_policy.created")

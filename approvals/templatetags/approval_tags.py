@@ -1,0 +1,26 @@
+"""Template filters of the approval pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(value: Any) -> Any:
+    """A timedelta in words, to the minute: "2 hours", "1 day 4 hours" (not "1 day, 4:00:00")."""
+    if not isinstance(value, dt.timedelta):
+        return value
+    minutes = round(value.total_seconds() / 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [
+        f"{n} {unit}{'' if n == 1 else 's'}"
+        for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"))
+        if n
+    ]
+    return " ".join(parts) or "0 minutes"
