@@ -117,3 +117,26 @@ def test_an_approver_approves_from_the_queue_and_the_requester_sees_the_result(
     assert balances(ledger) == [101, 101, 100, 100, 100]
     analyst.context.close()
     approver.context.close()
+
+
+def test_the_live_queue_keeps_its_filters_and_the_keyboard_focus(
+    browser: Any, live_server: Any, alice: Any, bob: Any, ledger: Any
+) -> None:
+    from tests.test_approvals import UPDATE, submit
+
+    first, second = (submit(alice, ledger, UPDATE).approval for _ in range(2))
+    page = _sign_in(browser, live_server, "bob", "**/approvals/")
+    page.goto(f"{live_server.url}/approvals/?risk=medium")
+    page.keyboard.press("j")  # the newest request
+    assert page.evaluate("document.activeElement.textContent") == f"#{second.pk}"
+    with page.expect_response(
+        lambda r: r.request.headers.get("hx-request") == "true", timeout=8000
+    ) as refresh:
+        pass  # the queue refreshes itself every 5 s
+    assert refresh.value.url.endswith("/approvals/?risk=medium")
+    page.wait_for_timeout(200)  # swapped and settled
+    # focus stays on the same request, so j moves on from there rather than from the top
+    assert page.evaluate("document.activeElement.textContent") == f"#{second.pk}"
+    page.keyboard.press("j")
+    assert page.evaluate("document.activeElement.textContent") == f"#{first.pk}"
+    page.context.close()
