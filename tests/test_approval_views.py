@@ -249,3 +249,20 @@ def test_admins_manage_approval_policies_and_changes_are_audited(
     client.post(reverse("approval_policy_delete", args=[policy.pk]))
     assert not ApprovalPolicy.objects.filter(name="ledger").exists()
     assert AuditEvent.objects.filter(kind="approval_policy.deleted").exists()
+
+
+def test_the_editor_counts_only_approvals_that_still_count(
+    alice: Any, bob: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    from tests.test_approvals import review
+
+    run = submit(alice, ledger, "DROP TABLE accounts")  # critical: two approvers
+    review(bob, run.approval)
+    bob.groups.remove(groups["approver"])  # left the team mid-review: his approval lapses
+    url = reverse("run_detail", args=[run.pk])
+    progress = client_for(alice).get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "0 of 2 approvals" in progress, progress  # as the request page says
+    assert (
+        b"0 of 2 approvals"
+        in client_for(alice).get(reverse("approval_detail", args=[run.approval.pk])).content
+    )

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from approvals.services import counted_approvals
+
 register = template.Library()
 
 
@@ -24,3 +26,9 @@ def duration(value: Any) -> Any:
         if n
     ]
     return " ".join(parts) or "0 minutes"
+
+
+@register.filter
+def counted(request: Any) -> int:
+    """How many of a request's approvals still count (their authors may still approve)."""
+    return len(counted_approvals(request))
