@@ -266,3 +266,23 @@ def test_the_editor_counts_only_approvals_that_still_count(
         b"0 of 2 approvals"
         in client_for(alice).get(reverse("approval_detail", args=[run.approval.pk])).content
     )
+
+
+def test_the_nav_badge_counts_only_requests_the_approver_may_review(
+    alice: Any, bob: Any, groups: dict[str, Any], ledger: Any
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from approvals.models import ApprovalPolicy
+    from tests.conftest import _user
+
+    leads = Group.objects.create(name="ledger-leads")
+    policy = ApprovalPolicy.objects.create(name="ledger writes", risk="medium", priority=10)
+    policy.approver_groups.add(leads)
+    policy.connections.add(ledger)
+    submit(alice, ledger, UPDATE)  # for ledger-leads only
+    assert b'class="badge"' not in client_for(bob).get(reverse("approval_history")).content
+    lead = _user("lena", groups["approver"])
+    lead.groups.add(leads)
+    badge = client_for(lead).get(reverse("approval_history")).content
+    assert b'<span class="badge" title="1 waiting for your review">1</span>' in badge
