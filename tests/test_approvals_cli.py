@@ -99,3 +99,18 @@ def test_a_limit_below_one_is_a_usage_error(alice: Any, ledger: Any) -> None:
     assert code == 0 and [r["id"] for r in json.loads(out)] == [second.pk]
     code, out, _ = approvals("list", "--format", "json")
     assert [r["id"] for r in json.loads(out)] == [second.pk, first.pk]
+
+
+def test_show_escapes_terminal_control_characters(alice: Any, bob: Any, ledger: Any) -> None:
+    # A requester must not be able to rewrite what an approver reads in their terminal:
+    # an escape sequence or a carriage return could hide or overwrite the real statement.
+    sneaky = "UPDATE accounts SET balance = 0 /* \x1b[2K\r\x9bSELECT 1 */"
+    request = submit(alice, ledger, sneaky, purpose="month end\x1b]0;owned\x07").approval
+    approvals("review", str(request.pk), "--as", "bob", "--reject", "--comment", "no\rok")
+    code, out, _ = approvals("show", str(request.pk))
+    assert code == 0
+    assert not any(c in out for c in "\x1b\r\x07\x9b"), repr(out)
+    assert "/* \\x1b[2K\\r\\x9bSELECT 1 */" in out and "month end\\x1b]0;owned\\x07" in out
+    assert "no\\rok" in out
+    code, out, _ = approvals("show", str(request.pk), "--format", "json")
+    assert json.loads(out)["sql"] == sneaky  # JSON carries the text exactly, escaped

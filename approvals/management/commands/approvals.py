@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
@@ -37,6 +38,17 @@ def _positive(value: str) -> int:
     return number
 
 
+def _printable(text: str) -> str:
+    """Control and format characters escaped (\\x1b, \\r, \\u202e): what a requester wrote must not
+    drive the approver's terminal, e.g. erase or overwrite the statement under review."""
+    return "".join(
+        c
+        if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
+        else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
 class Command(BaseCommand):
     help = "List, show and review approval requests."
 
@@ -58,6 +70,9 @@ class Command(BaseCommand):
         verdict.add_argument("--reject", action="store_true")
         review.add_argument("--comment", default="")
 
+    def _say(self, text: str) -> None:
+        self.stdout.write(_printable(text))
+
     def handle(self, *args: Any, **options: Any) -> None:
         code = getattr(self, f"_{options['action']}")(options)
         if code:
@@ -74,15 +89,11 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(rows))
             return EXIT["ok"]
         if not rows:
-            self.stdout.write(
-                "No approval requests." if not options["pending"] else "Nothing pending."
-            )
+            self._say("No approval requests." if not options["pending"] else "Nothing pending.")
             return EXIT["ok"]
-        self.stdout.write(
-            f"{'ID':>6}  {'STATUS':<9} {'RISK':<8} {'APPROVALS':<9} {'REQUESTER':<14} WHAT"
-        )
+        self._say(f"{'ID':>6}  {'STATUS':<9} {'RISK':<8} {'APPROVALS':<9} {'REQUESTER':<14} WHAT")
         for r in rows:
-            self.stdout.write(
+            self._say(
                 f"{r['id']:>6}  {r['status']:<9} {r['risk']:<8} "
                 f"{r['approvals']}/{r['required']:<7} {r['requester'][:14]:<14} {r['title']}"
             )
@@ -108,18 +119,18 @@ class Command(BaseCommand):
             "expires_at",
             "purpose",
         ):
-            self.stdout.write(f"{key + ':':<12} {data[key]}")
-        self.stdout.write(
+            self._say(f"{key + ':':<12} {data[key]}")
+        self._say(
             f"{'approvals:':<12} {data['approvals']} of {data['required']} "
             f"(from {', '.join(data['approver_groups'])})"
         )
         if data.get("sql"):
-            self.stdout.write(f"sql:\n  {data['sql']}")
+            self._say(f"sql:\n  {data['sql']}")
         if data.get("runs") and data["runs"] != [data.get("sql")]:
-            self.stdout.write("runs as:\n" + "\n".join(f"  {s}" for s in data["runs"]))
+            self._say("runs as:\n" + "\n".join(f"  {s}" for s in data["runs"]))
         for review in data["reviews"]:
             comment = f": {review['comment']}" if review["comment"] else ""
-            self.stdout.write(f"  {review['verdict']} by {review['reviewer']}{comment}")
+            self._say(f"  {review['verdict']} by {review['reviewer']}{comment}")
         return EXIT["ok"]
 
     def _review(self, options: dict[str, Any]) -> int:
@@ -140,5 +151,5 @@ class Command(BaseCommand):
             return EXIT["refused"]
         request.refresh_from_db()
         verdict = "approved" if options["approve"] else "rejected"
-        self.stdout.write(f"{verdict} request #{request.pk}; it is now {request.status}")
+        self._say(f"{verdict} request #{request.pk}; it is now {request.status}")
         return EXIT["ok"]
