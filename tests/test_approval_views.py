@@ -286,3 +286,20 @@ def test_the_nav_badge_counts_only_requests_the_approver_may_review(
     lead.groups.add(leads)
     badge = client_for(lead).get(reverse("approval_history")).content
     assert b'<span class="badge" title="1 waiting for your review">1</span>' in badge
+
+
+def test_the_request_page_shows_invisible_and_bidi_characters_as_escapes(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    # "Trojan Source": a right-to-left override makes the browser display text reordered, so
+    # an approver would read something other than what runs. They are shown as escapes.
+    sql = "UPDATE accounts SET balance = 0 /* \u202e 1 = di EREHW \u2066*/"
+    request = submit(alice, ledger, sql, purpose="fix\u202e").approval
+    for url in (reverse("approval_detail", args=[request.pk]), reverse("approval_queue")):
+        page = client_for(bob).get(url).content.decode()
+        assert "\u202e" not in page and "\u2066" not in page
+        assert "/* \\u202e 1 = di EREHW" in page
+    assert (
+        "fix\\u202e"
+        in client_for(bob).get(reverse("approval_detail", args=[request.pk])).content.decode()
+    )

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from approvals.services import counted_approvals
+from approvals.summary import printable
 
 register = template.Library()
 
@@ -32,3 +33,9 @@ def duration(value: Any) -> Any:
 def counted(request: Any) -> int:
     """How many of a request's approvals still count (their authors may still approve)."""
     return len(counted_approvals(request))
+
+
+@register.filter
+def reveal(value: Any) -> str:
+    """Text a requester wrote, with control and bidi/invisible characters shown as escapes."""
+    return printable(str(value))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from approvals.models import ApprovalRequest
 from approvals.services import ReviewRefused, plain_text, request_review
-from approvals.summary import request_summary
+from approvals.summary import printable, request_summary
 from governance.services.caller import Caller
 
 EXIT = {"ok": 0, "refused": 1, "usage": 2}
@@ -36,17 +35,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise ArgumentTypeError(f"the limit must be a whole number of at least 1, not {value!r}")
     return number
-
-
-def _printable(text: str) -> str:
-    """Control and format characters escaped (\\x1b, \\r, \\u202e): what a requester wrote must not
-    drive the approver's terminal, e.g. erase or overwrite the statement under review."""
-    return "".join(
-        c
-        if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
-        else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
 
 
 class Command(BaseCommand):
@@ -71,7 +59,7 @@ class Command(BaseCommand):
         review.add_argument("--comment", default="")
 
     def _say(self, text: str) -> None:
-        self.stdout.write(_printable(text))
+        self.stdout.write(printable(text))
 
     def handle(self, *args: Any, **options: Any) -> None:
         code = getattr(self, f"_{options['action']}")(options)
