@@ -6,9 +6,10 @@ import logging
 
 from celery import shared_task
 
+from approvals.expiry import grants_expire
 from approvals.impact import impact_compute
 from approvals.notifications import deliveries_send_due, delivery_attempt
-from approvals.services import grants_expire, requests_expire
+from approvals.services import requests_expire
 
 log = logging.getLogger(__name__)
 

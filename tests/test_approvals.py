@@ -11,13 +11,13 @@ from django.contrib.auth.models import Group
 from django.db import connections
 from django.utils import timezone
 
+from approvals.expiry import grants_expire
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import (
     InvalidRequest,
     ReauthenticationNeeded,
     ReviewRefused,
     access_request,
-    grants_expire,
     request_review,
     requests_expire,
 )
