@@ -100,10 +100,8 @@ class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["request_hours"].initial = self.instance.request_ttl.total_seconds() / 3600
-            self.fields["approval_hours"].initial = (
-                self.instance.approval_ttl.total_seconds() / 3600
-            )
+            self.fields["request_hours"].initial = _hours(self.instance.request_ttl)
+            self.fields["approval_hours"].initial = _hours(self.instance.approval_ttl)
 
     def clean_required_approvals(self) -> int:
         value = int(self.cleaned_data["required_approvals"])
@@ -119,3 +117,9 @@ class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
             policy.save()
             self.save_m2m()
         return policy
+
+
+def _hours(duration: dt.timedelta) -> float | int:
+    """Whole hours as an integer ("24", not "24.0"); anything else as a float."""
+    hours = duration.total_seconds() / 3600
+    return int(hours) if hours.is_integer() else hours

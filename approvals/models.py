@@ -107,6 +107,11 @@ class ApprovalRequest(models.Model):
         return self.status == self.Status.PENDING
 
     @property
+    def is_overdue(self) -> bool:
+        """Pending past its expiry: the beat task closes it within a minute; no review counts."""
+        return self.is_pending and self.expires_at <= timezone.now()
+
+    @property
     def title(self) -> str:
         if self.kind == self.Kind.ACCESS:
             return f"{', '.join(self.capabilities)} access to {self.connection.name}"

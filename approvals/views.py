@@ -138,6 +138,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     reviewed = any(r.reviewer_id == request.user.pk for r in approval.reviews.all())
     can_review = (
         approval.is_pending
+        and not approval.is_overdue
         and approval.requester_id != request.user.pk
         and may_review(request.user, approval.approver_groups)
         and not reviewed

@@ -303,3 +303,24 @@ def test_the_request_page_shows_invisible_and_bidi_characters_as_escapes(
         "fix\\u202e"
         in client_for(bob).get(reverse("approval_detail", args=[request.pk])).content.decode()
     )
+
+
+def test_an_overdue_request_says_so_and_policy_hours_read_as_whole_numbers(
+    alice: Any, bob: Any, carol: Any, ledger: Any
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from approvals.models import ApprovalPolicy
+
+    request = submit(alice, ledger, UPDATE).approval
+    ApprovalRequest.objects.filter(pk=request.pk).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=5)
+    )
+    page = client_for(bob).get(reverse("approval_detail", args=[request.pk]))
+    assert b"expired, closing within a minute" in page.content
+    assert b'id="approve"' not in page.content  # a review would be refused anyway
+    policy = ApprovalPolicy.objects.get(risk="critical")
+    form = client_for(carol).get(reverse("approval_policy_edit", args=[policy.pk]))
+    assert b'value="24"' in form.content and b'value="24.0"' not in form.content
