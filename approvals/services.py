@@ -103,7 +103,7 @@ def request_create_for_run(run: QueryRun) -> ApprovalRequest:
         statements_sha256=ApprovalRequest.statements_digest(run.statements),
         purpose=run.purpose,
     )
-    caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+    caller = Caller.of_run(run)
     _audit(
         "approval.requested",
         caller,
@@ -396,7 +396,7 @@ def request_withdraw_for_run(run: QueryRun) -> None:
         .first()
     )
     if request is not None and _decide_request(request, Status.WITHDRAWN, timezone.now()):
-        caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+        caller = Caller.of_run(run)
         _audit("approval.withdrawn", caller, request)
         _announce("withdrawn", request)
 

@@ -35,17 +35,11 @@ from approvals.services import (
 )
 from governance.models import Connection
 from governance.roles import ADMIN, ANALYST, APPROVER, AUDITOR, has_role, role_required
-from governance.services.caller import Caller
+from governance.services.caller import web_caller
 
 Status = ApprovalRequest.Status
 AGES = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7)}
 PAGE_SIZE = 25
-
-
-def _caller(request: HttpRequest) -> Caller:
-    from governance.signals import client_ip
-
-    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
 
 
 def _requests() -> QuerySet[ApprovalRequest]:
@@ -188,7 +182,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         raise ReauthenticationRequired()
     try:
         request_review(
-            caller=_caller(request),
+            caller=web_caller(request),
             request_id=pk,
             approve=verdict == "approve",
             comment=request.POST.get("comment", ""),
@@ -211,7 +205,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     approval = _visible(request, pk)
     if approval.requester_id != request.user.pk:
         raise Http404("No such request.")
-    if request_withdraw(caller=_caller(request), request=approval):
+    if request_withdraw(caller=web_caller(request), request=approval):
         messages.success(request, f"Request #{pk} withdrawn.")
     else:
         messages.error(request, f"Request #{pk} is no longer pending.")
@@ -228,7 +222,7 @@ def _jit(
     """A just-in-time request form: validate, create the request, or show what is wrong."""
     if request.method == "POST" and form.is_valid():
         try:
-            created = create(caller=_caller(request), **form.cleaned_data)
+            created = create(caller=web_caller(request), **form.cleaned_data)
         except InvalidRequest as exc:
             form.add_error(None, str(exc))
         else:
@@ -266,7 +260,7 @@ def policy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     policy = get_object_or_404(ApprovalPolicy, pk=pk) if pk else ApprovalPolicy()
     form = PolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
-        saved = policy_save(caller=_caller(request), form=form)
+        saved = policy_save(caller=web_caller(request), form=form)
         messages.success(request, f"Approval policy {saved.name} saved.")
         return redirect("approval_policy_list")
     status = 400 if request.method == "POST" else 200
@@ -279,6 +273,6 @@ def policy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @require_POST
 def policy_remove(request: HttpRequest, pk: int) -> HttpResponse:
     policy = get_object_or_404(ApprovalPolicy, pk=pk)
-    policy_delete(caller=_caller(request), policy=policy)
+    policy_delete(caller=web_caller(request), policy=policy)
     messages.success(request, f"Approval policy {policy.name} deleted.")
     return redirect("approval_policy_list")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.http import HttpRequest
+
 from audit.models import AuditEvent
 from audit.services import event_build
 from governance.models import Connection
+from governance.signals import client_ip
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,16 @@ class Caller:
     user: Any
     channel: str = "web"
     source_ip: str | None = None
+
+    @classmethod
+    def of_run(cls, run: Any) -> Caller:
+        """Whoever submitted `run`, through the channel they used."""
+        return cls(user=run.user, channel=run.channel, source_ip=run.source_ip)
+
+
+def web_caller(request: HttpRequest) -> Caller:
+    """The signed-in user of a web request, with the client's address."""
+    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
 
 
 def record(kind: str, caller: Caller, connection: Connection | None = None, **fields: Any) -> None:

@@ -24,10 +24,6 @@ class ReleaseRefused(Exception):
     """The held run cannot run as approved; the message says why, for people."""
 
 
-def _requester(run: QueryRun) -> Caller:
-    return Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
-
-
 def run_recheck(run: QueryRun) -> list[str]:
     """Decide the held statement again for its requester, now.
 
@@ -38,7 +34,7 @@ def run_recheck(run: QueryRun) -> list[str]:
     """
     if not run.user.is_active:
         raise ReleaseRefused("The requester's account is disabled, so the statement did not run.")
-    detail, plan = _decide(_requester(run), run.connection, run.sql, run.mode)
+    detail, plan = _decide(Caller.of_run(run), run.connection, run.sql, run.mode)
     if detail["decision"] == "deny":
         reasons = "; ".join(r["message"] for r in detail["reasons"] if r["action"] == "deny")
         raise ReleaseRefused(f"The statement is now denied: {reasons}")
@@ -67,7 +63,7 @@ def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datet
     run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
     record(
         "query.released",
-        _requester(run),
+        Caller.of_run(run),
         run.connection,
         run_id=run.pk,
         sql=run.sql,
@@ -90,7 +86,7 @@ def run_close(*, run: QueryRun, status: str, error: str, detail: dict[str, Any])
         run.status, run.error = status, error
         record(
             f"query.{status}",
-            _requester(run),
+            Caller.of_run(run),
             run.connection,
             run_id=run.pk,
             sql=run.sql,

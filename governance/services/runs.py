@@ -318,7 +318,7 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     if approval := run.decision_detail.get("approval"):
         audit_detail["approval"] = approval  # who approved it, beside who ran it
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
-    caller = Caller(user=run.user, channel=run.channel, source_ip=run.source_ip)
+    caller = Caller.of_run(run)
     outcome = event(
         f"query.{status}",
         caller,

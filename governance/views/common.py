@@ -7,12 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from governance.roles import ADMIN, ANALYST, APPROVER, AUDITOR, has_role
-from governance.services.caller import Caller
-from governance.signals import client_ip
+from governance.services.caller import web_caller
 
-
-def web_caller(request: HttpRequest) -> Caller:
-    return Caller(user=request.user, channel="web", source_ip=client_ip(request))
+__all__ = ["home", "web_caller"]
 
 
 def home(request: HttpRequest) -> HttpResponse:
