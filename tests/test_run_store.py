@@ -51,7 +51,8 @@ def test_an_outcome_only_moves_a_run_still_in_the_expected_status(
     run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
     QueryRun.objects.filter(pk=run.pk).update(status=Status.CANCELLED)
     outcome = event("query.succeeded", Caller(user=alice), sqlite_conn, run_id=run.pk)
-    run_update(run.pk, Status.RUNNING, {"status": Status.SUCCEEDED, "rows": [[1]]}, outcome)
+    moved = run_update(run.pk, Status.RUNNING, {"status": Status.SUCCEEDED, "rows": [[1]]}, outcome)
+    assert moved is False
     stored = QueryRun.objects.get(pk=run.pk)
     assert stored.status == Status.CANCELLED and stored.rows == []  # a late outcome loses
     assert AuditEvent.objects.filter(pk=outcome.pk, run_id=run.pk).exists()  # but is recorded
@@ -63,6 +64,23 @@ def test_an_outcome_sets_the_fields_of_a_running_run(alice: Any, sqlite_conn: An
     run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
     finished = timezone.now()
     fields = {"status": Status.FAILED, "error": "x", "row_count": None, "finished_at": finished}
-    run_update(run.pk, Status.RUNNING, fields, event("query.failed", Caller(user=alice)))
+    assert run_update(run.pk, Status.RUNNING, fields, event("query.failed", Caller(user=alice)))
     stored = QueryRun.objects.get(pk=run.pk)
     assert (stored.status, stored.error, stored.finished_at) == (Status.FAILED, "x", finished)
+
+
+def test_a_reads_intent_waits_for_no_disk_and_leaves_the_session_as_it_was(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    from django.db import connection as db
+
+    run = new_run(alice, sqlite_conn, Status.QUEUED)
+    submitted = event("query.submitted", Caller(user=alice), sqlite_conn, sql="SELECT 1")
+    run_insert(run, [submitted], durable=False)
+    stored = QueryRun.objects.get(pk=run.pk)
+    assert stored.statements == ["SELECT 1"] and stored.status == Status.QUEUED
+    assert AuditEvent.objects.get(pk=submitted.pk).run_id == run.pk
+    if db.vendor == "postgresql":  # SET LOCAL lasted for that one transaction only
+        with db.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            assert cursor.fetchone() == ("on",)

@@ -1,7 +1,8 @@
 """A run's durable records on the hot path, in as few round trips as the database allows.
 
 Every governed statement commits its run and `query.submitted` event before it runs, and its
-outcome and event after it: two commits auditing cannot do without. Through the ORM each is
+outcome and event after it: two commits auditing cannot do without. For a read only the
+second waits for the disk (see `run_insert`); no row is released before it. Through the ORM each is
 BEGIN, two statements and COMMIT, and each statement costs more Django CPU than the database
 spends on it. On PostgreSQL each pair here is one statement, a data-modifying WITH, which
 commits (or fails) as one unit. Its text is built once from the models' metadata and its values
@@ -23,8 +24,13 @@ from audit.models import AuditEvent
 from governance.models import QueryRun
 
 
-def run_insert(run: QueryRun, events: Sequence[AuditEvent]) -> None:
-    """Insert the new `run` and the `events` about it (their `run_id` is set here) together."""
+def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = True) -> None:
+    """Insert the new `run` and the `events` about it (their `run_id` is set here) together.
+
+    `durable=False` is for a read that has yet to run: its outcome is committed synchronously
+    before any row is released, and PostgreSQL's WAL is flushed in order, so that commit makes
+    this one durable too. Until then a crash can lose the intent of a read nobody saw.
+    """
     if db.vendor != "postgresql" or len(events) != 1:
         with transaction.atomic():
             run.save(force_insert=True)
@@ -33,28 +39,38 @@ def run_insert(run: QueryRun, events: Sequence[AuditEvent]) -> None:
                 event.save(force_insert=True)
         return
     (event,) = events
+    statement = _insert_with_event_sql()
+    lazy = not durable and not db.in_atomic_block  # an enclosing transaction decides for itself
     with db.cursor() as cursor:
-        cursor.execute(_insert_with_event_sql(), [*_values(run), *_values(event, skip="run_id")])
+        # Client-side binding (Django's default) sends this as one simple query, and
+        # PostgreSQL runs one simple query as one transaction: SET LOCAL lasts for it alone.
+        cursor.execute(
+            f"SET LOCAL synchronous_commit = off; {statement}" if lazy else statement,
+            [*_values(run), *_values(event, skip="run_id")],
+        )
+        if lazy:
+            cursor.nextset()
         event.pk, run.pk = cursor.fetchone()
     event.run_id = run.pk
     _saved(run)
     _saved(event)
 
 
-def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEvent) -> None:
+def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEvent) -> bool:
     """Set `fields` on the run if it is still in `status` (a conditional UPDATE: whoever moved
-    it on first wins) and insert `event` either way, together."""
+    it on first wins) and insert `event` either way, together. Whether the run was updated."""
     if db.vendor != "postgresql":
         with transaction.atomic():
-            QueryRun.objects.filter(pk=run_id, status=status).update(**fields)
+            updated = QueryRun.objects.filter(pk=run_id, status=status).update(**fields)
             event.save(force_insert=True)
-        return
+        return updated == 1
     names = tuple(fields)
     values = [_field(n).get_db_prep_save(fields[n], db) for n in names]
     with db.cursor() as cursor:
         cursor.execute(_update_with_event_sql(names), [*values, run_id, status, *_values(event)])
-        (event.pk,) = cursor.fetchone()
+        event.pk, updated = cursor.fetchone()
     _saved(event)
+    return bool(updated)
 
 
 def run_is_queued(run_id: int) -> bool:
@@ -125,7 +141,7 @@ def _update_with_event_sql(names: tuple[str, ...]) -> str:
     event_columns, event_values = _columns(_insert_fields(AuditEvent))
     return (
         f"WITH run AS (UPDATE {_table(QueryRun)} SET {assignments} "
-        f"WHERE {quote('id')} = %s AND {quote('status')} = %s) "
+        f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING 1) "
         f"INSERT INTO {_table(AuditEvent)} ({event_columns}) VALUES ({event_values}) "
-        f"RETURNING {quote('id')}"
+        f"RETURNING {quote('id')}, EXISTS (SELECT FROM run)"
     )

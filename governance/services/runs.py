@@ -257,8 +257,9 @@ def run_submit(
                 hook(run)
         return run
     # One statement, or one transaction: committed here unless the caller holds a transaction
-    # of its own, and then `on_commit` waits for that.
-    run_insert(run, events)
+    # of its own, and then `on_commit` waits for that. A read's intent need not wait for the
+    # disk: its outcome's commit does, before any row is released (see run_insert).
+    run_insert(run, events, durable=not (run.read_only and status == Status.QUEUED))
     if inline:
         transaction.on_commit(partial(_execute, run, claimed=True))
     elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
@@ -333,7 +334,10 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
         error=fields.get("error", ""),
         detail=audit_detail,
     )
-    run_update(run.pk, Status.RUNNING, fields, outcome)  # the outcome and its event together
+    # The outcome and its event together; the caller's copy follows when the update took.
+    if run_update(run.pk, Status.RUNNING, fields, outcome):
+        for name, value in fields.items():
+            setattr(run, name, value)
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:

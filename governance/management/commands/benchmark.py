@@ -19,9 +19,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import demo_data, engine, targets
+from governance.celery import app as celery_app
 from governance.management.commands._masking_bench import masking_figures
-from governance.models import AccessGrant, Connection
-from governance.services.runs import Caller, run_execute, run_submit
+from governance.models import AccessGrant, Connection, QueryRun
+from governance.services.runs import Caller, run_submit
 
 STATEMENTS = [
     "SELECT * FROM customers WHERE id = 42",
@@ -122,6 +123,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         figures: dict[str, Any] = {"engine": self._engine()}
         if options["postgres"]:
+            if not celery_app.conf.task_always_eager:
+                raise CommandError(
+                    "The point read is measured in-process: unset REDIS_URL (embedded mode)."
+                )
             dsn, connection, user = self._setup(options["postgres"])
             figures["point_read"] = self._point_read(dsn, connection, user, options["reads"])
             if not options["skip_masking"]:
@@ -201,9 +206,10 @@ class Command(BaseCommand):
         sql = "SELECT id, city, country FROM customers WHERE id = 42"
         caller = Caller(user=user, channel="cli")
 
-        def governed() -> None:
+        def governed() -> None:  # as `govern` runs it in the embedded mode: in-process
             run = run_submit(caller=caller, connection=connection, sql=sql)
-            run_execute(run_id=run.pk)
+            if run.status != QueryRun.Status.SUCCEEDED:
+                raise CommandError(f"the governed read did not succeed: {run.error}")
 
         session = targets.connect(config)
         raw = psycopg.connect(

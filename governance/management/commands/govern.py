@@ -106,7 +106,8 @@ class Command(BaseCommand):
             wait if wait is not None else run.connection.statement_timeout_ms / 1000 + 30
         )
         delay = 0.01
-        run.refresh_from_db()
+        if run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+            run.refresh_from_db()  # unless it ran here, in the embedded mode, and is up to date
         while run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
             if time.monotonic() > deadline:
                 break
