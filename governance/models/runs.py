@@ -36,8 +36,11 @@ class QueryRun(models.Model):
         Status.EXPIRED,
     )
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="query_runs"
+    user = models.ForeignKey(  # indexed by (user, -created_at) below
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="query_runs",
+        db_index=False,
     )
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="runs")
     channel = models.CharField(max_length=16, default="web")
@@ -45,7 +48,7 @@ class QueryRun(models.Model):
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.INTERACTIVE)
     sql = models.TextField()
     purpose = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
     decision = models.CharField(max_length=20)
     risk = models.CharField(max_length=16)
     decision_detail = models.JSONField(default=dict)  # engine Decision.to_dict()
@@ -69,7 +72,16 @@ class QueryRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            # Only the runs still in flight are looked up by status (reaping, the queue), and
+            # every run is written twice on the hot path: a small partial index serves both.
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status__in=["pending_approval", "queued", "running"]),
+                name="queryrun_in_flight",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} on {self.connection_id} ({self.status})"

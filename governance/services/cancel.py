@@ -39,6 +39,7 @@ def cancel_checker(run_id: int, every_s: float = 0.25) -> Callable[[], bool]:
 FIRST_LOOK_S = 0.25  # most statements are over by then: they never cost the watcher anything
 LOOK_EVERY_S = 0.25
 RESIGNAL_AFTER_S = 1.0
+IDLE_TICK_S = FIRST_LOOK_S  # no later than a new watch's first look: adding never waits
 
 
 @dataclass(eq=False)
@@ -62,6 +63,7 @@ class _Watcher:
         self.changed = threading.Condition()
         self.watches: set[_Watch] = set()
         self.thread: threading.Thread | None = None
+        self.wake_at = 0.0  # when the thread next wakes up by itself (time.monotonic())
 
     def add(self, watch: _Watch) -> None:
         with self.changed:
@@ -69,7 +71,10 @@ class _Watcher:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self.loop, name="cancel-watch", daemon=True)
                 self.thread.start()
-            self.changed.notify()
+            elif watch.due < self.wake_at:
+                # Waking the thread costs a GIL hand-over, a sizeable part of a point read;
+                # it ticks while idle, so only a watch due before its next tick needs it.
+                self.changed.notify()
 
     def remove(self, watch: _Watch) -> None:
         # Wait for a look in progress (bounded, as a signal's connect can hang).
@@ -81,16 +86,24 @@ class _Watcher:
             self.watches.discard(watch)
 
     def loop(self) -> None:
+        idle = False
         while True:
             with self.changed:
-                while not self.watches:
-                    db.connections.close_all()  # idle: hold no app-database connection
-                    self.changed.wait()
                 now = time.monotonic()
+                if not self.watches:
+                    if not idle:
+                        db.connections.close_all()  # idle: hold no app-database connection
+                        idle = True
+                    self.wake_at = now + IDLE_TICK_S
+                    self.changed.wait(IDLE_TICK_S)
+                    continue
+                idle = False
                 due = [w for w in self.watches if w.due <= now]
                 if not due:
-                    self.changed.wait(min(w.due for w in self.watches) - now)
+                    self.wake_at = min(w.due for w in self.watches)
+                    self.changed.wait(self.wake_at - now)
                     continue
+                self.wake_at = now  # looking: a new watch is seen on the next pass
             for watch in due:
                 try:
                     _look(watch)

@@ -88,10 +88,21 @@ def _insert_fields(model: type[models.Model], skip: str = "") -> list[models.Fie
 
 def _values(obj: models.Model, skip: str = "") -> list[Any]:
     """`obj`'s column values as the ORM's INSERT prepares them (auto_now_add included)."""
-    return [
-        field.get_db_prep_save(field.pre_save(obj, add=True), db)
-        for field in _insert_fields(type(obj), skip)
-    ]
+    values = []
+    for field, as_is in _insert_plan(type(obj), skip):
+        value = field.pre_save(obj, add=True)
+        # A str in a text column is what the field's preparation returns anyway (to_python of
+        # a str is the str); skipping it saves a third of this on the hot path.
+        values.append(value if as_is and type(value) is str else field.get_db_prep_save(value, db))
+    return values
+
+
+@cache
+def _insert_plan(
+    model: type[models.Model], skip: str = ""
+) -> tuple[tuple[models.Field[Any, Any], bool], ...]:
+    text = (models.CharField, models.TextField)  # exactly these: subclasses may convert
+    return tuple((f, type(f) in text) for f in _insert_fields(model, skip))
 
 
 def _field(name: str) -> models.Field[Any, Any]:

@@ -257,9 +257,11 @@ def run_submit(
                 hook(run)
         return run
     # One statement, or one transaction: committed here unless the caller holds a transaction
-    # of its own, and then `on_commit` waits for that. A read's intent need not wait for the
-    # disk: its outcome's commit does, before any row is released (see run_insert).
-    run_insert(run, events, durable=not (run.read_only and status == Status.QUEUED))
+    # of its own, and then `on_commit` waits for that. An interactive read's intent need not
+    # wait for the disk: its rows are released with its outcome, whose commit does (see
+    # run_insert). An export streams rows before its outcome, so it waits here.
+    lazy = run.read_only and status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE
+    run_insert(run, events, durable=not lazy)
     if inline:
         transaction.on_commit(partial(_execute, run, claimed=True))
     elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:

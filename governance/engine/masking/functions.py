@@ -233,9 +233,15 @@ def redact_key(sql: str, key: str) -> str:
     """``sql`` with the pseudonym key literal shown as ``'[key]'`` (for display)."""
     if not key:
         return sql
+    for rendering in _key_renderings(key):
+        sql = sql.replace(rendering, "'[key]'")
+    return sql
+
+
+@lru_cache(maxsize=32)
+def _key_renderings(key: str) -> tuple[str, ...]:
+    """The key as a string literal in each dialect, longest first (every governed read asks)."""
     renderings = {
         exp.Literal.string(key).sql(dialect=dialect) for dialect in ("postgres", "mysql", "sqlite")
     }
-    for rendering in sorted(renderings, key=len, reverse=True):
-        sql = sql.replace(rendering, "'[key]'")
-    return sql
+    return tuple(sorted(renderings, key=len, reverse=True))

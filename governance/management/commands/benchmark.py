@@ -227,6 +227,15 @@ class Command(BaseCommand):
         def direct_session() -> None:  # Warden's driver: read-only tx, timeout, row cap
             session.execute([sql], read_only=True, max_rows=1000)
 
+        # The floor under any durable audit: one single-row INSERT committed to disk, on the
+        # same PostgreSQL cluster (so the same WAL and disk) as the app database.
+        raw.execute(
+            "CREATE TABLE IF NOT EXISTS warden_bench_commit (id bigserial PRIMARY KEY, at timestamptz)"
+        )
+
+        def durable_commit() -> None:
+            raw.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
+
         def direct_connect() -> None:  # what a client without Warden does per query
             with psycopg.connect(
                 host=dsn.host,
@@ -243,17 +252,23 @@ class Command(BaseCommand):
             "direct_psycopg": direct_psycopg,
             "direct_driver_session": direct_session,
             "direct_psycopg_connect": direct_connect,
+            "durable_commit": durable_commit,
         }
         for fn in paths.values():
             _time(fn, 20)  # warm up caches, pools and connections
         p50 = {name: statistics.median(_time(fn, reads)) for name, fn in paths.items()}
+        raw.execute("TRUNCATE warden_bench_commit")
         session.close()
         raw.close()
         governed_t = p50.pop("governed")
+        commit_t = p50.pop("durable_commit")
         return {
             "reads": reads,
             "governed_p50_ms": round(governed_t * 1000, 3),
             **{f"{name}_p50_ms": round(t * 1000, 3) for name, t in p50.items()},
             **{f"ratio_vs_{name}": round(governed_t / t, 2) for name, t in p50.items()},
             "goal_ratio": 10,
+            # What auditing alone costs: one durable commit, as a multiple of the direct read.
+            "durable_commit_p50_ms": round(commit_t * 1000, 3),
+            "durable_commit_vs_direct_psycopg": round(commit_t / p50["direct_psycopg"], 2),
         }
