@@ -230,7 +230,8 @@ class Command(BaseCommand):
         # The floor under any durable audit: one single-row INSERT committed to disk, on the
         # same PostgreSQL cluster (so the same WAL and disk) as the app database.
         raw.execute(
-            "CREATE TABLE IF NOT EXISTS warden_bench_commit (id bigserial PRIMARY KEY, at timestamptz)"
+            "CREATE TABLE IF NOT EXISTS warden_bench_commit"
+            " (id bigserial PRIMARY KEY, at timestamptz)"
         )
 
         def durable_commit() -> None:
