@@ -84,3 +84,25 @@ def test_a_reads_intent_waits_for_no_disk_and_leaves_the_session_as_it_was(
         with db.cursor() as cursor:
             cursor.execute("SELECT current_setting('synchronous_commit')")
             assert cursor.fetchone() == ("on",)
+
+
+@pytest.mark.parametrize(
+    ("read_only", "categories", "poolable"),
+    [
+        (True, ["read"], True),
+        (True, ["read", "read"], True),
+        (True, ["read", "session"], False),  # e.g. an approved pg_advisory_lock: outlives ROLLBACK
+        (True, [], False),
+        (False, ["write"], False),
+    ],
+)
+def test_only_plain_reads_give_their_session_back_to_the_pool(
+    read_only: bool, categories: list[str], poolable: bool
+) -> None:
+    from governance.services.runs import _poolable
+
+    run = QueryRun(
+        read_only=read_only,
+        decision_detail={"statements": [{"category": c} for c in categories]},
+    )
+    assert _poolable(run) is poolable

@@ -75,7 +75,7 @@ btrim ltrim rtrim lpad rpad strpos char_length character_length octet_length quo
 quote_literal quote_nullable regexp_match regexp_matches regexp_split_to_array
 regexp_split_to_table to_hex sha224 sha256 sha384 sha512 digest encode decode
 string_to_table textcat bool_and bool_or every div mod numeric scale trim_scale gcd lcm
-log10 ceiling trunc setseed
+log10 ceiling trunc
 pg_typeof format_type pg_get_viewdef pg_get_indexdef pg_get_constraintdef pg_get_expr
 pg_get_functiondef pg_get_triggerdef pg_get_userbyid pg_table_is_visible pg_relation_size
 pg_total_relation_size pg_table_size pg_indexes_size pg_size_pretty pg_database_size
@@ -134,9 +134,9 @@ def _special(category: Category, risk: Risk, names: str) -> None:
 _special(
     Category.SESSION,
     Risk.HIGH,
-    """set_config nextval setval pg_advisory_lock pg_advisory_lock_shared pg_try_advisory_lock
-    pg_try_advisory_lock_shared pg_advisory_xact_lock pg_advisory_xact_lock_shared
-    pg_try_advisory_xact_lock pg_advisory_unlock pg_advisory_unlock_all
+    """set_config setseed nextval setval pg_advisory_lock pg_advisory_lock_shared
+    pg_try_advisory_lock pg_try_advisory_lock_shared pg_advisory_xact_lock
+    pg_advisory_xact_lock_shared pg_try_advisory_xact_lock pg_advisory_unlock pg_advisory_unlock_all
     pg_advisory_unlock_shared pg_notify get_lock release_lock release_all_locks
     next_value_for""",
 )

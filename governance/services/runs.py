@@ -394,6 +394,16 @@ def run_execute(*, run_id: int, run: QueryRun | None = None) -> None:
     _execute(run, claimed=False)
 
 
+def _poolable(run: QueryRun) -> bool:
+    """Whether the run's session may serve another run afterwards: only after plain reads.
+
+    A read-only transaction's ROLLBACK reverts settings, but not what an approved session
+    statement leaves behind (an advisory lock, a seeded random generator, ...).
+    """
+    summaries = run.statement_summaries
+    return run.read_only and bool(summaries) and all(s.get("category") == "read" for s in summaries)
+
+
 def _execute(run: QueryRun, *, claimed: bool) -> None:
     """Run `run` and record its outcome; `claimed` when it was recorded as running at submit."""
     run_id = run.pk
@@ -416,7 +426,7 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
     scrub = safety_net(run)
     try:
         with session_for(
-            run.connection, pooled=run.read_only, should_cancel=cancel_checker(run_id)
+            run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
         ) as session:
             # Claim the run once connected, recording the backend so it can be cancelled.
             if not claimed:

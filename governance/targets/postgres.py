@@ -7,9 +7,10 @@ tells whether the statement returns rows. Row-returning statements are then read
 with a plain execute to get their row count.
 
 The common case, one query read-only, takes one round trip instead: BEGIN READ ONLY, the
-timeout, the query wrapped as `SELECT * FROM (<query>) LIMIT cap + 1` and ROLLBACK are sent
-together in pipeline mode. The pipeline uses the extended protocol too, so the query is still
-refused if it holds more than one command, and the LIMIT bounds what comes back.
+timeout, `DECLARE … CURSOR FOR <query>`, `FETCH cap + 1` and ROLLBACK are sent together in
+pipeline mode. The pipeline uses the extended protocol too, so the query is still refused if
+it holds more than one command; it ends the DECLARE's text, so it parses as it would alone;
+and the FETCH bounds what comes back.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ _BUILTIN_TYPES: dict[int, str] = {
     2950: "uuid",
     3802: "jsonb",
 }
-# Statements that are queries, so they can be read as `SELECT * FROM (<query>) LIMIT n`.
+# Statements that are queries, so they can be read through a cursor (`DECLARE … CURSOR FOR`).
 CAPPABLE = frozenset({"select", "with", "values", "table"})
 _TYPE_ALIASES: dict[str, str] = {"character varying": "varchar", "character": "char"}
 
@@ -234,24 +235,21 @@ class PostgresSession(SessionBase):
                 stream.close()
             return columns, rows, len(rows) if may_abandon else seen, truncated
 
-    def _read_capped(self, statement: str, max_rows: int) -> Result | None:
+    def _read_capped(self, statement: str, max_rows: int) -> Result:
         """One query in a read-only transaction, at most `max_rows` rows, in one round trip."""
         self._ensure_idle()
         timeout = max(0, int(self._config.statement_timeout_ms))
-        # The newlines keep a trailing `-- comment` from eating the `)`. Stripping trailing `;`
-        # can only remove a terminator, or a `;` inside a trailing comment or an unterminated
-        # literal (an error either way).
-        body = statement.rstrip().rstrip(";")
-        capped = f"SELECT * FROM (\n{body}\n) AS warden_capped LIMIT {max_rows + 1}"
         cur = self._conn.cursor()
         try:
             with self._conn.pipeline() as pipeline:
                 try:
                     self._conn.execute("BEGIN READ ONLY")
-                    # SET LOCAL is safe here: the user's text is inside a query, which takes
+                    # SET LOCAL is safe here: the user's text can only be a query, which takes
                     # the snapshot, so nothing in it can switch the transaction to READ WRITE.
                     self._conn.execute(f"SET LOCAL statement_timeout = {timeout}")
-                    cur.execute(capped, prepare=False)
+                    # The statement ends the text, so it parses exactly as it would alone.
+                    self._conn.execute(f"DECLARE warden_capped NO SCROLL CURSOR FOR\n{statement}")
+                    cur.execute(f"FETCH FORWARD {max_rows + 1} FROM warden_capped")
                     self._conn.execute("ROLLBACK")
                 except psycopg.Error:
                     # Failed before the pipeline's end: drain it here, so that closing it is
@@ -262,11 +260,6 @@ class PostgresSession(SessionBase):
             rows = cur.fetchall()
             description = cur.description or []
             types = self._type_names([d.type_code for d in description])
-        except psycopg.errors.SyntaxError:
-            # Not wrappable as written (a `;` before a trailing comment, say): nothing ran,
-            # since syntax errors come from the parse. The caller takes the classic path.
-            self._rollback()
-            return None
         except psycopg.Error as exc:
             self._rollback()
             raise map_error(exc) from None
@@ -284,9 +277,7 @@ class PostgresSession(SessionBase):
     def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
         items = check_statements(statements, max_rows)
         if read_only and len(items) == 1 and first_keyword(items[0]) in CAPPABLE:
-            capped = self._read_capped(items[0], max_rows)
-            if capped is not None:
-                return capped
+            return self._read_capped(items[0], max_rows)
         self._begin(read_only)
         try:
             last_rows: Result | None = None

@@ -89,6 +89,7 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (PG, "SELECT set_config('a', 'b', false)", S, Risk.HIGH),
     (PG, "SELECT nextval('s')", S, Risk.HIGH),
     (PG, "SELECT pg_advisory_lock(1)", S, Risk.HIGH),
+    (PG, "SELECT setseed(0.5)", S, Risk.HIGH),  # seeds the session's random() for the next use
     (PG, "LISTEN c", S, Risk.HIGH),
     (MY, "SET autocommit = 0", S, Risk.HIGH),
     (MY, "SET @a = 1", S, Risk.HIGH),

@@ -1,7 +1,7 @@
-"""PostgreSQL's one-round-trip read: a single query, read-only, wrapped with a LIMIT.
+"""PostgreSQL's one-round-trip read: a single query, read-only, through a cursor.
 
 `current_query()` shows the text the server ran, so each test can tell whether the capped
-path or the classic one (parse, describe, stream) answered.
+path (a FETCH from the `warden_capped` cursor) or the classic one answered.
 """
 
 from __future__ import annotations
@@ -37,28 +37,24 @@ def _read(
 def test_a_query_is_read_capped_in_one_statement(pg_engine: Engine) -> None:
     columns, rows = _read(pg_engine, WHO)
     assert columns == ["q:text"]
-    assert "AS warden_capped LIMIT 11" in rows[0][0]
+    assert rows[0][0] == "FETCH FORWARD 11 FROM warden_capped"
 
 
 @pytest.mark.parametrize(
     "statement",
     [
-        f"{WHO} -- a trailing comment must not eat the wrapper's parenthesis",
+        f"{WHO} -- a trailing comment",
         f"{WHO} /* block */",
         f"  (({WHO}))  ",
         f"WITH x AS (SELECT 1) {WHO}",
         f"{WHO};",
         f"{WHO} ;\n",
+        f"{WHO}; -- done",
     ],
 )
-def test_spellings_that_still_take_the_capped_path(pg_engine: Engine, statement: str) -> None:
+def test_spellings_that_take_the_capped_path(pg_engine: Engine, statement: str) -> None:
     rows = _read(pg_engine, statement)[1]
     assert "warden_capped" in rows[0][0]
-
-
-def test_a_semicolon_before_a_comment_falls_back_to_the_classic_path(pg_engine: Engine) -> None:
-    rows = _read(pg_engine, f"{WHO}; -- done")[1]
-    assert "warden_capped" not in rows[0][0]
 
 
 def test_truncation_order_and_duplicate_names(pg_engine: Engine) -> None:
@@ -94,11 +90,39 @@ def test_values_and_table(pg_engine: Engine, statement: str) -> None:
         "SELECT 1; DELETE FROM t",
         "SELECT 1) AS warden_capped; DELETE FROM t; SELECT (1",
         "SELECT 1 FROM t) AS x; DELETE FROM t --",
+        # Text that only a wrapper would complete into a different, valid query.
+        "TABLE t) AS x CROSS JOIN (SELECT * FROM big",
+        "SELECT * FROM t) AS x, LATERAL (SELECT 1",
     ],
 )
-def test_a_second_command_is_refused_either_way(pg_engine: Engine, statement: str) -> None:
+def test_a_statement_is_run_as_written_or_not_at_all(pg_engine: Engine, statement: str) -> None:
     with pytest.raises(TargetError), connect(pg_engine.config) as session:
         session.execute([statement], read_only=True, max_rows=5)
+    assert pg_engine.scalar("SELECT count(*) FROM t") == 3
+
+
+def test_an_error_raised_while_running_does_not_run_the_query_again(pg_engine: Engine) -> None:
+    # 42601 (syntax_error) also comes from running a query, not only from parsing it.
+    with connect(pg_engine.config) as session:
+        with pytest.raises(TargetError) as info:
+            session.execute(
+                ["SELECT pg_advisory_lock(4242), to_tsquery('simple', name || ' x') FROM t"],
+                read_only=True,
+                max_rows=5,
+            )
+        assert "tsquery" in info.value.message
+        unlocked = [
+            session.execute(["SELECT pg_advisory_unlock(4242)"], read_only=True, max_rows=1).rows
+            for _ in range(2)
+        ]
+    assert unlocked == [[(True,)], [(False,)]]  # taken once: the query ran once
+
+
+def test_a_data_modifying_with_is_refused(pg_engine: Engine) -> None:
+    with pytest.raises(TargetError), connect(pg_engine.config) as session:
+        session.execute(
+            ["WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d"], read_only=True, max_rows=5
+        )
     assert pg_engine.scalar("SELECT count(*) FROM t") == 3
 
 
