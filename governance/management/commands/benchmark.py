@@ -237,6 +237,35 @@ class Command(BaseCommand):
         def durable_commit() -> None:
             raw.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
 
+        # The floor under this design, without Warden's Python: the same round trips and the
+        # same single disk wait as a governed read (read the caller's access, record the
+        # intent without waiting for the disk, run the read in one pipeline, commit the
+        # outcome durably), as bare psycopg calls on a second connection and `raw`.
+        app = psycopg.connect(
+            host=dsn.host,
+            port=dsn.port,
+            dbname=dsn.database,
+            user=dsn.user,
+            password=dsn.password,
+            autocommit=True,
+        )
+
+        def audit_floor() -> None:
+            app.execute("SELECT count(*) FROM warden_bench_commit WHERE id = 0").fetchall()
+            app.execute(
+                "BEGIN; SET LOCAL synchronous_commit = off;"
+                " INSERT INTO warden_bench_commit (at) VALUES (now()); COMMIT"
+            )
+            cur = raw.cursor()
+            with raw.pipeline():
+                raw.execute("BEGIN READ ONLY")
+                raw.execute("SET LOCAL statement_timeout = 30000")
+                raw.execute(f"DECLARE floor NO SCROLL CURSOR FOR {sql}")
+                cur.execute("FETCH FORWARD 1001 FROM floor")
+                raw.execute("ROLLBACK")
+            cur.fetchall()
+            app.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
+
         def direct_connect() -> None:  # what a client without Warden does per query
             with psycopg.connect(
                 host=dsn.host,
@@ -254,6 +283,7 @@ class Command(BaseCommand):
             "direct_driver_session": direct_session,
             "direct_psycopg_connect": direct_connect,
             "durable_commit": durable_commit,
+            "audit_floor": audit_floor,
         }
         for fn in paths.values():
             _time(fn, 20)  # warm up caches, pools and connections
@@ -261,8 +291,10 @@ class Command(BaseCommand):
         raw.execute("TRUNCATE warden_bench_commit")
         session.close()
         raw.close()
+        app.close()
         governed_t = p50.pop("governed")
         commit_t = p50.pop("durable_commit")
+        floor_t = p50.pop("audit_floor")
         return {
             "reads": reads,
             "governed_p50_ms": round(governed_t * 1000, 3),
@@ -272,4 +304,9 @@ class Command(BaseCommand):
             # What auditing alone costs: one durable commit, as a multiple of the direct read.
             "durable_commit_p50_ms": round(commit_t * 1000, 3),
             "durable_commit_vs_direct_psycopg": round(commit_t / p50["direct_psycopg"], 2),
+            # The best this design can do, as a multiple of the direct read, and how far
+            # Warden is from it.
+            "audit_floor_p50_ms": round(floor_t * 1000, 3),
+            "audit_floor_vs_direct_psycopg": round(floor_t / p50["direct_psycopg"], 2),
+            "governed_vs_audit_floor": round(governed_t / floor_t, 2),
         }
