@@ -70,9 +70,21 @@ _HELD_TABLES: dict[str, frozenset[str]] = {
             "pg_prepared_statements",
         }
     ),
-    "mysql": frozenset({"processlist", "general_log", "slow_log"}),
+    # innodb_trx.trx_query holds other sessions' SQL, innodb_locks.lock_data locked key values
+    "mysql": frozenset(
+        {
+            "processlist",
+            "general_log",
+            "slow_log",
+            "innodb_trx",
+            "innodb_locks",
+            "innodb_lock_waits",
+        }
+    ),
     "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4"}),
 }
+#: MySQL/MariaDB SHOW statements that print other sessions' SQL text (with its literals).
+_HELD_SHOWS = frozenset({"PROCESSLIST", "ENGINE", "BINLOG EVENTS", "RELAYLOG EVENTS"})
 _HELD_SCHEMAS: dict[str, frozenset[str]] = {
     "postgres": frozenset(),
     "mysql": frozenset({"performance_schema", "sys"}),
@@ -155,6 +167,11 @@ def held_reason(
     tree: exp.Expr, dialect: str, policy: MaskingPolicy, *, depth: int = 0
 ) -> str | None:
     """A sentence saying why ``tree`` must not run at all, or None."""
+    if isinstance(tree, exp.Show) and tree.name.upper() in _HELD_SHOWS:
+        return (
+            f"SHOW {tree.name.upper()} exposes other sessions' SQL text, which masking "
+            "cannot protect."
+        )
     for func in tree.find_all(exp.Func):
         name = _function_name(func)
         if name in HIDDEN_SQL_FUNCTIONS[dialect]:
