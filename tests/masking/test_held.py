@@ -35,6 +35,10 @@ HELD = [
     ("mysql", "SHOW ENGINE INNODB STATUS"),
     ("mysql", "SHOW BINLOG EVENTS"),
     ("mysql", "SHOW RELAYLOG EVENTS"),
+    # after `SELECT id FROM customers WHERE email + 0 = 0` they list every raw email
+    ("mysql", "SHOW WARNINGS"),
+    ("mysql", "SHOW WARNINGS LIMIT 10"),
+    ("mysql", "SHOW ERRORS"),
     ("mysql", "SELECT trx_query FROM information_schema.innodb_trx"),
     ("mysql", "SELECT lock_data FROM information_schema.INNODB_LOCKS"),
     ("mysql", "SELECT * FROM mysql.general_log"),

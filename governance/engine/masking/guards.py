@@ -83,8 +83,17 @@ _HELD_TABLES: dict[str, frozenset[str]] = {
     ),
     "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4"}),
 }
-#: MySQL/MariaDB SHOW statements that print other sessions' SQL text (with its literals).
-_HELD_SHOWS = frozenset({"PROCESSLIST", "ENGINE", "BINLOG EVENTS", "RELAYLOG EVENTS"})
+_OTHERS_SQL = "exposes other sessions' SQL text"
+_ECHOED = "repeats values quoted by an earlier statement's warnings (unmasked)"
+#: MySQL/MariaDB SHOW statements that print SQL text or values that masking cannot reach.
+_HELD_SHOWS: dict[str, str] = {
+    "PROCESSLIST": _OTHERS_SQL,
+    "ENGINE": _OTHERS_SQL,
+    "BINLOG EVENTS": _OTHERS_SQL,
+    "RELAYLOG EVENTS": _OTHERS_SQL,
+    "WARNINGS": _ECHOED,
+    "ERRORS": _ECHOED,
+}
 _HELD_SCHEMAS: dict[str, frozenset[str]] = {
     "postgres": frozenset(),
     "mysql": frozenset({"performance_schema", "sys"}),
@@ -168,10 +177,8 @@ def held_reason(
 ) -> str | None:
     """A sentence saying why ``tree`` must not run at all, or None."""
     if isinstance(tree, exp.Show) and tree.name.upper() in _HELD_SHOWS:
-        return (
-            f"SHOW {tree.name.upper()} exposes other sessions' SQL text, which masking "
-            "cannot protect."
-        )
+        what = tree.name.upper()
+        return f"SHOW {what} {_HELD_SHOWS[what]}, which masking cannot protect."
     for func in tree.find_all(exp.Func):
         name = _function_name(func)
         if name in HIDDEN_SQL_FUNCTIONS[dialect]:
