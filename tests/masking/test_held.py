@@ -39,6 +39,10 @@ HELD = [
     ("mysql", "SHOW WARNINGS"),
     ("mysql", "SHOW WARNINGS LIMIT 10"),
     ("mysql", "SHOW ERRORS"),
+    # MariaDB: another connection's plan, with the literals of its conditions
+    ("mysql", "SHOW EXPLAIN FORMAT=JSON FOR 12"),
+    ("mysql", "SHOW /* x */ EXPLAIN FOR 12"),
+    ("mysql", "SHOW ANALYZE FOR 12"),
     ("mysql", "SELECT trx_query FROM information_schema.innodb_trx"),
     ("mysql", "SELECT lock_data FROM information_schema.INNODB_LOCKS"),
     ("mysql", "SELECT * FROM mysql.general_log"),

@@ -172,6 +172,25 @@ def _hidden_query(literal: exp.Literal, dialect: str, policy: MaskingPolicy) -> 
     return None
 
 
+#: Words of SHOW statements sqlglot keeps as raw text (MariaDB's SHOW EXPLAIN/ANALYZE FOR
+#: <connection> prints another session's plan with the literals of its conditions).
+_HELD_SHOW_WORDS = frozenset(
+    {"EXPLAIN", "ANALYZE", "PROCESSLIST", "ENGINE", "BINLOG", "RELAYLOG", "WARNINGS", "ERRORS"}
+)
+
+
+def _held_show_command(tree: exp.Expr) -> bool:
+    if not (isinstance(tree, exp.Command) and tree.name.upper() == "SHOW"):
+        return False
+    rest = tree.args.get("expression")
+    rest = rest.name if isinstance(rest, exp.Expr) else str(rest or "")
+    try:
+        tokens = sqlglot.tokenize(rest, read="mysql")
+    except Exception:
+        return True
+    return any(token.text.upper() in _HELD_SHOW_WORDS for token in tokens)
+
+
 def held_reason(
     tree: exp.Expr, dialect: str, policy: MaskingPolicy, *, depth: int = 0
 ) -> str | None:
@@ -179,6 +198,11 @@ def held_reason(
     if isinstance(tree, exp.Show) and tree.name.upper() in _HELD_SHOWS:
         what = tree.name.upper()
         return f"SHOW {what} {_HELD_SHOWS[what]}, which masking cannot protect."
+    if dialect == "mysql" and _held_show_command(tree):
+        return (
+            "This SHOW statement can print other sessions' queries or values quoted by "
+            "earlier statements, which masking cannot protect."
+        )
     for func in tree.find_all(exp.Func):
         name = _function_name(func)
         if name in HIDDEN_SQL_FUNCTIONS[dialect]:
