@@ -46,6 +46,15 @@ def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
     tokens = dialect_object(dialect).tokenize(sql + _SENTINEL)
     if not tokens or tokens[-1].token_type != TokenType.SEMICOLON or tokens[-1].start < len(sql):
         raise LexError("Unterminated comment, string or quoted identifier.")
+    if dialect == "mysql":
+        for token in tokens:
+            if sql[token.start : token.start + 1] == "#":
+                # sqlglot reads `#>` and `#>>` as JSON operators; MySQL starts a comment at
+                # `#`, so the rest of the line would run as SQL the classifier never saw.
+                raise LexError(
+                    f"'{token.text}' starts a comment in MySQL, which would hide SQL from "
+                    "Warden; write it differently."
+                )
     comments = [c for token in tokens for c in token.comments]
     return tokens[:-1], comments
 

@@ -49,6 +49,27 @@ def test_mysql_hash_comment_does_not_hide_the_next_statement() -> None:
     assert [s.category for s in analysis.statements] == [Category.READ, Category.WRITE]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 #>'\n, ssn FROM customers -- '",
+        "SELECT 1 #>>'\n, sleep(10) -- '",
+        "SELECT a #> b FROM t",
+    ],
+)
+def test_mysql_hash_is_always_a_comment_never_a_json_operator(sql: str) -> None:
+    # MariaDB ignores the rest of the line after `#` and runs the next line: sqlglot read
+    # `#>` as an operator, so `SELECT 1 #>'<newline>, ssn FROM customers -- '` was a
+    # harmless read of a string while the server returned every raw SSN.
+    analysis = analyze(sql, "mysql")
+    assert analysis.statements == ()
+    assert analysis.error and "comment" in analysis.error
+
+
+def test_hash_arrow_is_a_json_operator_in_postgres() -> None:
+    assert analyze("SELECT '{\"a\": [1]}'::jsonb #> '{a,0}'", "postgres").category == Category.READ
+
+
 def test_mysql_double_dash_needs_a_space_to_be_a_comment() -> None:
     analysis = analyze("SELECT 1--1; DELETE FROM t", "mysql")
     assert [s.category for s in analysis.statements] == [Category.READ, Category.WRITE]

@@ -70,8 +70,29 @@ _HELD_TABLES: dict[str, frozenset[str]] = {
             "pg_prepared_statements",
         }
     ),
-    "mysql": frozenset({"processlist", "general_log", "slow_log"}),
+    # innodb_trx.trx_query holds other sessions' SQL, innodb_locks.lock_data locked key values
+    "mysql": frozenset(
+        {
+            "processlist",
+            "general_log",
+            "slow_log",
+            "innodb_trx",
+            "innodb_locks",
+            "innodb_lock_waits",
+        }
+    ),
     "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4"}),
+}
+_OTHERS_SQL = "exposes other sessions' SQL text"
+_ECHOED = "repeats values quoted by an earlier statement's warnings (unmasked)"
+#: MySQL/MariaDB SHOW statements that print SQL text or values that masking cannot reach.
+_HELD_SHOWS: dict[str, str] = {
+    "PROCESSLIST": _OTHERS_SQL,
+    "ENGINE": _OTHERS_SQL,
+    "BINLOG EVENTS": _OTHERS_SQL,
+    "RELAYLOG EVENTS": _OTHERS_SQL,
+    "WARNINGS": _ECHOED,
+    "ERRORS": _ECHOED,
 }
 _HELD_SCHEMAS: dict[str, frozenset[str]] = {
     "postgres": frozenset(),
@@ -151,10 +172,37 @@ def _hidden_query(literal: exp.Literal, dialect: str, policy: MaskingPolicy) -> 
     return None
 
 
+#: Words of SHOW statements sqlglot keeps as raw text (MariaDB's SHOW EXPLAIN/ANALYZE FOR
+#: <connection> prints another session's plan with the literals of its conditions).
+_HELD_SHOW_WORDS = frozenset(
+    {"EXPLAIN", "ANALYZE", "PROCESSLIST", "ENGINE", "BINLOG", "RELAYLOG", "WARNINGS", "ERRORS"}
+)
+
+
+def _held_show_command(tree: exp.Expr) -> bool:
+    if not (isinstance(tree, exp.Command) and tree.name.upper() == "SHOW"):
+        return False
+    rest = tree.args.get("expression")
+    rest = rest.name if isinstance(rest, exp.Expr) else str(rest or "")
+    try:
+        tokens = sqlglot.tokenize(rest, read="mysql")
+    except Exception:
+        return True
+    return any(token.text.upper() in _HELD_SHOW_WORDS for token in tokens)
+
+
 def held_reason(
     tree: exp.Expr, dialect: str, policy: MaskingPolicy, *, depth: int = 0
 ) -> str | None:
     """A sentence saying why ``tree`` must not run at all, or None."""
+    if isinstance(tree, exp.Show) and tree.name.upper() in _HELD_SHOWS:
+        what = tree.name.upper()
+        return f"SHOW {what} {_HELD_SHOWS[what]}, which masking cannot protect."
+    if dialect == "mysql" and _held_show_command(tree):
+        return (
+            "This SHOW statement can print other sessions' queries or values quoted by "
+            "earlier statements, which masking cannot protect."
+        )
     for func in tree.find_all(exp.Func):
         name = _function_name(func)
         if name in HIDDEN_SQL_FUNCTIONS[dialect]:
