@@ -123,7 +123,36 @@ def _classify_chunk(
     tree = trees[0]
     if isinstance(tree, exp.Command) or classify_root(tree, dialect) is None:
         return classify_words(tokens, source, dialect, inner)
-    return classify_tree(tree, dialect)
+    verdict = classify_tree(tree, dialect)
+    for name in _quoted_calls(tree, tokens, dialect):
+        verdict = verdict.worsen(
+            Category.UNKNOWN,
+            Risk.HIGH,
+            "unknown_function",
+            note=f'Calls "{name}"(), which is not a built-in function: PostgreSQL keeps the '
+            "case of a quoted name, so this calls a function someone created.",
+        )
+    return verdict
+
+
+def _quoted_calls(tree: exp.Expr, tokens: tuple[Token, ...], dialect: str) -> list[str]:
+    """Functions called by a quoted name that is not lower case, on PostgreSQL.
+
+    sqlglot reads `"COUNT"(x)` as COUNT, but PostgreSQL calls a function named exactly
+    `COUNT`, which only exists if someone created it: not the built-in the catalogue vouches for.
+    """
+    if dialect != "postgres":
+        return []
+    quoted = {
+        token.start: token.text
+        for token in tokens
+        if token.token_type == TokenType.IDENTIFIER and token.text != token.text.lower()
+    }
+    return [
+        quoted[func.meta["start"]]
+        for func in tree.find_all(exp.Func)
+        if func.meta.get("start") in quoted
+    ]
 
 
 def _classify_text(text: str, dialect: str, depth: int) -> Verdict:

@@ -90,6 +90,14 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (PG, "SELECT nextval('s')", S, Risk.HIGH),
     (PG, "SELECT pg_advisory_lock(1)", S, Risk.HIGH),
     (PG, "SELECT setseed(0.5)", S, Risk.HIGH),  # seeds the session's random() for the next use
+    # A quoted name keeps its case in PostgreSQL: "COUNT"() is a function someone created.
+    (PG, 'SELECT "COUNT"(1)', U, Risk.HIGH),
+    (PG, """SELECT "Quote_Ident"('x')""", U, Risk.HIGH),
+    (PG, 'SELECT pg_catalog."Lower"(name) FROM t', U, Risk.HIGH),
+    (PG, 'SELECT "count"(1), "lower"(name) FROM t', R, Risk.LOW),
+    (PG, 'SELECT "MyTable"."Col" FROM "MyTable"', R, Risk.LOW),
+    (PG, 'WITH "X"(a) AS (SELECT 1) SELECT * FROM "X"', R, Risk.LOW),
+    (PG, 'INSERT INTO "MyTable" (a, b) VALUES (1, 2)', W, Risk.MEDIUM),
     (PG, "LISTEN c", S, Risk.HIGH),
     (MY, "SET autocommit = 0", S, Risk.HIGH),
     (MY, "SET @a = 1", S, Risk.HIGH),
