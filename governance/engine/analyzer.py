@@ -124,35 +124,54 @@ def _classify_chunk(
     if isinstance(tree, exp.Command) or classify_root(tree, dialect) is None:
         return classify_words(tokens, source, dialect, inner)
     verdict = classify_tree(tree, dialect)
-    for name in _quoted_calls(tree, tokens, dialect):
+    for name, why in _shadowing_calls(tree, tokens, sql, dialect):
         verdict = verdict.worsen(
             Category.UNKNOWN,
             Risk.HIGH,
             "unknown_function",
-            note=f'Calls "{name}"(), which is not a built-in function: PostgreSQL keeps the '
-            "case of a quoted name, so this calls a function someone created.",
+            note=f"Calls {name}(), which may not be the built-in function: {why}",
         )
     return verdict
 
 
-def _quoted_calls(tree: exp.Expr, tokens: tuple[Token, ...], dialect: str) -> list[str]:
-    """Functions called by a quoted name that is not lower case, on PostgreSQL.
+# MySQL reads these names as built-ins only when "(" follows at once; `count (1)` calls a
+# stored function named count, if someone created one (the IGNORE_SPACE list).
+_MYSQL_SPACE_SENSITIVE_NAMES = """
+adddate bit_and bit_or bit_xor cast count curdate curtime date_add date_sub extract
+group_concat max mid min now position session_user std stddev stddev_pop stddev_samp
+subdate substr substring sum sysdate system_user trim variance var_pop var_samp
+"""
+_MYSQL_SPACE_SENSITIVE = frozenset(_MYSQL_SPACE_SENSITIVE_NAMES.split())
 
-    sqlglot reads `"COUNT"(x)` as COUNT, but PostgreSQL calls a function named exactly
-    `COUNT`, which only exists if someone created it: not the built-in the catalogue vouches for.
+
+def _shadowing_calls(
+    tree: exp.Expr, tokens: tuple[Token, ...], sql: str, dialect: str
+) -> list[tuple[str, str]]:
+    """Calls that look like a safe built-in to sqlglot but reach another function on the server.
+
+    PostgreSQL keeps the case of a quoted name: `"COUNT"(x)` calls a function named COUNT,
+    not count. MySQL calls a stored function for `count (x)`, with a space.
     """
-    if dialect != "postgres":
-        return []
-    quoted = {
-        token.start: token.text
-        for token in tokens
-        if token.token_type == TokenType.IDENTIFIER and token.text != token.text.lower()
-    }
-    return [
-        quoted[func.meta["start"]]
-        for func in tree.find_all(exp.Func)
-        if func.meta.get("start") in quoted
-    ]
+    calls: list[tuple[str, str]] = []
+    if dialect == "postgres":
+        quoted = {
+            token.start
+            for token in tokens
+            if token.token_type == TokenType.IDENTIFIER and token.text != token.text.lower()
+        }
+        for func in tree.find_all(exp.Func):
+            start, end = func.meta.get("start"), func.meta.get("end")
+            if start in quoted and end is not None:
+                calls.append((sql[start : end + 1], "a quoted name keeps its case in PostgreSQL."))
+    elif dialect == "mysql":
+        for func in tree.find_all(exp.Func):
+            start, end = func.meta.get("start"), func.meta.get("end")
+            if start is None or end is None:
+                continue
+            name = sql[start : end + 1]
+            if name.lower() in _MYSQL_SPACE_SENSITIVE and sql[end + 1 : end + 2] != "(":
+                calls.append((name, "MySQL calls a stored function when a space follows."))
+    return calls
 
 
 def _classify_text(text: str, dialect: str, depth: int) -> Verdict:

@@ -100,6 +100,18 @@ def map_error(exc: BaseException) -> TargetError:
     return TargetError(kind, _message(exc))
 
 
+# Warden reads SQL as the server does by default: '…' strings with backslash escapes and
+# `…` identifiers. A server (or account) set to ANSI_QUOTES or NO_BACKSLASH_ESCAPES would read
+# the same text differently, e.g. a string to Warden would be an identifier to the server, so
+# every session takes these modes off its own copy of the server's sql_mode (ANSI implies
+# ANSI_QUOTES). Commas around the list let each mode be removed as a whole word.
+PARSING_MODES_OFF = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(REPLACE("
+    "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), "
+    "',NO_BACKSLASH_ESCAPES,', ','), ',ANSI,', ','))"
+)
+
+
 def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
     if not config.host:
         raise TargetError("connect", "no host configured for the MySQL connection")
@@ -116,6 +128,7 @@ def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
             client_flag=0,  # PyMySQL adds its base capabilities; never MULTI_STATEMENTS
             connect_timeout=max(1, int(config.connect_timeout_s)),
             read_default_file=None,
+            init_command=PARSING_MODES_OFF,
         )
     except pymysql.err.MySQLError as exc:
         error = map_error(exc)

@@ -98,6 +98,10 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (PG, 'SELECT "MyTable"."Col" FROM "MyTable"', R, Risk.LOW),
     (PG, 'WITH "X"(a) AS (SELECT 1) SELECT * FROM "X"', R, Risk.LOW),
     (PG, 'INSERT INTO "MyTable" (a, b) VALUES (1, 2)', W, Risk.MEDIUM),
+    # MySQL calls a stored function named count for `count (1)`; lower (x) stays the built-in.
+    (MY, "SELECT count (1) FROM t", U, Risk.HIGH),
+    (MY, "SELECT SUM/**/(a) FROM t", U, Risk.HIGH),
+    (MY, "SELECT COUNT(*), max(a), lower (b), TRIM(c), SUBSTRING(c, 1, 2) FROM t", R, Risk.LOW),
     (PG, "LISTEN c", S, Risk.HIGH),
     (MY, "SET autocommit = 0", S, Risk.HIGH),
     (MY, "SET @a = 1", S, Risk.HIGH),

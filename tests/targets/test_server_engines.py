@@ -256,3 +256,40 @@ def test_pg_cancel_while_blocked_on_a_lock(pg_engine: Engine) -> None:
     finally:
         locker.rollback()
         locker.close()
+
+
+@pytest.mark.parametrize(
+    ("modes", "left"),
+    [
+        ("ANSI", "REAL_AS_FLOAT,PIPES_AS_CONCAT,IGNORE_SPACE"),
+        ("ANSI_QUOTES,NO_BACKSLASH_ESCAPES", ""),
+        ("STRICT_TRANS_TABLES,ANSI_QUOTES,NO_ENGINE_SUBSTITUTION", "STRICT_TRANS_TABLES"),
+        ("NO_BACKSLASH_ESCAPES", ""),
+        ("", ""),
+    ],
+)
+def test_mysql_modes_that_change_how_sql_reads_are_turned_off(
+    mysql_engine: Engine, modes: str, left: str
+) -> None:
+    from governance.targets.mysql import PARSING_MODES_OFF, _open
+
+    conn = _open(mysql_engine.config)  # as every session starts
+    assert conn.init_command == PARSING_MODES_OFF
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@SESSION.sql_mode")
+            (default,) = cur.fetchone() or ("",)
+            for mode in ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES"):
+                assert mode not in default.split(",")
+            cur.execute("SET SESSION sql_mode = %s", (modes,))
+            cur.execute(PARSING_MODES_OFF)
+            cur.execute("SELECT @@SESSION.sql_mode")
+            (after,) = cur.fetchone() or ("",)
+            for mode in ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"):
+                assert mode not in after.split(",")
+            assert set(left.split(",")) - {""} <= set(after.split(","))
+            # and the text reads as Warden reads it: "x" is a string, \' an escaped quote
+            cur.execute("""SELECT "x", 'a\\'b'""")
+            assert cur.fetchone() == ("x", "a'b")
+    finally:
+        conn.close()
