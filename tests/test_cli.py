@@ -130,3 +130,32 @@ def test_csv_export_needs_the_export_capability(bob: Any, sqlite_conn: Any) -> N
     grant(sqlite_conn, bob, "read")
     result = govern("--as", "bob", "--connection", "demo", "--format", "csv", "SELECT 1")
     assert result.returncode == 4
+
+
+def test_table_output_escapes_control_characters_in_cells(alice: Any, sqlite_conn: Any) -> None:
+    """Cell values are target data: an escape sequence must not drive the terminal, and a
+    newline must not break the table into rows that were never returned."""
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "SELECT char(27) || '[2J' AS esc, 'a' || char(10) || 'b' AS nl, char(8238) || 'x' AS rlo",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4  # header, rule, one row, count
+    assert "\\x1b[2J" in lines[2] and "a\\nb" in lines[2] and "\\u202ex" in lines[2]
+
+
+def test_error_messages_escape_control_characters(alice: Any, sqlite_conn: Any) -> None:
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        'SELECT * FROM "x\x1b[2J"',
+    )
+    assert result.returncode in (1, 4)
+    assert "\x1b" not in result.stdout + result.stderr
