@@ -61,6 +61,9 @@ class GrantForm(forms.Form):
         data = super().clean() or {}
         if bool(data.get("user")) == bool(data.get("group")):
             raise forms.ValidationError("Choose either a user or a group.")
+        expires = data.get("expires_at")
+        if expires is not None and expires <= timezone.now():
+            self.add_error("expires_at", "The grant must end in the future.")
         return data
 
 

@@ -225,6 +225,20 @@ def test_admin_grants_and_revokes_access(carol: Any, alice: Any, db: Any) -> Non
     assert {"grant.created", "grant.revoked"} <= kinds
 
 
+def test_a_grant_must_end_in_the_future(carol: Any, alice: Any, db: Any) -> None:
+    """A mistyped year must not create a grant that never works, silently."""
+    from tests.conftest import make_connection
+
+    connection = make_connection(name="c", engine="sqlite", database="/tmp/none")
+    response = client_for(carol).post(
+        reverse("grant_create", args=[connection.pk]),
+        {"user": alice.pk, "capabilities": ["read"], "expires_at": "2001-01-01T00:00"},
+    )
+    assert response.status_code == 400
+    assert b"The grant must end in the future." in response.content
+    assert not AccessGrant.objects.exists()
+
+
 def test_admin_edits_a_guardrail_and_decisions_follow(
     carol: Any, alice: Any, sqlite_conn: Any
 ) -> None:
