@@ -239,6 +239,26 @@ def test_a_grant_must_end_in_the_future(carol: Any, alice: Any, db: Any) -> None
     assert not AccessGrant.objects.exists()
 
 
+def test_a_grant_ending_at_the_end_of_time_is_refused_not_stored(
+    carol: Any, alice: Any, db: Any, settings: Any
+) -> None:
+    """9999-12-31 23:00 in New York is in the year 10000 in UTC: stored, it made the
+    connection's page (where the grant could be revoked) fail for good."""
+    from tests.conftest import make_connection
+
+    settings.TIME_ZONE = "America/New_York"
+    connection = make_connection(name="c", engine="sqlite", database="/tmp/none")
+    client = client_for(carol)
+    response = client.post(
+        reverse("grant_create", args=[connection.pk]),
+        {"user": alice.pk, "capabilities": ["read"], "expires_at": "9999-12-31T23:00"},
+    )
+    assert response.status_code == 400
+    assert b"too far in the future" in response.content
+    assert not AccessGrant.objects.exists()
+    assert client.get(reverse("connection_detail", args=[connection.pk])).status_code == 200
+
+
 def test_admin_edits_a_guardrail_and_decisions_follow(
     carol: Any, alice: Any, sqlite_conn: Any
 ) -> None:
