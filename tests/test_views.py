@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -128,6 +129,33 @@ def test_history_lists_runs_with_rerun_links(alice: Any, sqlite_conn: Any) -> No
     assert b"SELECT 42" in page.content and f"?from={run.pk}".encode() in page.content
     rerun = client.get(reverse("editor") + f"?from={run.pk}")
     assert b"SELECT 42</textarea>" in rerun.content
+
+
+def test_rerun_on_a_connection_no_longer_granted_does_not_switch_connection(
+    alice: Any, sqlite_conn: Any, groups: dict[str, Any], sqlite_target: Any
+) -> None:
+    """Re-run selected nothing when the run's connection was gone, so the browser picked the
+    first connection in the list: the statement was one click from running elsewhere."""
+    from tests.conftest import grant, make_connection
+
+    other = make_connection(
+        name="analytics", engine="sqlite", database=str(sqlite_target), environment="development"
+    )
+    access = grant(other, groups["analyst"], "read")
+    client = client_for(alice)
+    client.post(reverse("run_create"), {"connection": other.pk, "sql": "SELECT 42"})
+    run = QueryRun.objects.get()
+    access.delete()
+    for query in (f"?from={run.pk}", f"?run={run.pk}"):
+        page = client.get(reverse("editor") + query).content.decode()
+        assert "SELECT 42</textarea>" in page
+        option = re.search(rf'<option value="{sqlite_conn.pk}"[^>]*>', page)
+        assert option is not None and "selected" not in option.group()  # offered, not chosen
+        assert '<option value="" selected>' in page
+        assert "analytics" in page and "no longer available to you" in page
+    refused = client.post(reverse("run_create"), {"connection": "", "sql": "SELECT 42"})
+    assert refused.status_code == 400 and b"Choose a connection" in refused.content
+    assert QueryRun.objects.count() == 1
 
 
 def test_schema_endpoint_lists_tables_for_autocomplete(alice: Any, sqlite_conn: Any) -> None:
