@@ -158,6 +158,17 @@ def test_rerun_on_a_connection_no_longer_granted_does_not_switch_connection(
     assert QueryRun.objects.count() == 1
 
 
+def test_a_refused_submission_without_javascript_keeps_the_recent_runs(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    client = client_for(alice)
+    client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "SELECT 42"})
+    refused = client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "  "})
+    assert refused.status_code == 400 and b"Empty statement" in refused.content
+    assert b"No queries yet." not in refused.content
+    assert b"SELECT 42</code>" in refused.content
+
+
 def test_schema_endpoint_lists_tables_for_autocomplete(alice: Any, sqlite_conn: Any) -> None:
     data = client_for(alice).get(reverse("connection_schema", args=[sqlite_conn.pk])).json()
     assert "customers" in data["tables"] and "email" in data["tables"]["customers"]

@@ -153,6 +153,7 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
                 "selected": connection.pk if connection else None,
                 "sql": sql if isinstance(sql, str) else "",
                 "error": error,
+                "recent": _recent(request),
             },
             status=400,
         )
