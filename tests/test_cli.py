@@ -159,3 +159,20 @@ def test_error_messages_escape_control_characters(alice: Any, sqlite_conn: Any) 
     )
     assert result.returncode in (1, 4)
     assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_csv_export_keeps_long_text_and_binary_whole(alice: Any, sqlite_conn: Any) -> None:
+    """The grid shortens huge cells for display; an export is the data, never shortened."""
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "--format",
+        "csv",
+        "SELECT replace(hex(zeroblob(10001)), '00', 'xy') AS long_text, zeroblob(3000) AS blob",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[1][0] == "xy" * 10001
+    assert rows[1][1] == "\\x" + "00" * 3000
