@@ -30,7 +30,7 @@ def to_json_cell(value: Any, *, whole: bool = False) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
-        return str(value)
+        return _duration(value)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         if whole:
@@ -46,6 +46,18 @@ def to_json_cell(value: Any, *, whole: bool = False) -> Any:
             for k, v in value.items()
         }
     return str(value)
+
+
+def _duration(value: dt.timedelta) -> str:
+    """[-]HH:MM:SS[.ffffff] in whole hours, as MySQL writes a TIME (and PostgreSQL reads an
+    interval), never Python's '-1 day, 23:00:00' for minus one hour."""
+    sign = "-" if value < dt.timedelta(0) else ""
+    micro = abs(value) // dt.timedelta(microseconds=1)
+    seconds, micro = divmod(micro, 1_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{text}.{micro:06d}" if micro else text
 
 
 def to_csv_cell(value: Any) -> str:
