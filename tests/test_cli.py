@@ -176,3 +176,10 @@ def test_csv_export_keeps_long_text_and_binary_whole(alice: Any, sqlite_conn: An
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[1][0] == "xy" * 10001
     assert rows[1][1] == "\\x" + "00" * 3000
+
+
+def test_json_cells_print_as_json_in_the_table(alice: Any, pg_conn: Any) -> None:
+    sql = """SELECT '{"x": null, "y": true}'::jsonb AS j, 'a@b.example' AS note"""
+    table = govern("--as", "alice", "--connection", "demo-postgres", sql)
+    assert table.returncode == 0, table.stderr
+    assert '{"x": null, "y": true}' in table.stdout

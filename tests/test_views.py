@@ -78,6 +78,20 @@ def test_htmx_submission_returns_the_run_fragment(alice: Any, sqlite_conn: Any) 
     assert b'class="null"' in response.content
 
 
+def test_json_and_array_cells_read_as_json_not_python(alice: Any, pg_conn: Any) -> None:
+    response = client_for(alice).post(
+        reverse("run_create"),
+        {
+            "connection": pg_conn.pk,
+            "sql": """SELECT '{"x": null, "y": true}'::jsonb AS j, ARRAY['a'] AS a""",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert b"<td>{&quot;x&quot;: null, &quot;y&quot;: true}</td>" in response.content
+    assert b"<td>[&quot;a&quot;]</td>" in response.content
+
+
 def test_a_held_drop_shows_its_reason(carol: Any, alice: Any, sqlite_conn: Any) -> None:
     from tests.conftest import grant
 

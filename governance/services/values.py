@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import uuid
 from typing import Any
 
@@ -60,8 +61,16 @@ def _duration(value: dt.timedelta) -> str:
     return f"{text}.{micro:06d}" if micro else text
 
 
+def as_text(cell: Any) -> Any:
+    """A stored cell as a person reads it: JSON and arrays as JSON (null, true, double quotes),
+    never Python's repr; other cells unchanged."""
+    if isinstance(cell, list | dict):
+        return json.dumps(cell, ensure_ascii=False)
+    return cell
+
+
 def to_csv_cell(value: Any) -> str:
     if value is None:
         return ""
-    cell = to_json_cell(value, whole=True)
+    cell = as_text(to_json_cell(value, whole=True))
     return cell if isinstance(cell, str) else str(cell)

@@ -19,6 +19,7 @@ from governance.models import QueryRun
 from governance.roles import ADMIN, ANALYST, role_required
 from governance.services.access import UnknownConnection, connection_for, connections_for
 from governance.services.runs import InvalidSQL, run_cancel, run_submit, sql_reject
+from governance.services.values import as_text
 from governance.views.common import web_caller
 
 EDITOR_ROLES = (ANALYST, ADMIN)
@@ -85,7 +86,9 @@ def _run_context(
         "page": page,
         "first_row": page.start_index(),
         "grid_columns": columns,
-        "grid_rows": [list(zip(row, columns, strict=False)) for row in page.object_list],
+        "grid_rows": [
+            list(zip(map(as_text, row), columns, strict=False)) for row in page.object_list
+        ],
         "masking": _masking_shown(run),
     }
     if with_recent:  # htmx: refresh the sidebar out of band

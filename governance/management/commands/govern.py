@@ -27,6 +27,7 @@ from governance.services.runs import (
     run_submit,
     sql_reject,
 )
+from governance.services.values import as_text
 
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "waiting": 3, "denied": 4}
 STATUS_EXIT = {
@@ -184,7 +185,7 @@ def _decision_json(detail: dict[str, Any]) -> dict[str, Any]:
 def _cell(value: Any) -> str:
     """One table cell on one line: target data must not drive the terminal (escape sequences)
     nor split a row (newlines, tabs)."""
-    text = printable(str(value))
+    text = printable(str(as_text(value)))
     return text.replace("\n", "\\n").replace("\t", "\\t")
 
 
