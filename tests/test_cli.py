@@ -122,6 +122,7 @@ def test_csv_streams_every_row_up_to_the_export_limit(alice: Any, sqlite_conn: A
         "--as", "alice", "--connection", "demo", "--format", "csv", "SELECT id FROM orders"
     )
     assert len(list(csv.reader(io.StringIO(limited.stdout)))) == 8
+    assert limited.returncode == 0 and limited.stderr == ""  # no traceback at the limit
 
 
 def test_csv_export_needs_the_export_capability(bob: Any, sqlite_conn: Any) -> None:
