@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -20,6 +21,10 @@ from governance.models import (
     Sensitivity,
     Strategy,
 )
+
+# Later instants may not survive the trip to UTC and back (year 10000): refused, never stored.
+_LAST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
+_TOO_FAR = "That is too far in the future."
 
 
 class ConnectionForm(forms.ModelForm):
@@ -61,6 +66,11 @@ class GrantForm(forms.Form):
         data = super().clean() or {}
         if bool(data.get("user")) == bool(data.get("group")):
             raise forms.ValidationError("Choose either a user or a group.")
+        expires = data.get("expires_at")
+        if expires is not None and expires <= timezone.now():
+            self.add_error("expires_at", "The grant must end in the future.")
+        elif expires is not None and expires >= _LAST_EXPIRY:
+            self.add_error("expires_at", f"{_TOO_FAR} Leave it empty for a grant that never ends.")
         return data
 
 
@@ -134,6 +144,8 @@ class ExemptionForm(forms.Form):
         expires = data.get("expires_at")
         if expires is not None and expires <= timezone.now():
             self.add_error("expires_at", "The exemption must end in the future.")
+        elif expires is not None and expires >= _LAST_EXPIRY:
+            self.add_error("expires_at", _TOO_FAR)
         return data
 
 

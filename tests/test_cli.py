@@ -122,6 +122,7 @@ def test_csv_streams_every_row_up_to_the_export_limit(alice: Any, sqlite_conn: A
         "--as", "alice", "--connection", "demo", "--format", "csv", "SELECT id FROM orders"
     )
     assert len(list(csv.reader(io.StringIO(limited.stdout)))) == 8
+    assert limited.returncode == 0 and limited.stderr == ""  # no traceback at the limit
 
 
 def test_csv_export_needs_the_export_capability(bob: Any, sqlite_conn: Any) -> None:
@@ -130,3 +131,56 @@ def test_csv_export_needs_the_export_capability(bob: Any, sqlite_conn: Any) -> N
     grant(sqlite_conn, bob, "read")
     result = govern("--as", "bob", "--connection", "demo", "--format", "csv", "SELECT 1")
     assert result.returncode == 4
+
+
+def test_table_output_escapes_control_characters_in_cells(alice: Any, sqlite_conn: Any) -> None:
+    """Cell values are target data: an escape sequence must not drive the terminal, and a
+    newline must not break the table into rows that were never returned."""
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "SELECT char(27) || '[2J' AS esc, 'a' || char(10) || 'b' AS nl, char(8238) || 'x' AS rlo",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4  # header, rule, one row, count
+    assert "\\x1b[2J" in lines[2] and "a\\nb" in lines[2] and "\\u202ex" in lines[2]
+
+
+def test_error_messages_escape_control_characters(alice: Any, sqlite_conn: Any) -> None:
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        'SELECT * FROM "x\x1b[2J"',
+    )
+    assert result.returncode in (1, 4)
+    assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_csv_export_keeps_long_text_and_binary_whole(alice: Any, sqlite_conn: Any) -> None:
+    """The grid shortens huge cells for display; an export is the data, never shortened."""
+    result = govern(
+        "--as",
+        "alice",
+        "--connection",
+        "demo",
+        "--format",
+        "csv",
+        "SELECT replace(hex(zeroblob(10001)), '00', 'xy') AS long_text, zeroblob(3000) AS blob",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[1][0] == "xy" * 10001
+    assert rows[1][1] == "\\x" + "00" * 3000
+
+
+def test_json_cells_print_as_json_in_the_table(alice: Any, pg_conn: Any) -> None:
+    sql = """SELECT '{"x": null, "y": true}'::jsonb AS j, 'a@b.example' AS note"""
+    table = govern("--as", "alice", "--connection", "demo-postgres", sql)
+    assert table.returncode == 0, table.stderr
+    assert '{"x": null, "y": true}' in table.stdout

@@ -396,6 +396,25 @@ def test_granting_unmasked_access_is_validated_and_admin_only(
     assert not UnmaskExemption.objects.exists()
 
 
+def test_an_exemption_ending_at_the_end_of_time_is_refused(
+    demo: Any, alice: Any, carol: Any, settings: Any
+) -> None:
+    from governance.models import UnmaskExemption
+
+    settings.TIME_ZONE = "America/New_York"  # 9999-12-31 23:00 here is in the year 10000 in UTC
+    ssn = CatalogColumn.objects.get(table__connection=demo, name="ssn")
+    admin = Client()
+    admin.force_login(carol)
+    response = admin.post(
+        reverse("exemption_create", args=[ssn.pk]),
+        {"user": alice.pk, "expires_at": "9999-12-31T23:00", "reason": "audit"},
+    )
+    assert response.status_code == 400
+    assert b"too far in the future" in response.content
+    assert not UnmaskExemption.objects.exists()
+    assert admin.get(reverse("column_review", args=[ssn.pk])).status_code == 200
+
+
 def test_what_a_write_returns_is_masked(demo: Any, carol: Any, alice: Any) -> None:
     raw = (
         sqlite3.connect(demo.database)

@@ -55,7 +55,9 @@ def test_a_batch_with_a_session_setting_still_reads_read_only(carol: Any, pg_con
     assert run.read_only
 
 
-@pytest.mark.parametrize("value", ["²", "\uff11\uff12", "abc", "99999999999999999999999", "-1"])
+@pytest.mark.parametrize(
+    "value", ["²", "\uff11\uff12", "abc", "99999999999999999999999", "-1", "demo\x00", "\x00"]
+)
 def test_odd_ids_in_query_params_are_not_500s(alice: Any, sqlite_conn: Any, value: str) -> None:
     client = Client()
     client.force_login(alice)

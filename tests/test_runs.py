@@ -52,6 +52,18 @@ def test_nulls_stay_distinct_from_the_text_null(alice: Any, sqlite_conn: Any) ->
     assert run.rows == [[None, "NULL"]]
 
 
+def test_time_values_read_as_the_database_writes_them(alice: Any, mysql_conn: Any) -> None:
+    """MySQL TIME arrives as a timedelta, which Python prints as '-1 day, 23:00:00'."""
+    run = submit(
+        alice,
+        mysql_conn,
+        "SELECT CAST('-01:00:00' AS TIME) AS a, CAST('-838:59:59' AS TIME) AS b, "
+        "CAST('838:59:59' AS TIME) AS c, CAST('00:00:01.25' AS TIME(2)) AS d",
+    )
+    assert run.status == "succeeded", run.error
+    assert run.rows == [["-01:00:00", "-838:59:59", "838:59:59", "00:00:01.250000"]]
+
+
 def test_a_drop_on_production_is_held_for_approval_with_a_reason(
     alice: Any, carol: Any, sqlite_conn: Any
 ) -> None:

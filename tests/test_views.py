@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -77,6 +78,20 @@ def test_htmx_submission_returns_the_run_fragment(alice: Any, sqlite_conn: Any) 
     assert b'class="null"' in response.content
 
 
+def test_json_and_array_cells_read_as_json_not_python(alice: Any, pg_conn: Any) -> None:
+    response = client_for(alice).post(
+        reverse("run_create"),
+        {
+            "connection": pg_conn.pk,
+            "sql": """SELECT '{"x": null, "y": true}'::jsonb AS j, ARRAY['a'] AS a""",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert b"<td>{&quot;x&quot;: null, &quot;y&quot;: true}</td>" in response.content
+    assert b"<td>[&quot;a&quot;]</td>" in response.content
+
+
 def test_a_held_drop_shows_its_reason(carol: Any, alice: Any, sqlite_conn: Any) -> None:
     from tests.conftest import grant
 
@@ -128,6 +143,44 @@ def test_history_lists_runs_with_rerun_links(alice: Any, sqlite_conn: Any) -> No
     assert b"SELECT 42" in page.content and f"?from={run.pk}".encode() in page.content
     rerun = client.get(reverse("editor") + f"?from={run.pk}")
     assert b"SELECT 42</textarea>" in rerun.content
+
+
+def test_rerun_on_a_connection_no_longer_granted_does_not_switch_connection(
+    alice: Any, sqlite_conn: Any, groups: dict[str, Any], sqlite_target: Any
+) -> None:
+    """Re-run selected nothing when the run's connection was gone, so the browser picked the
+    first connection in the list: the statement was one click from running elsewhere."""
+    from tests.conftest import grant, make_connection
+
+    other = make_connection(
+        name="analytics", engine="sqlite", database=str(sqlite_target), environment="development"
+    )
+    access = grant(other, groups["analyst"], "read")
+    client = client_for(alice)
+    client.post(reverse("run_create"), {"connection": other.pk, "sql": "SELECT 42"})
+    run = QueryRun.objects.get()
+    access.delete()
+    for query in (f"?from={run.pk}", f"?run={run.pk}"):
+        page = client.get(reverse("editor") + query).content.decode()
+        assert "SELECT 42</textarea>" in page
+        option = re.search(rf'<option value="{sqlite_conn.pk}"[^>]*>', page)
+        assert option is not None and "selected" not in option.group()  # offered, not chosen
+        assert '<option value="" selected>' in page
+        assert "analytics" in page and "no longer available to you" in page
+    refused = client.post(reverse("run_create"), {"connection": "", "sql": "SELECT 42"})
+    assert refused.status_code == 400 and b"Choose a connection" in refused.content
+    assert QueryRun.objects.count() == 1
+
+
+def test_a_refused_submission_without_javascript_keeps_the_recent_runs(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    client = client_for(alice)
+    client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "SELECT 42"})
+    refused = client.post(reverse("run_create"), {"connection": sqlite_conn.pk, "sql": "  "})
+    assert refused.status_code == 400 and b"Empty statement" in refused.content
+    assert b"No queries yet." not in refused.content
+    assert b"SELECT 42</code>" in refused.content
 
 
 def test_schema_endpoint_lists_tables_for_autocomplete(alice: Any, sqlite_conn: Any) -> None:
@@ -223,6 +276,40 @@ def test_admin_grants_and_revokes_access(carol: Any, alice: Any, db: Any) -> Non
     assert not AccessGrant.objects.exists()
     kinds = set(AuditEvent.objects.values_list("kind", flat=True))
     assert {"grant.created", "grant.revoked"} <= kinds
+
+
+def test_a_grant_must_end_in_the_future(carol: Any, alice: Any, db: Any) -> None:
+    """A mistyped year must not create a grant that never works, silently."""
+    from tests.conftest import make_connection
+
+    connection = make_connection(name="c", engine="sqlite", database="/tmp/none")
+    response = client_for(carol).post(
+        reverse("grant_create", args=[connection.pk]),
+        {"user": alice.pk, "capabilities": ["read"], "expires_at": "2001-01-01T00:00"},
+    )
+    assert response.status_code == 400
+    assert b"The grant must end in the future." in response.content
+    assert not AccessGrant.objects.exists()
+
+
+def test_a_grant_ending_at_the_end_of_time_is_refused_not_stored(
+    carol: Any, alice: Any, db: Any, settings: Any
+) -> None:
+    """9999-12-31 23:00 in New York is in the year 10000 in UTC: stored, it made the
+    connection's page (where the grant could be revoked) fail for good."""
+    from tests.conftest import make_connection
+
+    settings.TIME_ZONE = "America/New_York"
+    connection = make_connection(name="c", engine="sqlite", database="/tmp/none")
+    client = client_for(carol)
+    response = client.post(
+        reverse("grant_create", args=[connection.pk]),
+        {"user": alice.pk, "capabilities": ["read"], "expires_at": "9999-12-31T23:00"},
+    )
+    assert response.status_code == 400
+    assert b"too far in the future" in response.content
+    assert not AccessGrant.objects.exists()
+    assert client.get(reverse("connection_detail", args=[connection.pk])).status_code == 200
 
 
 def test_admin_edits_a_guardrail_and_decisions_follow(

@@ -77,6 +77,8 @@ def connections_for(user: Any) -> list[Connection]:
 
 def connection_for(*, user: Any, name: str | int) -> Connection:
     lookup: dict[str, Any] = {"pk": name} if isinstance(name, int) else {"name": name}
+    if isinstance(name, str) and "\x00" in name:  # no name has one; PostgreSQL refuses to compare
+        raise UnknownConnection(name)
     try:
         connection = Connection.objects.get(**lookup)
     except (Connection.DoesNotExist, ValueError):

@@ -44,17 +44,25 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
                 buffer = io.StringIO()
                 writer = csv.writer(buffer, lineterminator="\n")
                 writer.writerow([c.name for c in columns])
-                for batch in batches:
-                    chunk = batch[: limit - sent]
-                    sent += len(chunk)
-                    writer.writerows(
-                        [to_csv_cell(v) for v in row] for row in (scrub(chunk) if scrub else chunk)
-                    )
-                    yield buffer.getvalue().encode()
-                    buffer.seek(0)
-                    buffer.truncate()
-                    if sent >= limit:
-                        break
+                try:
+                    for batch in batches:
+                        chunk = batch[: limit - sent]
+                        sent += len(chunk)
+                        writer.writerows(
+                            [to_csv_cell(v) for v in row]
+                            for row in (scrub(chunk) if scrub else chunk)
+                        )
+                        yield buffer.getvalue().encode()
+                        buffer.seek(0)
+                        buffer.truncate()
+                        if sent >= limit:
+                            break
+                finally:
+                    # Stopped at the limit: end the cursor while its session is still open,
+                    # not when the generator is collected (a traceback on the user's stderr).
+                    close = getattr(batches, "close", None)
+                    if close is not None:
+                        close()
                 if buffer.tell():
                     yield buffer.getvalue().encode()
     except (targets.TargetError, DecryptionError) as exc:

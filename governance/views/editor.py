@@ -19,6 +19,7 @@ from governance.models import QueryRun
 from governance.roles import ADMIN, ANALYST, role_required
 from governance.services.access import UnknownConnection, connection_for, connections_for
 from governance.services.runs import InvalidSQL, run_cancel, run_submit, sql_reject
+from governance.services.values import as_text
 from governance.views.common import web_caller
 
 EDITOR_ROLES = (ANALYST, ADMIN)
@@ -85,7 +86,9 @@ def _run_context(
         "page": page,
         "first_row": page.start_index(),
         "grid_columns": columns,
-        "grid_rows": [list(zip(row, columns, strict=False)) for row in page.object_list],
+        "grid_rows": [
+            list(zip(map(as_text, row), columns, strict=False)) for row in page.object_list
+        ],
         "masking": _masking_shown(run),
     }
     if with_recent:  # htmx: refresh the sidebar out of band
@@ -97,18 +100,24 @@ def _run_context(
 @require_GET
 def editor(request: HtmxHttpRequest) -> HttpResponse:
     connections = connections_for(request.user)
-    sql, selected, run = "", None, None
+    sql, selected, run, origin = "", None, None, None
     if (run_id := _int(request.GET.get("run"))) is not None:
-        run = _get_run_for_user(request, run_id)
-        sql, selected = run.sql, run.connection_id
+        run = origin = _get_run_for_user(request, run_id)
     if (source := _int(request.GET.get("from"))) is not None:
-        previous = _get_run_for_user(request, source)
-        sql, selected = previous.sql, previous.connection_id
-    if selected is None and connections:
+        origin = _get_run_for_user(request, source)
+    unavailable = ""
+    if origin is not None:
+        sql, selected = origin.sql, origin.connection_id
+        if all(c.pk != selected for c in connections):
+            # No longer granted: preselecting another one (the browser takes the first) would
+            # leave the statement one click from running on a connection nobody chose.
+            unavailable, selected = origin.connection.name, None
+    elif connections:
         selected = connections[0].pk
     context: dict[str, Any] = {
         "connections": connections,
         "selected": selected,
+        "unavailable": unavailable,
         "sql": sql,
         "recent": _recent(request),
     }
@@ -124,14 +133,14 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
     sql = request.POST.get("sql", "")
     error = ""
     connection = None
+    raw = request.POST.get("connection", "")
     try:
-        raw = request.POST.get("connection", "")
         connection = connection_for(user=request.user, name=_int(raw) or raw)
         run = run_submit(
             caller=caller, connection=connection, sql=sql, purpose=request.POST.get("purpose", "")
         )
     except UnknownConnection as exc:
-        error = str(exc)
+        error = str(exc) if raw.strip() else "Choose a connection to run this statement on."
         sql_reject(caller=caller, connection=None, sql=sql, error=error)
     except InvalidSQL as exc:
         error = str(exc)
@@ -147,6 +156,7 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
                 "selected": connection.pk if connection else None,
                 "sql": sql if isinstance(sql, str) else "",
                 "error": error,
+                "recent": _recent(request),
             },
             status=400,
         )

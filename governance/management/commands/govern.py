@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from approvals.summary import printable
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import QueryRun
@@ -26,6 +27,7 @@ from governance.services.runs import (
     run_submit,
     sql_reject,
 )
+from governance.services.values import as_text
 
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "waiting": 3, "denied": 4}
 STATUS_EXIT = {
@@ -124,7 +126,7 @@ class Command(BaseCommand):
             out.flush()
         except (targets.TargetError, DecryptionError):
             run.refresh_from_db()
-            self.stderr.write(f"error: {run.error}")
+            self.stderr.write(f"error: {printable(run.error)}")
             return EXIT["failed"]
         return EXIT["ok"]
 
@@ -160,7 +162,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"waiting for approval: request {run.approval.pk}")
             return
         if run.error:
-            self.stderr.write(f"error: {run.error}")
+            self.stderr.write(f"error: {printable(run.error)}")
             return
         if run.columns:
             self.stdout.write(_table([c["name"] for c in run.columns], run.rows))
@@ -180,8 +182,16 @@ def _decision_json(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cell(value: Any) -> str:
+    """One table cell on one line: target data must not drive the terminal (escape sequences)
+    nor split a row (newlines, tabs)."""
+    text = printable(str(as_text(value)))
+    return text.replace("\n", "\\n").replace("\t", "\\t")
+
+
 def _table(columns: list[str], rows: list[list[Any]]) -> str:
-    cells = [["NULL" if v is None else str(v) for v in row] for row in rows]
+    columns = [_cell(c) for c in columns]
+    cells = [["NULL" if v is None else _cell(v) for v in row] for row in rows]
     widths = [min(60, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
     line = " | ".join(c.ljust(w)[:w] for c, w in zip(columns, widths, strict=True))
     out = [line, "-+-".join("-" * w for w in widths)]
