@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from governance import engine
@@ -39,6 +40,26 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = list(Connection.SETTINGS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A PositiveIntegerField's form field says "≥ 0" first, and only then would the
+        # model's own bounds be checked (a timeout of -5 was told 0, of 50 then 100): give
+        # each number field the model's bounds, in the message and in the input.
+        for name, field in self.fields.items():
+            if not isinstance(field, forms.IntegerField):
+                continue
+            bounds = Connection._meta.get_field(name).validators
+            field.validators = [
+                v
+                for v in field.validators
+                if not isinstance(v, MinValueValidator | MaxValueValidator)
+            ] + [v for v in bounds if isinstance(v, MinValueValidator | MaxValueValidator)]
+            for validator in bounds:
+                if isinstance(validator, MinValueValidator):
+                    field.widget.attrs["min"] = validator.limit_value
+                elif isinstance(validator, MaxValueValidator):
+                    field.widget.attrs["max"] = validator.limit_value
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

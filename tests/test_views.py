@@ -384,3 +384,25 @@ def test_the_audit_ip_comes_from_the_trusted_proxy_only(alice: Any, settings: An
     assert client_ip(forged) == "10.0.0.7"  # the client-supplied 6.6.6.6 is ignored
     bogus = factory.get("/", HTTP_X_FORWARDED_FOR="not-an-ip", REMOTE_ADDR="10.0.0.1")
     assert client_ip(bogus) is None
+
+
+@pytest.mark.parametrize("timeout", ["-5", "50"])
+def test_a_connection_number_out_of_bounds_names_the_real_bound(carol: Any, timeout: str) -> None:
+    response = client_for(carol).post(
+        reverse("connection_create"),
+        {
+            "name": "bounds",
+            "engine": "sqlite",
+            "environment": "production",
+            "database": "/tmp/none.db",
+            "statement_timeout_ms": timeout,
+            "row_cap": "-1",
+            "export_row_limit": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert not Connection.objects.exists()
+    body = response.content.decode()
+    assert "greater than or equal to 100." in body  # the timeout's real minimum
+    assert "greater than or equal to 0." not in body
+    assert 'min="100"' in body and 'max="3600000"' in body

@@ -30,13 +30,14 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
     scrub = safety_net(run)
     limit = run.connection.export_row_limit
     sent = 0
+    truncated = False
     try:
         with session_for(run.connection, pooled=False) as session:
             copy_csv = getattr(session, "copy_csv", None)
             if copy_csv is not None and scrub is None:
                 chunks, counter = copy_csv(run.statements[-1], limit=limit)
                 yield from chunks
-                sent = counter.rows
+                sent, truncated = counter.rows, counter.truncated
             else:
                 columns, batches = session.stream(
                     run.statements[-1], read_only=True, batch_size=batch_size
@@ -46,6 +47,9 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
                 writer.writerow([c.name for c in columns])
                 try:
                     for batch in batches:
+                        if sent >= limit:  # the limit fell on a batch's end: any more rows?
+                            truncated = bool(batch)
+                            break
                         chunk = batch[: limit - sent]
                         sent += len(chunk)
                         writer.writerows(
@@ -55,7 +59,8 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
                         yield buffer.getvalue().encode()
                         buffer.seek(0)
                         buffer.truncate()
-                        if sent >= limit:
+                        if len(chunk) < len(batch):
+                            truncated = True
                             break
                 finally:
                     # Stopped at the limit: end the cursor while its session is still open,
@@ -79,4 +84,4 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
             _audit_detail={"error_kind": "interrupted", "exception": type(exc).__name__},
         )
         raise
-    _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=sent >= limit)
+    _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=truncated)

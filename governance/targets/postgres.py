@@ -118,9 +118,10 @@ def _error_from_pgresult(res: pq.abc.PGresult, encoding: str) -> TargetError:
 
 
 class CopyCount:
-    """Rows a COPY wrote, known once its stream is exhausted."""
+    """Rows a COPY wrote, and whether the limit left some out, known once it is exhausted."""
 
     rows: int = 0
+    truncated: bool = False
 
 
 class PostgresSession(SessionBase):
@@ -368,20 +369,30 @@ class PostgresSession(SessionBase):
             self._rollback()
             raise
         counter = CopyCount()
+        limit = max(0, int(limit))
+        # One row more than the limit tells a cut export from one that fits exactly; it is
+        # read and dropped. The newline keeps a trailing `-- comment` from eating the `)`.
+        # The statement was parsed alone above, so it cannot close the parenthesis early.
         query = sql.SQL(
-            "COPY (SELECT * FROM ({}) AS warden_export LIMIT {}) "
+            "COPY (SELECT * FROM ({}\n) AS warden_export LIMIT {}) "
             "TO STDOUT WITH (FORMAT csv, HEADER)"
-        ).format(sql.SQL(statement), sql.Literal(max(0, int(limit))))  # type: ignore[arg-type]
-        return self._copy_chunks(query, counter), counter
+        ).format(
+            sql.SQL(statement.rstrip().rstrip(";")),  # type: ignore[arg-type]
+            sql.Literal(limit + 1),
+        )
+        return self._copy_chunks(query, counter, limit), counter
 
-    def _copy_chunks(self, query: sql.Composed, counter: CopyCount) -> Iterator[bytes]:
+    def _copy_chunks(self, query: sql.Composed, counter: CopyCount, limit: int) -> Iterator[bytes]:
         finished = False
         try:
             with self._conn.cursor() as cur:
                 with cur.copy(query) as copy:
-                    for chunk in copy:
-                        yield bytes(chunk)
-                counter.rows = max(cur.rowcount, 0)
+                    # libpq hands COPY data over one row at a time, the header first.
+                    for index, chunk in enumerate(copy):
+                        if index <= limit:
+                            yield bytes(chunk)
+                copied = max(cur.rowcount, 0)
+                counter.rows, counter.truncated = min(copied, limit), copied > limit
             self._check_in_transaction(read_only=True)
             self._rollback()
             finished = True
