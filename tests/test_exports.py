@@ -67,9 +67,7 @@ def test_a_copy_export_is_truncated_only_when_rows_were_left_out(
         "SELECT id FROM orders ORDER BY id LIMIT 3;",
     ],
 )
-def test_a_copy_export_ending_in_a_comment_or_semicolon(
-    alice: Any, pg_conn: Any, sql: str
-) -> None:
+def test_a_copy_export_ending_in_a_comment_or_semicolon(alice: Any, pg_conn: Any, sql: str) -> None:
     out = export(alice, pg_conn, sql)
     assert out == [["id"], ["1"], ["2"], ["3"]]
     assert last_run().truncated is False
