@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from django.utils import timezone
 
 from governance import engine
@@ -49,7 +50,8 @@ class ConnectionForm(forms.ModelForm):
         for name, field in self.fields.items():
             if not isinstance(field, forms.IntegerField):
                 continue
-            bounds = Connection._meta.get_field(name).validators
+            model_field = Connection._meta.get_field(name)
+            bounds = model_field.validators if isinstance(model_field, models.Field) else []
             field.validators = [
                 v
                 for v in field.validators
