@@ -134,7 +134,7 @@ class PostgresSession(SessionBase):
     # -- transaction plumbing ---------------------------------------------------------------
     def _begin(self, read_only: bool) -> None:
         self._ensure_idle()
-        try:
+        with self._or_rollback():
             # One round trip: both commands are ours, and the timeout is an integer. It must be a
             # SELECT, not SET LOCAL: a query takes the transaction's snapshot, after which
             # PostgreSQL refuses `SET TRANSACTION READ WRITE` from the user's statements.
@@ -143,9 +143,19 @@ class PostgresSession(SessionBase):
             self._conn.execute(
                 f"BEGIN {mode}; SELECT set_config('statement_timeout', '{timeout}', true)"
             )
+
+    @contextlib.contextmanager
+    def _or_rollback(self) -> Iterator[None]:
+        """Roll the transaction back on any failure inside; database errors become
+        TargetErrors."""
+        try:
+            yield
         except psycopg.Error as exc:
             self._rollback()
             raise map_error(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
 
     def _ensure_idle(self) -> None:
         if self._conn.closed:
@@ -240,8 +250,7 @@ class PostgresSession(SessionBase):
         """One query in a read-only transaction, at most `max_rows` rows, in one round trip."""
         self._ensure_idle()
         timeout = max(0, int(self._config.statement_timeout_ms))
-        cur = self._conn.cursor()
-        try:
+        with self._or_rollback(), self._conn.cursor() as cur:
             with self._conn.pipeline() as pipeline:
                 try:
                     self._conn.execute("BEGIN READ ONLY")
@@ -261,14 +270,6 @@ class PostgresSession(SessionBase):
             rows = cur.fetchall()
             description = cur.description or []
             types = self._type_names([d.type_code for d in description])
-        except psycopg.Error as exc:
-            self._rollback()
-            raise map_error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
-        finally:
-            cur.close()
         columns = [Column(d.name, types.get(d.type_code, "unknown")) for d in description]
         truncated = len(rows) > max_rows
         del rows[max_rows:]
@@ -280,7 +281,7 @@ class PostgresSession(SessionBase):
         if read_only and len(items) == 1 and first_keyword(items[0]) in CAPPABLE:
             return self._read_capped(items[0], max_rows)
         self._begin(read_only)
-        try:
+        with self._or_rollback():
             last_rows: Result | None = None
             last_count = -1
             for index, statement in enumerate(items):
@@ -297,12 +298,6 @@ class PostgresSession(SessionBase):
                 self._rollback()
             else:
                 self._commit()
-        except psycopg.Error as exc:
-            self._rollback()
-            raise map_error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
         if last_rows is not None:
             return last_rows
         return Result([], [], last_count, False, len(items))
@@ -314,18 +309,12 @@ class PostgresSession(SessionBase):
             raise ValueError("batch_size must be >= 1")
         check_statements([statement], 0)
         self._begin(read_only)
-        try:
+        with self._or_rollback():
             columns = self._describe(statement) or []
             cur = self._conn.cursor(name=f"warden_export_{uuid.uuid4().hex}")
             cur.itersize = batch_size
             cur.execute(statement)  # DECLARE ... CURSOR FOR <one verified statement>
             self._check_in_transaction(read_only)
-        except psycopg.Error as exc:
-            self._rollback()
-            raise map_error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
         return columns, self._batches(cur, read_only, batch_size)
 
     def _batches(
@@ -359,15 +348,9 @@ class PostgresSession(SessionBase):
         """
         check_statements([statement], 0)
         self._begin(read_only=True)
-        try:
+        with self._or_rollback():
             if self._describe(statement) is None:
                 raise TargetError("execution", "an export must be a query that returns rows")
-        except psycopg.Error as exc:
-            self._rollback()
-            raise map_error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
         counter = CopyCount()
         limit = max(0, int(limit))
         # One row more than the limit tells a cut export from one that fits exactly; it is

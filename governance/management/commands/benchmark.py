@@ -87,6 +87,18 @@ STATEMENTS = [
 ]
 
 
+def _psycopg(dsn: demo_data.DSN) -> psycopg.Connection[tuple[Any, ...]]:
+    """A plain autocommit psycopg connection to the benchmark's target database."""
+    return psycopg.connect(
+        host=dsn.host,
+        port=dsn.port,
+        dbname=dsn.database,
+        user=dsn.user,
+        password=dsn.password,
+        autocommit=True,
+    )
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     samples = sorted(samples)
     return {
@@ -212,14 +224,7 @@ class Command(BaseCommand):
                 raise CommandError(f"the governed read did not succeed: {run.error}")
 
         session = targets.connect(config)
-        raw = psycopg.connect(
-            host=dsn.host,
-            port=dsn.port,
-            dbname=dsn.database,
-            user=dsn.user,
-            password=dsn.password,
-            autocommit=True,
-        )
+        raw = _psycopg(dsn)
 
         def direct_psycopg() -> None:  # a warm psycopg connection, no transaction, no audit
             raw.execute(sql).fetchall()
@@ -241,14 +246,7 @@ class Command(BaseCommand):
         # same single disk wait as a governed read (read the caller's access, record the
         # intent without waiting for the disk, run the read in one pipeline, commit the
         # outcome durably), as bare psycopg calls on a second connection and `raw`.
-        app = psycopg.connect(
-            host=dsn.host,
-            port=dsn.port,
-            dbname=dsn.database,
-            user=dsn.user,
-            password=dsn.password,
-            autocommit=True,
-        )
+        app = _psycopg(dsn)
 
         def audit_floor() -> None:
             app.execute("SELECT count(*) FROM warden_bench_commit WHERE id = 0").fetchall()
@@ -267,14 +265,7 @@ class Command(BaseCommand):
             app.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
 
         def direct_connect() -> None:  # what a client without Warden does per query
-            with psycopg.connect(
-                host=dsn.host,
-                port=dsn.port,
-                dbname=dsn.database,
-                user=dsn.user,
-                password=dsn.password,
-                autocommit=True,
-            ) as fresh:
+            with _psycopg(dsn) as fresh:
                 fresh.execute(sql).fetchall()
 
         paths = {
