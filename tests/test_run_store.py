@@ -106,3 +106,21 @@ def test_only_plain_reads_give_their_session_back_to_the_pool(
         decision_detail={"statements": [{"category": c} for c in categories]},
     )
     assert _poolable(run) is poolable
+
+
+def test_with_server_side_binding_the_intent_waits_for_the_disk(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    """That binding cannot send SET LOCAL and the INSERT as one query: no shortcut then."""
+    from django.db import connection as db
+
+    options = db.settings_dict["OPTIONS"]
+    options["server_side_binding"] = True
+    db.close()  # reconnect with it
+    try:
+        run = new_run(alice, sqlite_conn, Status.QUEUED)
+        run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)], durable=False)
+    finally:
+        del options["server_side_binding"]
+        db.close()
+    assert QueryRun.objects.filter(pk=run.pk).exists()

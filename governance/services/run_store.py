@@ -2,9 +2,9 @@
 
 Every governed statement commits its run and `query.submitted` event before it runs, and its
 outcome and event after it: two commits auditing cannot do without. For a read only the
-second waits for the disk (see `run_insert`); no row is released before it. Through the ORM each is
-BEGIN, two statements and COMMIT, and each statement costs more Django CPU than the database
-spends on it. On PostgreSQL each pair here is one statement, a data-modifying WITH, which
+second waits for the disk (see `run_insert`); no row is released before it. Through the ORM
+each is BEGIN, two statements and COMMIT, and each statement costs more Django CPU than the
+database spends on it. On PostgreSQL each pair here is one statement, a data-modifying WITH, which
 commits (or fails) as one unit. Its text is built once from the models' metadata and its values
 go through the field methods the ORM's own INSERT and UPDATE use, so the rows are the same.
 Other databases (SQLite in development) get the ORM inside one transaction.
@@ -40,7 +40,10 @@ def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = T
         return
     (event,) = events
     statement = _insert_with_event_sql()
-    lazy = not durable and not db.in_atomic_block  # an enclosing transaction decides for itself
+    # An enclosing transaction decides for itself; server-side binding (an opt-in OPTION)
+    # cannot send two commands in one query.
+    options = db.settings_dict["OPTIONS"]
+    lazy = not (durable or db.in_atomic_block or options.get("server_side_binding"))
     with db.cursor() as cursor:
         # Client-side binding (Django's default) sends this as one simple query, and
         # PostgreSQL runs one simple query as one transaction: SET LOCAL lasts for it alone.
