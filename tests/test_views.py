@@ -406,3 +406,20 @@ def test_a_connection_number_out_of_bounds_names_the_real_bound(carol: Any, time
     assert "greater than or equal to 100." in body  # the timeout's real minimum
     assert "greater than or equal to 0." not in body
     assert 'min="100"' in body and 'max="3600000"' in body
+
+
+@pytest.mark.parametrize(
+    ("method", "name"), [("post", "run_create"), ("get", "approval_queue"), ("get", "history")]
+)
+def test_htmx_requests_after_the_session_ended_send_the_whole_page_to_login(
+    client: Client, method: str, name: str
+) -> None:
+    # Signed out in another tab: an htmx run or a poll must not swap the login page into the
+    # results pane or the queue; the browser goes to the login page, back here afterwards.
+    response = getattr(client, method)(
+        reverse(name),
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/editor/?run=7"},
+    )
+    assert response.status_code == 200  # htmx acts only on a successful response
+    assert response["HX-Redirect"] == "/accounts/login/?next=/editor/%3Frun%3D7"
+    assert "Location" not in response
