@@ -140,3 +140,48 @@ def test_the_live_queue_keeps_its_filters_and_the_keyboard_focus(
     page.keyboard.press("j")
     assert page.evaluate("document.activeElement.textContent") == f"#{first.pk}"
     page.context.close()
+
+
+def _focused(page: Any) -> str:
+    return str(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+
+
+def test_keyboard_focus_survives_the_live_status_cancel_and_paging(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    grant(sqlite_conn, alice, "ddl")
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.locator(".cm-content").focus()
+    page.keyboard.type("DROP TABLE orders")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=pending_approval]")
+    run = page.locator("#result .run").get_attribute("id")
+    cancel = page.locator("#result .run-head button")
+    cancel.focus()
+    with page.expect_response(lambda r: "/runs/" in r.url, timeout=8000):
+        pass  # the status polls every 3 s and replaces the run, Cancel included
+    page.wait_for_timeout(200)
+    assert _focused(page) == cancel.get_attribute("id")  # still on Cancel, not on <body>
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-status=cancelled]")
+    page.wait_for_timeout(200)  # settled
+    assert _focused(page) == run  # the outcome, not <body>
+
+    page.locator(".cm-content").focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("SELECT id FROM customers ORDER BY id LIMIT 150")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    page.locator("#page-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Page 2 of 2")
+    page.wait_for_timeout(200)
+    assert _focused(page) == page.locator("#result .run").get_attribute("id")  # Next is gone
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert _focused(page) == "page-previous"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Page 1 of 2")
+    page.wait_for_timeout(200)
+    assert _focused(page) == page.locator("#result .run").get_attribute("id")  # no Previous
+    page.context.close()

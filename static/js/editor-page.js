@@ -1,4 +1,5 @@
-// Editor page glue: keep autocomplete and the environment badge in step with the picker.
+// Editor page glue: keep autocomplete and the environment badge in step with the picker,
+// and keep keyboard focus in the results when htmx replaces them.
 (function () {
   "use strict";
   function onPick(select) {
@@ -20,5 +21,24 @@
     if (event.target.matches && event.target.matches("select[data-connection-picker]")) {
       onPick(event.target);
     }
+  });
+
+  // htmx puts focus back on an element of the same id (Cancel, Previous, Next). When the
+  // focused control is gone (Cancel after cancelling, Next on the last page), focus would
+  // drop to <body>: move it to the run instead, which now shows the outcome.
+  var focusWasIn = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var result = document.getElementById("result");
+    focusWasIn =
+      result && result.contains(target) && target.contains(document.activeElement) ? target : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusWasIn) return;
+    focusWasIn = null;
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    var run = document.querySelector("#result .run");
+    if (run) run.focus();
   });
 })();
