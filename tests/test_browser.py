@@ -185,3 +185,23 @@ def test_keyboard_focus_survives_the_live_status_cancel_and_paging(
     page.wait_for_timeout(200)
     assert _focused(page) == page.locator("#result .run").get_attribute("id")  # no Previous
     page.context.close()
+
+
+def test_ctrl_enter_while_a_run_is_in_flight_does_not_run_the_statement_again(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    from governance.models import QueryRun
+
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.locator(".cm-content").focus()
+    page.keyboard.type(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 10000000) "
+        "SELECT count(*) FROM r"
+    )
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(200)
+    page.keyboard.press("Control+Enter")  # impatient: the first is still running
+    page.wait_for_selector("[data-status=succeeded]", timeout=20000)
+    page.wait_for_timeout(1500)  # a queued second submission would have gone out by now
+    assert QueryRun.objects.filter(user=alice).count() == 1
+    page.context.close()
