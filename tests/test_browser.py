@@ -187,7 +187,7 @@ def test_keyboard_focus_survives_the_live_status_cancel_and_paging(
     page.context.close()
 
 
-def test_ctrl_enter_while_a_run_is_in_flight_does_not_run_the_statement_again(
+def test_a_run_in_flight_says_so_and_ctrl_enter_does_not_run_it_again(
     browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
 ) -> None:
     from governance.models import QueryRun
@@ -200,8 +200,11 @@ def test_ctrl_enter_while_a_run_is_in_flight_does_not_run_the_statement_again(
     )
     page.keyboard.press("Control+Enter")
     page.wait_for_timeout(200)
+    # While the statement runs in-process the result pane has nothing yet: say it is running.
+    assert page.locator("#run-progress").inner_text() == "Running…"
     page.keyboard.press("Control+Enter")  # impatient: the first is still running
     page.wait_for_selector("[data-status=succeeded]", timeout=20000)
     page.wait_for_timeout(1500)  # a queued second submission would have gone out by now
     assert QueryRun.objects.filter(user=alice).count() == 1
+    assert page.locator("#run-progress").inner_text() == ""  # done: nothing said any more
     page.context.close()
