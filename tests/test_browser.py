@@ -208,3 +208,28 @@ def test_a_run_in_flight_says_so_and_ctrl_enter_does_not_run_it_again(
     assert QueryRun.objects.filter(user=alice).count() == 1
     assert page.locator("#run-progress").inner_text() == ""  # done: nothing said any more
     page.context.close()
+
+
+def test_re_run_from_history_by_keyboard_lands_in_the_editor(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    # Signed in, the editor has the focus: type at once.
+    assert page.evaluate("document.activeElement.classList.contains('cm-content')")
+    page.keyboard.type("SELECT id FROM customers ORDER BY id LIMIT 3")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    page.goto(f"{live_server.url}/history/")
+    page.get_by_role("link", name="Re-run").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/editor/?from=*")
+    page.wait_for_selector(".cm-content")
+    assert page.evaluate("document.activeElement.classList.contains('cm-content')")
+    hint = page.evaluate(
+        "document.getElementById("
+        "document.activeElement.getAttribute('aria-describedby')).textContent"
+    )
+    assert "Esc then Tab leaves the editor" in hint  # the way out of the Tab-indents editor
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#result [data-status=succeeded]")
+    page.context.close()
