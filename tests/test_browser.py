@@ -233,3 +233,26 @@ def test_re_run_from_history_by_keyboard_lands_in_the_editor(
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#result [data-status=succeeded]")
     page.context.close()
+
+
+def test_a_status_poll_with_nothing_new_leaves_the_held_run_in_place(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    # Re-inserting an unchanged "Held for approval" (role=alert, inside aria-live) every 3 s
+    # has screen readers announce it again and again.
+    from governance.models import QueryRun
+
+    grant(sqlite_conn, alice, "ddl")
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.keyboard.type("DROP TABLE orders")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=pending_approval]")
+    page.evaluate("document.querySelector('#result .run').wardenSeen = true")
+    with page.expect_response(lambda r: "/runs/" in r.url, timeout=8000):
+        pass  # a poll
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.querySelector('#result .run').wardenSeen") is True
+
+    QueryRun.objects.filter(user=alice).update(status="cancelled", error="Cancelled.")
+    page.wait_for_selector("[data-status=cancelled]", timeout=8000)  # news is swapped in
+    page.context.close()

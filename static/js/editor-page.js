@@ -27,9 +27,24 @@
   // focused control is gone (Cancel after cancelling, Next on the last page), focus would
   // drop to <body>: move it to the run instead, which now shows the outcome.
   var focusWasIn = null;
+  function words(element) {
+    return element.textContent.replace(/\s+/g, " ").trim();
+  }
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
     var result = document.getElementById("result");
+    // A status poll that brings nothing new is not swapped in: re-inserting the same run
+    // would make screen readers announce it again (role=alert, aria-live) every few seconds.
+    if (target.matches && target.matches("#result .run[hx-trigger]") && event.detail.xhr) {
+      var fresh = document.createElement("template");
+      fresh.innerHTML = event.detail.serverResponse;
+      var run = fresh.content.querySelector(".run");
+      if (run && run.id === target.id && words(run) === words(target)) {
+        event.detail.shouldSwap = false;
+        focusWasIn = null;
+        return;
+      }
+    }
     focusWasIn =
       result && result.contains(target) && target.contains(document.activeElement) ? target : null;
   });
