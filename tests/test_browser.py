@@ -256,3 +256,38 @@ def test_a_status_poll_with_nothing_new_leaves_the_held_run_in_place(
     QueryRun.objects.filter(user=alice).update(status="cancelled", error="Cancelled.")
     page.wait_for_selector("[data-status=cancelled]", timeout=8000)  # news is swapped in
     page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("username", "landing", "path", "select", "value"),
+    [
+        ("alice", "**/editor/**", "/history/", "#status", "queued"),
+        ("bob", "**/approvals/", "/approvals/", "#f-risk", "high"),
+    ],
+)
+def test_filters_can_be_chosen_with_the_arrow_keys(
+    browser: Any,
+    live_server: Any,
+    alice: Any,
+    bob: Any,
+    username: str,
+    landing: str,
+    path: str,
+    select: str,
+    value: str,
+) -> None:
+    # Submitting on change reloaded the page at the first arrow key, with focus gone: a
+    # keyboard user could only ever pick the option after the current one.
+    page = _sign_in(browser, live_server, username, landing)
+    page.goto(f"{live_server.url}{path}")
+    page.locator(select).focus()
+    while page.locator(select).input_value() != value:
+        page.keyboard.press("ArrowDown")
+        page.wait_for_timeout(100)
+        assert page.url == f"{live_server.url}{path}"
+    assert page.evaluate("document.activeElement.id") == select[1:]
+    while page.evaluate("document.activeElement.textContent") != "Filter":
+        page.keyboard.press("Tab")  # past the other filters, if any
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{path}?*{select[1:].removeprefix('f-')}={value}*")
+    page.context.close()
