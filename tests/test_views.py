@@ -423,3 +423,13 @@ def test_htmx_requests_after_the_session_ended_send_the_whole_page_to_login(
     assert response.status_code == 200  # htmx acts only on a successful response
     assert response["HX-Redirect"] == "/accounts/login/?next=/editor/%3Frun%3D7"
     assert "Location" not in response
+
+
+def test_sign_in_and_the_password_asked_again_start_in_their_field(
+    client: Client, alice: Any
+) -> None:
+    # Keyboard users type at once instead of tabbing through the page to the field.
+    login = client.get(reverse("account_login")).content.decode()
+    assert re.search(r'<input [^>]*name="login"[^>]*autofocus', login)
+    again = client_for(alice).get(reverse("account_reauthenticate")).content.decode()
+    assert re.search(r'<input [^>]*name="password"[^>]*autofocus', again)
