@@ -291,3 +291,31 @@ def test_filters_can_be_chosen_with_the_arrow_keys(
     page.keyboard.press("Enter")
     page.wait_for_url(f"**{path}?*{select[1:].removeprefix('f-')}={value}*")
     page.context.close()
+
+
+def test_screen_readers_hear_the_outcome_of_a_run_not_the_whole_grid(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.keyboard.type("SELECT id, city FROM customers ORDER BY id LIMIT 150")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    # a live region around the results would read out every row of the grid
+    assert (
+        page.locator("[aria-live], [role=status], [role=log]")
+        .filter(has=page.locator("table.grid"))
+        .count()
+        == 0
+    )
+    said = page.locator("#run-announcer[role=status]")
+    page.wait_for_function("document.getElementById('run-announcer').textContent !== ''")
+    text = said.inner_text()
+    assert "Succeeded" in text and "150 rows" in text and "Page 1 of 2" in text
+    assert "Cancel" not in text and len(text) < 120
+    page.keyboard.press("Escape")
+    page.locator("#page-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.getElementById('run-announcer').textContent.includes('Page 2')"
+    )
+    page.context.close()

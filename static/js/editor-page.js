@@ -48,7 +48,19 @@
     focusWasIn =
       result && result.contains(target) && target.contains(document.activeElement) ? target : null;
   });
+  var announced = "";
+  function announce() {
+    var announcer = document.getElementById("run-announcer");
+    var head = document.querySelector("#result .run .run-head");
+    if (!announcer || !head) return;
+    var summary = head.cloneNode(true);
+    summary.querySelectorAll("form").forEach(function (form) { form.remove(); });
+    var pager = document.querySelector("#result .pager span");
+    var text = words(summary) + (pager ? ". " + words(pager) : "");
+    if (text !== announced) announcer.textContent = announced = text;
+  }
   document.addEventListener("htmx:afterSettle", function () {
+    announce();
     if (!focusWasIn) return;
     focusWasIn = null;
     var active = document.activeElement;
