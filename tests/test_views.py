@@ -433,3 +433,23 @@ def test_sign_in_and_the_password_asked_again_start_in_their_field(
     assert re.search(r'<input [^>]*name="login"[^>]*autofocus', login)
     again = client_for(alice).get(reverse("account_reauthenticate")).content.decode()
     assert re.search(r'<input [^>]*name="password"[^>]*autofocus', again)
+
+
+@pytest.mark.parametrize(
+    ("sql", "changed"),
+    [
+        ("UPDATE customers SET city = city WHERE id = 1", True),
+        # The rows shown come from the SELECT: they are not rows the UPDATE changed.
+        ("UPDATE customers SET city = city WHERE id = 1; SELECT 7 AS x", False),
+    ],
+)
+def test_only_rows_a_write_returned_are_called_changed(
+    carol: Any, sqlite_conn: Any, sql: str, changed: bool
+) -> None:
+    response = client_for(carol).post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": sql},
+        headers={"HX-Request": "true"},
+    )
+    assert QueryRun.objects.get().status == "succeeded"
+    assert (b"data-changed-rows" in response.content) is changed
