@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from allauth.account import forms as allauth_forms
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -179,3 +180,23 @@ class TableLabelForm(forms.Form):
 class MaskingRuleForm(forms.Form):
     semantic_type = forms.ChoiceField(choices=SemanticType.choices)
     strategy = forms.ChoiceField(choices=Strategy.choices)
+
+
+def _autofocus(form: forms.Form, name: str) -> None:
+    form.fields[name].widget.attrs["autofocus"] = True
+
+
+class LoginForm(allauth_forms.LoginForm):
+    """Sign-in with the cursor in the username field, so typing starts at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _autofocus(self, "login")
+
+
+class ReauthenticateForm(allauth_forms.ReauthenticateForm):
+    """The password asked again (approving a critical statement) with the cursor in it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _autofocus(self, "password")

@@ -123,6 +123,10 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 # Self sign-up is off: admins create accounts or the identity provider does.
 ACCOUNT_ADAPTER = "governance.auth.AccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "governance.forms.LoginForm",
+    "reauthenticate": "governance.forms.ReauthenticateForm",
+}
 SOCIALACCOUNT_ADAPTER = "governance.auth.SocialAccountAdapter"
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env_str("WARDEN_LOGIN_RATE_LIMIT", "5/5m/ip,5/5m/key"),

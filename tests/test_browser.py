@@ -140,3 +140,182 @@ def test_the_live_queue_keeps_its_filters_and_the_keyboard_focus(
     page.keyboard.press("j")
     assert page.evaluate("document.activeElement.textContent") == f"#{first.pk}"
     page.context.close()
+
+
+def _focused(page: Any) -> str:
+    return str(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+
+
+def test_keyboard_focus_survives_the_live_status_cancel_and_paging(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    grant(sqlite_conn, alice, "ddl")
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.locator(".cm-content").focus()
+    page.keyboard.type("DROP TABLE orders")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=pending_approval]")
+    run = page.locator("#result .run").get_attribute("id")
+    cancel = page.locator("#result .run-head button")
+    cancel.focus()
+    with page.expect_response(lambda r: "/runs/" in r.url, timeout=8000):
+        pass  # the status polls every 3 s and replaces the run, Cancel included
+    page.wait_for_timeout(200)
+    assert _focused(page) == cancel.get_attribute("id")  # still on Cancel, not on <body>
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-status=cancelled]")
+    page.wait_for_timeout(200)  # settled
+    assert _focused(page) == run  # the outcome, not <body>
+
+    page.locator(".cm-content").focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("SELECT id FROM customers ORDER BY id LIMIT 150")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    page.locator("#page-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Page 2 of 2")
+    page.wait_for_timeout(200)
+    assert _focused(page) == page.locator("#result .run").get_attribute("id")  # Next is gone
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert _focused(page) == "page-previous"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Page 1 of 2")
+    page.wait_for_timeout(200)
+    assert _focused(page) == page.locator("#result .run").get_attribute("id")  # no Previous
+    page.context.close()
+
+
+def test_a_run_in_flight_says_so_and_ctrl_enter_does_not_run_it_again(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    from governance.models import QueryRun
+
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.locator(".cm-content").focus()
+    page.keyboard.type(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 10000000) "
+        "SELECT count(*) FROM r"
+    )
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(200)
+    # While the statement runs in-process the result pane has nothing yet: say it is running.
+    assert page.locator("#run-progress").inner_text() == "Running…"
+    page.keyboard.press("Control+Enter")  # impatient: the first is still running
+    page.wait_for_selector("[data-status=succeeded]", timeout=20000)
+    page.wait_for_timeout(1500)  # a queued second submission would have gone out by now
+    assert QueryRun.objects.filter(user=alice).count() == 1
+    assert page.locator("#run-progress").inner_text() == ""  # done: nothing said any more
+    page.context.close()
+
+
+def test_re_run_from_history_by_keyboard_lands_in_the_editor(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    # Signed in, the editor has the focus: type at once.
+    assert page.evaluate("document.activeElement.classList.contains('cm-content')")
+    page.keyboard.type("SELECT id FROM customers ORDER BY id LIMIT 3")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    page.goto(f"{live_server.url}/history/")
+    page.get_by_role("link", name="Re-run").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/editor/?from=*")
+    page.wait_for_selector(".cm-content")
+    assert page.evaluate("document.activeElement.classList.contains('cm-content')")
+    hint = page.evaluate(
+        "document.getElementById("
+        "document.activeElement.getAttribute('aria-describedby')).textContent"
+    )
+    assert "Esc then Tab leaves the editor" in hint  # the way out of the Tab-indents editor
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#result [data-status=succeeded]")
+    page.context.close()
+
+
+def test_a_status_poll_with_nothing_new_leaves_the_held_run_in_place(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    # Re-inserting an unchanged "Held for approval" (role=alert, inside aria-live) every 3 s
+    # has screen readers announce it again and again.
+    from governance.models import QueryRun
+
+    grant(sqlite_conn, alice, "ddl")
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.keyboard.type("DROP TABLE orders")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=pending_approval]")
+    page.evaluate("document.querySelector('#result .run').wardenSeen = true")
+    with page.expect_response(lambda r: "/runs/" in r.url, timeout=8000):
+        pass  # a poll
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.querySelector('#result .run').wardenSeen") is True
+
+    QueryRun.objects.filter(user=alice).update(status="cancelled", error="Cancelled.")
+    page.wait_for_selector("[data-status=cancelled]", timeout=8000)  # news is swapped in
+    page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("username", "landing", "path", "select", "value"),
+    [
+        ("alice", "**/editor/**", "/history/", "#status", "queued"),
+        ("bob", "**/approvals/", "/approvals/", "#f-risk", "high"),
+    ],
+)
+def test_filters_can_be_chosen_with_the_arrow_keys(
+    browser: Any,
+    live_server: Any,
+    alice: Any,
+    bob: Any,
+    username: str,
+    landing: str,
+    path: str,
+    select: str,
+    value: str,
+) -> None:
+    # Submitting on change reloaded the page at the first arrow key, with focus gone: a
+    # keyboard user could only ever pick the option after the current one.
+    page = _sign_in(browser, live_server, username, landing)
+    page.goto(f"{live_server.url}{path}")
+    page.locator(select).focus()
+    while page.locator(select).input_value() != value:
+        page.keyboard.press("ArrowDown")
+        page.wait_for_timeout(100)
+        assert page.url == f"{live_server.url}{path}"
+    assert page.evaluate("document.activeElement.id") == select[1:]
+    while page.evaluate("document.activeElement.textContent") != "Filter":
+        page.keyboard.press("Tab")  # past the other filters, if any
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{path}?*{select[1:].removeprefix('f-')}={value}*")
+    page.context.close()
+
+
+def test_screen_readers_hear_the_outcome_of_a_run_not_the_whole_grid(
+    browser: Any, live_server: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+    page.keyboard.type("SELECT id, city FROM customers ORDER BY id LIMIT 150")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-status=succeeded]")
+    # a live region around the results would read out every row of the grid
+    assert (
+        page.locator("[aria-live], [role=status], [role=log]")
+        .filter(has=page.locator("table.grid"))
+        .count()
+        == 0
+    )
+    said = page.locator("#run-announcer[role=status]")
+    page.wait_for_function("document.getElementById('run-announcer').textContent !== ''")
+    text = said.inner_text()
+    assert "Succeeded" in text and "150 rows" in text and "Page 1 of 2" in text
+    assert "Cancel" not in text and len(text) < 120
+    page.keyboard.press("Escape")
+    page.locator("#page-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.getElementById('run-announcer').textContent.includes('Page 2')"
+    )
+    page.context.close()

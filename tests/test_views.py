@@ -406,3 +406,50 @@ def test_a_connection_number_out_of_bounds_names_the_real_bound(carol: Any, time
     assert "greater than or equal to 100." in body  # the timeout's real minimum
     assert "greater than or equal to 0." not in body
     assert 'min="100"' in body and 'max="3600000"' in body
+
+
+@pytest.mark.parametrize(
+    ("method", "name"), [("post", "run_create"), ("get", "approval_queue"), ("get", "history")]
+)
+def test_htmx_requests_after_the_session_ended_send_the_whole_page_to_login(
+    client: Client, method: str, name: str
+) -> None:
+    # Signed out in another tab: an htmx run or a poll must not swap the login page into the
+    # results pane or the queue; the browser goes to the login page, back here afterwards.
+    response = getattr(client, method)(
+        reverse(name),
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/editor/?run=7"},
+    )
+    assert response.status_code == 200  # htmx acts only on a successful response
+    assert response["HX-Redirect"] == "/accounts/login/?next=/editor/%3Frun%3D7"
+    assert "Location" not in response
+
+
+def test_sign_in_and_the_password_asked_again_start_in_their_field(
+    client: Client, alice: Any
+) -> None:
+    # Keyboard users type at once instead of tabbing through the page to the field.
+    login = client.get(reverse("account_login")).content.decode()
+    assert re.search(r'<input [^>]*name="login"[^>]*autofocus', login)
+    again = client_for(alice).get(reverse("account_reauthenticate")).content.decode()
+    assert re.search(r'<input [^>]*name="password"[^>]*autofocus', again)
+
+
+@pytest.mark.parametrize(
+    ("sql", "changed"),
+    [
+        ("UPDATE customers SET city = city WHERE id = 1", True),
+        # The rows shown come from the SELECT: they are not rows the UPDATE changed.
+        ("UPDATE customers SET city = city WHERE id = 1; SELECT 7 AS x", False),
+    ],
+)
+def test_only_rows_a_write_returned_are_called_changed(
+    carol: Any, sqlite_conn: Any, sql: str, changed: bool
+) -> None:
+    response = client_for(carol).post(
+        reverse("run_create"),
+        {"connection": sqlite_conn.pk, "sql": sql},
+        headers={"HX-Request": "true"},
+    )
+    assert QueryRun.objects.get().status == "succeeded"
+    assert (b"data-changed-rows" in response.content) is changed
