@@ -237,7 +237,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # The editor's sources and node_modules (static/editor/) are not served; only built files are.
-STATICFILES_DIRS = [("css", BASE_DIR / "static" / "css"), ("js", BASE_DIR / "static" / "js")]
+STATICFILES_DIRS = [
+    (name, BASE_DIR / "static" / name) for name in ("css", "js", "img")
+]  # not static/editor: the editor's sources
 STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static"))
 
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

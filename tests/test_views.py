@@ -70,12 +70,16 @@ def test_the_editor_runs_a_query_without_javascript(alice: Any, sqlite_conn: Any
 def test_htmx_submission_returns_the_run_fragment(alice: Any, sqlite_conn: Any) -> None:
     response = client_for(alice).post(
         reverse("run_create"),
-        {"connection": sqlite_conn.pk, "sql": "SELECT NULL AS missing"},
+        {"connection": sqlite_conn.pk, "sql": "SELECT NULL AS missing, 'NULL' AS text"},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200
     assert b"<html" not in response.content
-    assert b'class="null"' in response.content
+    body = response.content.decode()
+    # A real NULL says so to screen readers (grey italics alone do not); the text 'NULL' is text.
+    assert body.count('class="null"') == 1
+    assert body.count('<span class="visually-hidden nocopy">no value (NULL)</span>') == 1
+    assert "<td>NULL</td>" in body
 
 
 def test_json_and_array_cells_read_as_json_not_python(alice: Any, pg_conn: Any) -> None:
@@ -453,3 +457,11 @@ def test_only_rows_a_write_returned_are_called_changed(
     )
     assert QueryRun.objects.get().status == "succeeded"
     assert (b"data-changed-rows" in response.content) is changed
+
+
+def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(alice: Any) -> None:
+    from django.contrib.staticfiles import finders
+
+    page = client_for(alice).get(reverse("editor"))
+    assert b'<link rel="icon" href="/static/img/favicon.svg"' in page.content
+    assert finders.find("img/favicon.svg")
