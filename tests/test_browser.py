@@ -318,4 +318,9 @@ def test_screen_readers_hear_the_outcome_of_a_run_not_the_whole_grid(
     page.wait_for_function(
         "document.getElementById('run-announcer').textContent.includes('Page 2')"
     )
+    # the address follows the page, so a refresh (or a shared link) shows page 2 again
+    page.wait_for_url("**page=2")
+    page.reload()
+    page.wait_for_selector("[data-status=succeeded]")
+    assert "Page 2 of 2" in page.locator(".pager").inner_text()
     page.context.close()

@@ -145,6 +145,8 @@ def test_history_lists_runs_with_rerun_links(alice: Any, sqlite_conn: Any) -> No
     run = QueryRun.objects.get()
     page = client.get(reverse("history"))
     assert b"SELECT 42" in page.content and f"?from={run.pk}".encode() in page.content
+    # each Re-run link says which run it repeats, for a screen reader's list of links
+    assert f'aria-label="Re-run run {run.pk} on demo: SELECT 42"'.encode() in page.content
     rerun = client.get(reverse("editor") + f"?from={run.pk}")
     assert b"SELECT 42</textarea>" in rerun.content
 
