@@ -103,13 +103,24 @@ def map_error(exc: BaseException) -> TargetError:
 # Warden reads SQL as the server does by default: '…' strings with backslash escapes and
 # `…` identifiers. A server (or account) set to ANSI_QUOTES or NO_BACKSLASH_ESCAPES would read
 # the same text differently, e.g. a string to Warden would be an identifier to the server, so
-# every session takes these modes off its own copy of the server's sql_mode (ANSI implies
-# ANSI_QUOTES). Commas around the list let each mode be removed as a whole word.
-PARSING_MODES_OFF = (
-    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(REPLACE("
-    "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), "
-    "',NO_BACKSLASH_ESCAPES,', ','), ',ANSI,', ','))"
+# every session takes these modes off its own copy of the server's sql_mode. The combination
+# modes go too: ANSI implies ANSI_QUOTES, and MariaDB's ORACLE, POSTGRESQL, MSSQL, DB2 and MAXDB
+# imply it and switch grammars, and a list that keeps one of them gets ANSI_QUOTES back when it
+# is set. Commas around the list let each mode be removed as a whole word.
+_PARSING_MODES = (
+    "ANSI_QUOTES",
+    "NO_BACKSLASH_ESCAPES",
+    "ANSI",
+    "ORACLE",
+    "POSTGRESQL",
+    "MSSQL",
+    "DB2",
+    "MAXDB",
 )
+_MODES_EXPR = "CONCAT(',', @@SESSION.sql_mode, ',')"
+for _mode in _PARSING_MODES:
+    _MODES_EXPR = f"REPLACE({_MODES_EXPR}, ',{_mode},', ',')"
+PARSING_MODES_OFF = f"SET SESSION sql_mode = TRIM(BOTH ',' FROM {_MODES_EXPR})"
 
 
 def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:

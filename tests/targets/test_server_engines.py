@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pymysql
 import pytest
 
 from governance.targets import TargetConfig, TargetError, connect
@@ -266,6 +267,12 @@ def test_pg_cancel_while_blocked_on_a_lock(pg_engine: Engine) -> None:
         ("STRICT_TRANS_TABLES,ANSI_QUOTES,NO_ENGINE_SUBSTITUTION", "STRICT_TRANS_TABLES"),
         ("NO_BACKSLASH_ESCAPES", ""),
         ("", ""),
+        # MariaDB's combination modes imply ANSI_QUOTES and put it back when set again
+        ("ORACLE", "PIPES_AS_CONCAT"),
+        ("POSTGRESQL", "PIPES_AS_CONCAT"),
+        ("MSSQL", "PIPES_AS_CONCAT"),
+        ("DB2", "PIPES_AS_CONCAT"),
+        ("MAXDB", "PIPES_AS_CONCAT"),
     ],
 )
 def test_mysql_modes_that_change_how_sql_reads_are_turned_off(
@@ -281,11 +288,14 @@ def test_mysql_modes_that_change_how_sql_reads_are_turned_off(
             (default,) = cur.fetchone() or ("",)
             for mode in ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES"):
                 assert mode not in default.split(",")
-            cur.execute("SET SESSION sql_mode = %s", (modes,))
+            try:
+                cur.execute("SET SESSION sql_mode = %s", (modes,))
+            except pymysql.err.OperationalError:
+                pytest.skip(f"this server has no sql_mode {modes}")  # MySQL 8 has no ORACLE
             cur.execute(PARSING_MODES_OFF)
             cur.execute("SELECT @@SESSION.sql_mode")
             (after,) = cur.fetchone() or ("",)
-            for mode in ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"):
+            for mode in ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI", "ORACLE", "POSTGRESQL"):
                 assert mode not in after.split(",")
             assert set(left.split(",")) - {""} <= set(after.split(","))
             # and the text reads as Warden reads it: "x" is a string, \' an escaped quote
