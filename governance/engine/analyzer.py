@@ -164,12 +164,26 @@ def _shadowing_calls(
             if start in quoted and end is not None:
                 calls.append((sql[start : end + 1], "a quoted name keeps its case in PostgreSQL."))
     elif dialect == "mysql":
-        for func in tree.find_all(exp.Func):
-            start, end = func.meta.get("start"), func.meta.get("end")
-            if start is None or end is None:
+        # From the tokens, not the tree: sqlglot's own parsers for TRIM, SUBSTR, POSITION,
+        # GROUP_CONCAT, CAST, EXTRACT leave no position on the call. A name that is a table,
+        # column or alias (`INSERT INTO count (a)`) is an identifier in the tree: not a call.
+        names = {
+            node.meta.get("start")
+            for node in tree.find_all(exp.Identifier)
+            if not isinstance(node.parent, exp.Func)  # `now`() is Anonymous(`now`)
+        }
+        for token, after in itertools.pairwise(tokens):
+            if (
+                after.token_type != TokenType.L_PAREN
+                or token.text.lower() not in _MYSQL_SPACE_SENSITIVE
+                or token.token_type == TokenType.STRING
+                or token.start in names
+            ):
                 continue
-            name = sql[start : end + 1]
-            if name.lower() in _MYSQL_SPACE_SENSITIVE and sql[end + 1 : end + 2] != "(":
+            name = sql[token.start : token.end + 1]
+            if token.token_type == TokenType.IDENTIFIER:  # `count`(x)
+                calls.append((name, "MySQL calls a stored function for a quoted name."))
+            elif after.start != token.end + 1:
                 calls.append((name, "MySQL calls a stored function when a space follows."))
     return calls
 

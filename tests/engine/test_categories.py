@@ -102,6 +102,26 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "SELECT count (1) FROM t", U, Risk.HIGH),
     (MY, "SELECT SUM/**/(a) FROM t", U, Risk.HIGH),
     (MY, "SELECT COUNT(*), max(a), lower (b), TRIM(c), SUBSTRING(c, 1, 2) FROM t", R, Risk.LOW),
+    # A quoted name is never the built-in either; nor are the names sqlglot parses specially.
+    (MY, "SELECT `count`(a) FROM t", U, Risk.HIGH),
+    (MY, "SELECT `MAX`(a) FROM t", U, Risk.HIGH),
+    (MY, "SELECT `now`()", U, Risk.HIGH),
+    (MY, "SELECT trim (b) FROM t", U, Risk.HIGH),
+    (MY, "SELECT substr (b, 1, 2) FROM t", U, Risk.HIGH),
+    (MY, "SELECT position ('a' IN b) FROM t", U, Risk.HIGH),
+    (MY, "SELECT group_concat (b) FROM t", U, Risk.HIGH),
+    (MY, "SELECT `group_concat`(b) FROM t", U, Risk.HIGH),
+    (
+        MY,
+        "SELECT POSITION('a' IN c), GROUP_CONCAT(c), CAST(a AS CHAR), EXTRACT(YEAR FROM d),"
+        " TRIM(BOTH 'x' FROM c), SUBSTR(c, 1, 2) FROM t",
+        R,
+        Risk.LOW,
+    ),
+    # the same words as names, not calls
+    (MY, "SELECT `count`.a FROM `count`", R, Risk.LOW),
+    (MY, "INSERT INTO count (a) VALUES (1)", W, Risk.MEDIUM),
+    (MY, "SELECT * FROM (SELECT 1) AS max (a)", R, Risk.LOW),
     (PG, "LISTEN c", S, Risk.HIGH),
     (MY, "SET autocommit = 0", S, Risk.HIGH),
     (MY, "SET @a = 1", S, Risk.HIGH),
