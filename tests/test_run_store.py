@@ -116,11 +116,13 @@ def test_with_server_side_binding_the_intent_waits_for_the_disk(
 
     options = db.settings_dict["OPTIONS"]
     options["server_side_binding"] = True
+    db.features.__dict__.pop("uses_server_side_binding", None)  # a cached_property
     db.close()  # reconnect with it
     try:
         run = new_run(alice, sqlite_conn, Status.QUEUED)
         run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)], durable=False)
     finally:
         del options["server_side_binding"]
+        db.features.__dict__.pop("uses_server_side_binding", None)
         db.close()
     assert QueryRun.objects.filter(pk=run.pk).exists()

@@ -42,8 +42,8 @@ def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = T
     statement = _insert_with_event_sql()
     # An enclosing transaction decides for itself; server-side binding (an opt-in OPTION)
     # cannot send two commands in one query.
-    options = db.settings_dict["OPTIONS"]
-    lazy = not (durable or db.in_atomic_block or options.get("server_side_binding"))
+    server_binding = getattr(db.features, "uses_server_side_binding", False)
+    lazy = not (durable or db.in_atomic_block or server_binding)
     with db.cursor() as cursor:
         # Client-side binding (Django's default) sends this as one simple query, and
         # PostgreSQL runs one simple query as one transaction: SET LOCAL lasts for it alone.
