@@ -36,6 +36,7 @@ from .base import (
     check_statements,
     first_keyword,
 )
+from .pg_reach import dry_run_obstacle
 from .pg_support import connection_params, is_auth_failure
 from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
 
@@ -393,10 +394,14 @@ class PostgresSession(SessionBase):
         tables: Sequence[str] = (),
         timeout_ms: int,
     ) -> Preview:
-        """Dry-run the plain writes in a read-write transaction that is always rolled back.
+        """Dry-run the plain writes in a read-write transaction that is always rolled back,
+        when nothing they reach can act outside it; else the planner's estimates.
 
         ``timeout_ms`` bounds the whole batch (each statement gets what is left of it as its
-        statement_timeout). ``tables`` is not needed here: every PostgreSQL table rolls back.
+        statement_timeout). ``tables`` names every table the batch touches (``name`` or
+        ``schema.name``): a trigger, a rule or a foreign table there, or on a table a foreign
+        key's action changes, could reach outside the transaction (dblink, a foreign server,
+        NOTIFY), so the preview runs nothing and asks EXPLAIN instead.
         """
         items, count = plan(statements, dml)
         if count == 0:
@@ -405,13 +410,23 @@ class PostgresSession(SessionBase):
         budget = Budget(timeout_ms)
         rows: list[int | None] = [None] * len(items)
         index = 0
+        method, note = "none", "The preview could not start; nothing was run."
         error: TargetError | None = None
         try:
             self._begin(read_only=False)
+            obstacle = dry_run_obstacle(self._conn, tables)
+            if obstacle is None:
+                method, note = "dry_run", DRY_RUN_NOTE
+            else:
+                method = "explain"
+                note = f"{obstacle}, so nothing was run: these are the planner's estimates."
             for index, statement in enumerate(items[:count]):
                 timeout = str(budget.remaining_ms())
                 self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
-                rows[index] = self._changed_rows(statement)
+                if method == "dry_run":
+                    rows[index] = self._changed_rows(statement)
+                else:
+                    rows[index] = self._estimated_rows(statement)
                 self._check_in_transaction(read_only=False)
         except psycopg.Error as exc:
             error = map_error(exc)
@@ -421,7 +436,26 @@ class PostgresSession(SessionBase):
             self._rollback()
         if error is not None:
             rows[index] = None
-        return outcome("dry_run", rows, count, DRY_RUN_NOTE, error, index)
+        return outcome(method, rows, count, note, error, index)
+
+    def _estimated_rows(self, statement: str) -> int | None:
+        self._describe(statement)  # refuses several commands
+        with self._conn.cursor() as cur:
+            cur.execute(f"EXPLAIN (FORMAT JSON) {statement}", prepare=False)
+            row = cur.fetchone()
+        plans: Any = row[0] if row else None
+        # One entry per query a rule adds (a utility such as NOTIFY is a bare name): the
+        # statement's own plan is the first with a ModifyTable, which returns no rows itself,
+        # so what it changes is the estimate of the node below it.
+        for entry in plans if isinstance(plans, list) else ():
+            node = entry.get("Plan") if isinstance(entry, dict) else None
+            if not isinstance(node, dict):
+                continue
+            if node.get("Node Type") == "ModifyTable" and node.get("Plans"):
+                node = node["Plans"][0]
+            rows = node.get("Plan Rows")
+            return int(rows) if isinstance(rows, int | float) else None
+        return None
 
     def _changed_rows(self, statement: str) -> int | None:
         columns = self._describe(statement)  # refuses several commands

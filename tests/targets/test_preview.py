@@ -200,6 +200,79 @@ def test_pg_merge_and_data_modifying_cte(pg_engine: Engine) -> None:
     _assert_unchanged(pg_engine)
 
 
+def _estimated(preview: Preview) -> bool:
+    """The planner's guess for t, which has never been analysed: a count, not the truth."""
+    (rows,) = preview.rows
+    return preview.estimated and isinstance(rows, int) and rows >= 1
+
+
+def test_pg_dry_run_needs_tables_nothing_can_escape(pg_engine: Engine, table_name: str) -> None:
+    """A trigger or a rule can act outside the rolled-back transaction (dblink, a foreign
+    server, NOTIFY); a write reaching one is estimated by EXPLAIN, never run."""
+    from .conftest import _pg_admin
+
+    log, child = f"{table_name}_log", f"{table_name}_child"
+    with connect(pg_engine.config) as session:
+        plain = _preview(session, ["DELETE FROM t WHERE id > 1"], tables=["public.t"])
+        assert (plain.method, plain.rows) == ("dry_run", (2,))
+        unknown = _preview(session, ["DELETE FROM t"], tables=[])
+        assert unknown.method == "explain" and "not known" in unknown.note
+        view = _preview(session, ["DELETE FROM t"], tables=["t", "v"])
+        assert view.method == "explain" and "v is a view" in view.note
+        for missing in (["t", "no_such_table"], ["a.b.c.d"]):
+            gone = _preview(session, ["DELETE FROM t"], tables=missing)
+            assert gone.method == "explain" and "not found" in gone.note
+            assert gone.error is None and _estimated(gone)
+    ddl = [
+        f"CREATE TABLE {log} (id int)",
+        f"CREATE FUNCTION {log}_f() RETURNS trigger LANGUAGE plpgsql AS"
+        f" $$BEGIN INSERT INTO {log} VALUES (OLD.id); PERFORM pg_notify('{log}', 'x');"
+        " RETURN OLD; END$$",
+    ]
+    cases = [
+        (  # a trigger on the written table
+            [f"CREATE TRIGGER {log}_t AFTER DELETE ON t FOR EACH ROW EXECUTE FUNCTION {log}_f()"],
+            "t has triggers",
+            [f"DROP TRIGGER {log}_t ON t"],
+        ),
+        (  # a rule on the written table
+            [f"CREATE RULE {log}_r AS ON DELETE TO t DO ALSO NOTIFY {log}"],
+            "t has rules",
+            [f"DROP RULE {log}_r ON t"],
+        ),
+        (  # a trigger on a table a cascading foreign key changes
+            [
+                f"CREATE TABLE {child} (t_id int REFERENCES t (id) ON DELETE CASCADE)",
+                f"CREATE TRIGGER {log}_c AFTER DELETE ON {child}"
+                f" FOR EACH ROW EXECUTE FUNCTION {log}_f()",
+            ],
+            f"{child} has triggers",
+            [f"DROP TABLE {child}"],
+        ),
+    ]
+    with _pg_admin(pg_engine.config.database) as admin:
+        for statement in ddl:
+            admin.execute(statement)
+        try:
+            for setup, why, teardown in cases:
+                for statement in setup:
+                    admin.execute(statement)
+                try:
+                    with connect(pg_engine.config) as session:
+                        preview = _preview(session, ["DELETE FROM t"])
+                        assert preview.method == "explain" and why in preview.note, preview.note
+                        assert preview.error is None and _estimated(preview)
+                        _assert_no_open_transaction(pg_engine, session)
+                finally:
+                    for statement in teardown:
+                        admin.execute(statement)
+            assert pg_engine.scalar(f"SELECT count(*) FROM {log}") == 0  # nothing ever fired
+        finally:
+            admin.execute(f"DROP FUNCTION {log}_f() CASCADE")
+            admin.execute(f"DROP TABLE {log}")
+    _assert_unchanged(pg_engine)
+
+
 # -- MariaDB ----------------------------------------------------------------------------------
 
 
