@@ -146,6 +146,9 @@ def _reason(reason: Any) -> str:
     return reason.strip()
 
 
+POWERFUL_CAPABILITIES = frozenset({Capability.DDL.value, Capability.ADMIN.value})
+
+
 def access_request(
     *, caller: Caller, connection: Connection, capabilities: Any, hours: Any, reason: Any
 ) -> ApprovalRequest:
@@ -155,12 +158,15 @@ def access_request(
     unknown = [c for c in capabilities if c not in Capability.values]
     if unknown:
         raise InvalidRequest(f"Unknown capability: {', '.join(map(str, unknown))[:100]}.")
+    # Schema changes and administration can do what no review of one statement would catch:
+    # asking for them is critical (the seeded policy: two approvers, re-authentication).
+    risk = "critical" if POWERFUL_CAPABILITIES & set(capabilities) else "high"
     with transaction.atomic():
         request = _new_request(
             kind=Kind.ACCESS,
             connection=connection,
             requester=caller.user,
-            risk="high",
+            risk=risk,
             capabilities=sorted(set(capabilities)),
             duration=_duration(hours),
             purpose=_reason(reason),

@@ -18,6 +18,7 @@ from approvals.services import (
     ReauthenticationNeeded,
     ReviewRefused,
     access_request,
+    needs_reauthentication,
     request_review,
     requests_expire,
 )
@@ -282,6 +283,24 @@ def test_just_in_time_access_creates_an_expiring_audited_grant(
     assert grants_expire(now=timezone.now() + dt.timedelta(hours=4)) == 0  # recorded once
     event = AuditEvent.objects.get(kind="access.expired")
     assert event.detail["grantee"] == "alice" and event.detail["capabilities"] == ["write"]
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "risk", "approvals"),
+    [(["read", "write"], "high", 1), (["read", "ddl"], "critical", 2), (["admin"], "critical", 2)],
+)
+def test_asking_for_schema_or_admin_rights_is_critical(
+    alice: Any, bob: Any, pg_conn: Any, capabilities: list[str], risk: str, approvals: int
+) -> None:
+    request = access_request(
+        caller=Caller(user=alice),
+        connection=pg_conn,
+        capabilities=capabilities,
+        hours=1,
+        reason="migration INC-7",
+    )
+    assert (request.risk, request.required_approvals) == (risk, approvals)
+    assert needs_reauthentication(request) is (risk == "critical")
 
 
 @pytest.mark.parametrize(
