@@ -28,7 +28,7 @@ from .base import (
     check_statements,
     first_keyword,
 )
-from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
+from .preview import Budget, not_previewed, plan, try_statements
 
 DEFAULT_PORT = 3306
 BINARY_CHARSET = 63
@@ -324,41 +324,33 @@ class MySQLSession(SessionBase):
             why = "MySQL commits schema changes implicitly, so they cannot be tried and undone."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
-        rows: list[int | None] = [None] * len(items)
-        index = 0
-        method, note = "none", "The preview could not start; nothing was run."
-        error: TargetError | None = None
-        try:
+
+        def start() -> str | None:
             self._begin(read_only=False)
-            obstacle = self._dry_run_obstacle(tables)
-            if obstacle is None:
-                method, note = "dry_run", DRY_RUN_NOTE
+            return self._dry_run_obstacle(tables)
+
+        def step(statement: str, dry_run: bool) -> int | None:
+            seconds = budget.remaining_ms() / 1000
+            if self.is_mariadb:
+                self._command("SET SESSION max_statement_time = %s", (seconds,))
             else:
-                method = "explain"
-                note = f"{obstacle}, so nothing was run: these are the planner's estimates."
-            for index, statement in enumerate(items[:count]):
-                seconds = budget.remaining_ms() / 1000
-                if self.is_mariadb:
-                    self._command("SET SESSION max_statement_time = %s", (seconds,))
-                else:
-                    self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
-                if method == "dry_run":
-                    rows[index] = self._changed_rows(statement)
-                else:
-                    rows[index] = self._estimated_rows(statement)
-                self._command("SELECT 1")  # refreshes the server status flags
-                status = int(getattr(self._conn, "server_status", 0) or 0)
-                if not status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
-                    raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
-        except pymysql.err.MySQLError as exc:
-            error = map_error(exc)
-        except TargetError as exc:
-            error = exc
-        finally:
-            self._rollback()
-        if error is not None:
-            rows[index] = None
-        return outcome(method, rows, count, note, error, index)
+                self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
+            rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            self._command("SELECT 1")  # refreshes the server status flags
+            status = int(getattr(self._conn, "server_status", 0) or 0)
+            if not status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+                raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+            return rows
+
+        return try_statements(
+            items,
+            count,
+            start=start,
+            step=step,
+            rollback=self._rollback,
+            db_error=pymysql.err.MySQLError,
+            map_error=map_error,
+        )
 
     def _dry_run_obstacle(self, tables: Sequence[str]) -> str | None:
         """Why the statements must not run, even in a transaction; None when they may."""

@@ -38,7 +38,7 @@ from .base import (
 )
 from .pg_reach import dry_run_obstacle
 from .pg_support import connection_params, is_auth_failure
-from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
+from .preview import Budget, not_previewed, plan, try_statements
 
 # Readable names for the common built-in types (the rest are looked up once per session).
 _BUILTIN_TYPES: dict[int, str] = {
@@ -408,35 +408,27 @@ class PostgresSession(SessionBase):
             why = "PostgreSQL schema changes take strong locks, so they are not tried."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
-        rows: list[int | None] = [None] * len(items)
-        index = 0
-        method, note = "none", "The preview could not start; nothing was run."
-        error: TargetError | None = None
-        try:
+
+        def start() -> str | None:
             self._begin(read_only=False)
-            obstacle = dry_run_obstacle(self._conn, tables)
-            if obstacle is None:
-                method, note = "dry_run", DRY_RUN_NOTE
-            else:
-                method = "explain"
-                note = f"{obstacle}, so nothing was run: these are the planner's estimates."
-            for index, statement in enumerate(items[:count]):
-                timeout = str(budget.remaining_ms())
-                self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
-                if method == "dry_run":
-                    rows[index] = self._changed_rows(statement)
-                else:
-                    rows[index] = self._estimated_rows(statement)
-                self._check_in_transaction(read_only=False)
-        except psycopg.Error as exc:
-            error = map_error(exc)
-        except TargetError as exc:
-            error = exc
-        finally:
-            self._rollback()
-        if error is not None:
-            rows[index] = None
-        return outcome(method, rows, count, note, error, index)
+            return dry_run_obstacle(self._conn, tables)
+
+        def step(statement: str, dry_run: bool) -> int | None:
+            timeout = str(budget.remaining_ms())
+            self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+            rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            self._check_in_transaction(read_only=False)
+            return rows
+
+        return try_statements(
+            items,
+            count,
+            start=start,
+            step=step,
+            rollback=self._rollback,
+            db_error=psycopg.Error,
+            map_error=map_error,
+        )
 
     def _estimated_rows(self, statement: str) -> int | None:
         self._describe(statement)  # refuses several commands

@@ -20,7 +20,8 @@ and rows it changes stay locked until the rollback (at most ``timeout_ms``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .base import Preview, TargetError, check_statements, first_keyword
 
@@ -67,6 +68,45 @@ class Budget:
         if left <= 0:
             raise TargetError("timeout", "the preview ran out of time")
         return left
+
+
+def try_statements(
+    items: Sequence[str],
+    count: int,
+    *,
+    start: Callable[[], str | None],
+    step: Callable[[str, bool], int | None],
+    rollback: Callable[[], None],
+    db_error: type[BaseException],
+    map_error: Callable[[Any], TargetError],
+) -> Preview:
+    """Preview the first ``count`` of ``items``, one driver's way, and always roll back.
+
+    ``start`` opens the transaction and says why a dry run must not happen (None: it may);
+    ``step(statement, dry_run)`` runs the statement or asks the planner, and returns its rows.
+    """
+    rows: list[int | None] = [None] * len(items)
+    index = 0
+    method, note = "none", "The preview could not start; nothing was run."
+    error: TargetError | None = None
+    try:
+        obstacle = start()
+        if obstacle is None:
+            method, note = "dry_run", DRY_RUN_NOTE
+        else:
+            method = "explain"
+            note = f"{obstacle}, so nothing was run: these are the planner's estimates."
+        for index, statement in enumerate(items[:count]):
+            rows[index] = step(statement, method == "dry_run")
+    except TargetError as exc:
+        error = exc
+    except db_error as exc:
+        error = map_error(exc)
+    finally:
+        rollback()
+    if error is not None:
+        rows[index] = None
+    return outcome(method, rows, count, note, error, index)
 
 
 def not_previewed(count: int, why: str) -> Preview:

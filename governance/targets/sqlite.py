@@ -27,7 +27,7 @@ from .base import (
     TargetError,
     check_statements,
 )
-from .preview import DRY_RUN_NOTE, Budget, not_previewed, outcome, plan
+from .preview import Budget, not_previewed, plan, try_statements
 
 PROGRESS_STEPS = 1000  # VM instructions between progress-handler calls
 CANCEL_POLL_S = 0.05
@@ -355,36 +355,42 @@ class SQLiteSession(SessionBase):
         if count == 0:
             return not_previewed(len(items), "Schema changes are not tried.")
         budget = Budget(timeout_ms)
-        rows: list[int | None] = [None] * len(items)
-        index = 0
-        error: TargetError | None = None
-        conn: sqlite3.Connection | None = None
+        opened: list[sqlite3.Connection] = []
         self._interrupt = None
         self._denied = None
         self._previewing = True
-        try:
+
+        def start() -> None:  # every SQLite table rolls back: always a dry run
             conn = self._connection(read_only=False)
+            opened.append(conn)
             self._control(conn, "BEGIN")
-            for index, statement in enumerate(items[:count]):
-                self._deadline = time.monotonic() + budget.remaining_ms() / 1000
-                rows[index] = self._changed_rows(conn, statement)
-                if not conn.in_transaction:
-                    raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
-        except sqlite3.Error as exc:
-            error = self._map_error(exc)
-        except TargetError as exc:
-            error = exc
-        finally:
+
+        def step(statement: str, dry_run: bool) -> int:
+            (conn,) = opened
+            self._deadline = time.monotonic() + budget.remaining_ms() / 1000
+            rows = self._changed_rows(conn, statement)
+            if not conn.in_transaction:
+                raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+            return rows
+
+        def rollback() -> None:
             self._previewing = False
             self._deadline = None
-            if conn is not None:
+            for conn in opened:
                 self._rollback(conn)
                 if conn.in_transaction:  # the rollback failed: never reuse this connection
                     conn.close()
                     self._rw = None
-        if error is not None:
-            rows[index] = None
-        return outcome("dry_run", rows, count, DRY_RUN_NOTE, error, index)
+
+        return try_statements(
+            items,
+            count,
+            start=start,
+            step=step,
+            rollback=rollback,
+            db_error=sqlite3.Error,
+            map_error=self._map_error,
+        )
 
     @staticmethod
     def _changed_rows(conn: sqlite3.Connection, statement: str) -> int:
