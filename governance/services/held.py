@@ -61,16 +61,7 @@ def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datet
     if not released:
         return False
     run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
-    record(
-        "query.released",
-        Caller.of_run(run),
-        run.connection,
-        run_id=run.pk,
-        sql=run.sql,
-        decision=run.decision,
-        risk=run.risk,
-        detail={"approval": approval},
-    )
+    _record_run("query.released", run, detail={"approval": approval})
     if run.mode == QueryRun.Mode.INTERACTIVE:
         transaction.on_commit(partial(_dispatch, run))
     return True
@@ -84,15 +75,19 @@ def run_close(*, run: QueryRun, status: str, error: str, detail: dict[str, Any])
     )
     if closed:
         run.status, run.error = status, error
-        record(
-            f"query.{status}",
-            Caller.of_run(run),
-            run.connection,
-            run_id=run.pk,
-            sql=run.sql,
-            decision=run.decision,
-            risk=run.risk,
-            error=error,
-            detail=detail,
-        )
+        _record_run(f"query.{status}", run, error=error, detail=detail)
     return bool(closed)
+
+
+def _record_run(kind: str, run: QueryRun, **fields: Any) -> None:
+    """Audit `kind` about a held run, naming its requester, connection, SQL and decision."""
+    record(
+        kind,
+        Caller.of_run(run),
+        run.connection,
+        run_id=run.pk,
+        sql=run.sql,
+        decision=run.decision,
+        risk=run.risk,
+        **fields,
+    )
