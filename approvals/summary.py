@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from approvals.models import ApprovalRequest
@@ -43,15 +42,3 @@ def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str
             reviews=[r.to_dict() for r in reviews],
         )
     return data
-
-
-def printable(text: str) -> str:
-    """Control and format characters escaped (\\x1b, \\r, \\u202e): what a requester wrote must not
-    drive the approver's terminal (erase or overwrite the statement under review), nor reorder
-    what a browser displays (a right-to-left override)."""
-    return "".join(
-        c
-        if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
-        else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )

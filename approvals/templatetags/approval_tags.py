@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 
 from approvals.services import counted_approvals
-from approvals.summary import printable
+from governance.services.values import printable
 
 register = template.Library()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import unicodedata
 import uuid
 from typing import Any
 
@@ -74,3 +75,15 @@ def to_csv_cell(value: Any) -> str:
         return ""
     cell = as_text(to_json_cell(value, whole=True))
     return cell if isinstance(cell, str) else str(cell)
+
+
+def printable(text: str) -> str:
+    """Control and format characters escaped (\\x1b, \\r, \\u202e): what a requester wrote must not
+    drive the approver's terminal (erase or overwrite the statement under review), nor reorder
+    what a browser displays (a right-to-left override)."""
+    return "".join(
+        c
+        if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
+        else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )

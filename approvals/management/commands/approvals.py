@@ -20,8 +20,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from approvals.models import ApprovalRequest
 from approvals.services import ReviewRefused, plain_text, request_review
-from approvals.summary import printable, request_summary
+from approvals.summary import request_summary
 from governance.services.caller import Caller
+from governance.services.values import printable
 
 EXIT = {"ok": 0, "refused": 1, "usage": 2}
 

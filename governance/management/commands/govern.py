@@ -14,7 +14,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from approvals.summary import printable
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import QueryRun
@@ -27,7 +26,7 @@ from governance.services.runs import (
     run_submit,
     sql_reject,
 )
-from governance.services.values import as_text
+from governance.services.values import as_text, printable
 
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "waiting": 3, "denied": 4}
 STATUS_EXIT = {
