@@ -109,8 +109,9 @@ def test_the_batch_takes_its_strictest_decision(alice: Any, pg_conn: Any) -> Non
 
 def test_a_parse_error_is_denied_with_the_parsers_message(alice: Any, pg_conn: Any) -> None:
     run = submit(alice, pg_conn, "SELEC FROM WHERE (")
-    assert run.status == "denied"
-    assert run.reasons[0]["rule"] == "parse-error"
+    assert run.status == "denied" and run.risk == "low"
+    assert run.reasons[0]["rule"] == "syntax-error"
+    assert run.reasons[0]["message"].startswith("Syntax error near")
 
 
 @pytest.mark.parametrize(

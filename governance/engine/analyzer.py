@@ -82,13 +82,48 @@ def _parse(tokens: list[Token], sql: str, dialect: str) -> list[exp.Expr | None]
 
 
 def _parse_error_message(error: ParseError) -> str:
+    """A syntax error in words ("Syntax error near 'FROM' (line 1, column 15): …")."""
     if error.errors:
         first: dict[str, Any] = error.errors[0]
-        near = str(first.get("highlight") or "").strip()
-        where = f" (line {first.get('line')}, column {first.get('col')}"
-        where += f", near '{near[:40]}')" if near else ")"
-        return f"{first.get('description') or 'Invalid SQL'}{where}"
-    return str(error).splitlines()[0][:200]
+        near = " ".join(str(first.get("highlight") or "").split())[:40]
+        where = f"line {first.get('line')}, column {first.get('col')}"
+        head = f"Syntax error near '{near}' ({where})" if near else f"Syntax error ({where})"
+        return f"{head}: {_in_words(str(first.get('description') or ''))}"
+    return f"Syntax error: {_in_words(str(error).splitlines()[0][:200])}"
+
+
+_MISSING_AFTER = {
+    "and": "a condition is missing after AND",
+    "or": "a condition is missing after OR",
+    "where": "WHERE needs a condition",
+    "having": "HAVING needs a condition",
+    "limit": "LIMIT needs a number",
+    "offset": "OFFSET needs a number",
+    "not": "NOT needs a condition",
+    "in": "IN needs a list or a subquery",
+    "between": "BETWEEN needs two bounds",
+    "like": "LIKE needs a pattern",
+    "alias": "an alias is missing after AS",
+    "cast": "CAST needs a type",
+}
+
+
+def _in_words(description: str) -> str:
+    """sqlglot's description without class names or token reprs."""
+    if description.startswith("Required keyword:") and "<class '" in description:
+        node = description.rsplit(".", 1)[-1].rstrip("'>").lower()
+        return _MISSING_AFTER.get(node, "an expression or clause is incomplete")
+    if description.startswith("Expected table name"):
+        if "SENTINEL" in description:
+            return "a table name is missing at the end of the statement"
+        return "a table name is missing"
+    if description.startswith("Invalid expression / Unexpected token"):
+        return "unexpected text here; check for a misspelt keyword or a missing comma"
+    if description.startswith("Expecting )"):
+        return "a closing parenthesis is missing"
+    if "<" in description and ">" in description:  # some other internal repr
+        return "the statement is incomplete or malformed here"
+    return description.rstrip(".") or "the statement is malformed here"
 
 
 def _into_file(tokens: tuple[Token, ...]) -> bool:
@@ -249,7 +284,7 @@ def _analyze_batch(sql: str, dialect: str) -> Analysis:
         source = chunk.source(sql)
         verdict = _classify_chunk(chunk.tokens, sql, source, dialect, depth=0)
         if isinstance(verdict, str):
-            return Analysis(dialect, (), verdict)
+            return Analysis(dialect, (), verdict, syntax_error=True)
         in_chunk = _executable_comments(chunk, dialect) if mysql else 0
         if in_chunk:
             found += in_chunk
@@ -280,9 +315,12 @@ def _analyze(sql: str, dialect: str) -> Analysis:
     except (_TooComplex, RecursionError):
         return Analysis(dialect, (), TOO_COMPLEX)
     except (TokenError, LexError) as error:
-        return Analysis(dialect, (), f"Could not read the SQL: {str(error)[:200]}")
+        text = str(error)[:200]
+        return Analysis(
+            dialect, (), f"Syntax error: could not read the SQL ({text})", syntax_error=True
+        )
     except ParseError as error:
-        return Analysis(dialect, (), _parse_error_message(error))
+        return Analysis(dialect, (), _parse_error_message(error), syntax_error=True)
     except Exception as error:  # fail closed: sqlglot bugs must not let anything through
         return Analysis(dialect, (), f"{TOO_COMPLEX[:-1]} ({type(error).__name__}).")
 

@@ -45,9 +45,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         restricted_predicate=True,
         categories=frozenset({Category.READ}),
         message=(
-            "This statement filters, joins, groups or sorts on a restricted column (national "
-            "ids, card numbers, IBANs, secrets), which can reveal masked values one guess at a "
-            "time; an approver must review it first."
+            "A sensitive value shapes this statement's result other than through its mask: a "
+            "restricted column (national ids, card numbers, IBANs, secrets) is filtered, "
+            "joined, sorted, grouped or computed on, or a sensitive value feeds a row "
+            "generator. That can reveal masked values, so an approver must review it first."
         ),
     ),
     Rule(

@@ -73,6 +73,8 @@ class Context:
     # Statements (by index) that filter, join, group or sort on a restricted column: inference
     # probes, found by the masking rewrite.
     probe_statements: frozenset[int] = frozenset()
+    # (statement index, where the probed values flow), said in the guardrail's reason.
+    probe_reasons: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,11 @@ def _decide_statement(
         # Fail closed: only a deny, or a rule that names the unknown category, decides unknowns.
         if is_unknown and rule.action != Action.DENY and Category.UNKNOWN not in rule.categories:
             continue
-        return rule.action, Reason(
-            rule.name, rule.id, rule_message(rule, statement), statement.index, rule.action
-        )
+        message = rule_message(rule, statement)
+        if rule.restricted_predicate:
+            flows = dict(context.probe_reasons).get(statement.index)
+            message = f"{message} {flows}" if flows else message
+        return rule.action, Reason(rule.name, rule.id, message, statement.index, rule.action)
     if is_unknown:
         message = f"{statement.explanation} Unrecognised statements are never run."
         return Action.DENY, Reason("unknown-statement", None, message, statement.index, Action.DENY)
@@ -304,6 +308,10 @@ def _ordered(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
 
 def _decide(sql: str, dialect: str, context: Context, rules: tuple[Rule, ...]) -> Decision:
     analysis = analyze(sql, dialect)
+    if analysis.error is not None and analysis.syntax_error:
+        # Nothing was understood, so nothing can run; a typo is not a high risk.
+        reason = Reason("syntax-error", None, f"{analysis.error}.", None, Action.DENY)
+        return Decision(Action.DENY, Risk.LOW, analysis, (reason,))
     if analysis.error is not None:
         message = f"Warden could not analyze this SQL, so it will not run it: {analysis.error}"
         reason = Reason("parse-error", None, message, None, Action.DENY)

@@ -103,6 +103,7 @@ class Analysis:
     dialect: str
     statements: tuple[Statement, ...]
     error: str | None = None
+    syntax_error: bool = False  # the error is a syntax error in the user's text
 
     @property
     def ok(self) -> bool:
@@ -111,7 +112,7 @@ class Analysis:
     @property
     def risk(self) -> Risk:
         if self.error is not None:
-            return Risk.HIGH
+            return Risk.LOW if self.syntax_error else Risk.HIGH
         return max_risk(*(s.risk for s in self.statements))
 
     @property

@@ -43,7 +43,11 @@ class Guardrail(models.Model):
     )
     restricted_predicate = models.BooleanField(
         default=False,
-        help_text="Filters, joins, groups or sorts on a restricted column (an inference probe).",
+        help_text=(
+            "A sensitive value shapes the result other than through its mask: any use of a "
+            "restricted column, or a row generator fed by any sensitive column (an inference "
+            "probe)."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -101,6 +101,7 @@ def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPol
                         semantic_type=column.semantic_type,
                         strategy=masking.Strategy.SCAN,
                         rule="free text: scanned",
+                        sensitivity=column.sensitivity,
                     )
                 )
             continue
@@ -112,6 +113,7 @@ def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPol
                 semantic_type=column.semantic_type,
                 strategy=masking.Strategy(strategy),
                 rule=f"{column.semantic_type}: {strategy}",
+                sensitivity=column.sensitivity,
             )
         )
     return masking.MaskingPolicy(
@@ -148,7 +150,21 @@ class MaskPlan:
 
     @property
     def probe_statements(self) -> frozenset[int]:
-        return frozenset(i for i, r in enumerate(self.results) if r is not None and r.probes)
+        """Statements the inference-probe guardrail holds (see engine.masking.probes)."""
+        return frozenset(
+            i
+            for i, r in enumerate(self.results)
+            if r is not None and any(p.holds for p in r.probes)
+        )
+
+    @property
+    def probe_reasons(self) -> tuple[tuple[int, str], ...]:
+        """(statement index, where the held probes' values flow) for the guardrail's reason."""
+        return tuple(
+            (i, masking.describe_probes(r.probes))
+            for i, r in enumerate(self.results)
+            if r is not None and any(p.holds for p in r.probes)
+        )
 
     @property
     def held(self) -> list[str]:
@@ -181,7 +197,16 @@ class MaskPlan:
                     "conservative": r.conservative,
                     "touches_sensitive": r.touches_sensitive,
                     "held": r.held,
-                    "probes": [list(p) for p in r.probes],
+                    "probes": [
+                        {
+                            "table": p.table,
+                            "column": p.column,
+                            "kind": p.kind,
+                            "where": p.where,
+                            "holds": p.holds,
+                        }
+                        for p in r.probes
+                    ],
                 }
                 for r in self.results
             ],

@@ -94,7 +94,9 @@ def _decide(
     if analysis.error is None:
         statements = [{"sql": s.sql, "category": s.category.value} for s in analysis.statements]
         plan = mask_plan(user=caller.user, connection=connection, statements=statements)
-        context = replace(context, probe_statements=plan.probe_statements)
+        context = replace(
+            context, probe_statements=plan.probe_statements, probe_reasons=plan.probe_reasons
+        )
     decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=rules)
     detail = decision.to_dict()
     refusals = _batch_refusals(detail, context, mode)

@@ -135,8 +135,26 @@ def test_admin_categories_need_the_admin_capability() -> None:
 def test_parse_error_denies_with_the_parsers_message() -> None:
     decision = run("SELEC 1")
     assert decision.action == Action.DENY
-    assert decision.reasons[0].rule == "parse-error"
+    assert decision.reasons[0].rule == "syntax-error"
     assert decision.analysis.error and decision.analysis.error in decision.reasons[0].message
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("SELECT 1 * FROM t", "Syntax error near 'FROM' (line 1, column 15)"),
+        ("SELECT * FROM t WHERE id = 1 AND", "a condition is missing after AND"),
+        ("SELECT * FROM", "a table name is missing"),
+        ("SELECT (1", "a closing parenthesis is missing"),
+        ("SELECT 'abc", "Syntax error: could not read the SQL"),
+    ],
+)
+def test_a_syntax_error_says_where_in_words_and_is_not_a_high_risk(sql: str, said: str) -> None:
+    decision = run(sql)
+    message = decision.reasons[0].message
+    assert decision.action == Action.DENY and decision.risk.value == "low"
+    assert said in message
+    assert "<class" not in message and "sqlglot" not in message and "Token" not in message
 
 
 def test_unknown_is_denied_even_without_rules() -> None:

@@ -258,7 +258,14 @@ def test_probes() -> None:
         "postgres",
         POLICY,
     )
-    assert result.probes == (("customers", "ssn"), ("payment_cards", "card_number"))
+    held = {(p.table, p.column, p.kind, p.where) for p in result.probes if p.holds}
+    assert held == {
+        ("customers", "ssn", "filter", "a join condition"),
+        ("payment_cards", "card_number", "filter", "a join condition"),
+        ("payment_cards", "card_number", "order", "ORDER BY"),
+    }
+    lookups = {(p.table, p.column, p.kind) for p in result.probes if not p.holds}
+    assert lookups == {("customers", "email", "filter")}  # a lookup by e-mail is allowed
     assert result.touches_sensitive and result.sql.startswith("SELECT c.id")
 
 

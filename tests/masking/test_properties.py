@@ -115,7 +115,8 @@ def test_mask_expression_dialects() -> None:
     assert "RIGHT(CAST(x AS CHAR), 4)" in my
     lite = mask_expression(value, "phone", Strategy.PSEUDONYM, "sqlite", "k").sql("sqlite")
     assert lite == "WARDEN_PSEUDONYM(x)"
-    assert mask_expression(value, "email", Strategy.NULL, "mysql", "k").sql("mysql") == "NULL"
+    nulled = mask_expression(value, "email", Strategy.NULL, "mysql", "k").sql("mysql")
+    assert nulled == "CASE WHEN FALSE THEN CAST(x AS CHAR) END"  # x resolved, never evaluated
 
 
 def test_sqlite_functions_register_and_agree() -> None:

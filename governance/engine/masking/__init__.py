@@ -10,6 +10,7 @@ cannot trace are masked conservatively or held. Pure: no Django, no I/O; results
 from __future__ import annotations
 
 from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
+from .probes import Probe, describe_probes
 from .returning import mask_write, sample_changes
 from .rewrite import clear_mask_cache, mask_select
 from .types import (
@@ -27,8 +28,10 @@ __all__ = [
     "MaskResult",
     "MaskingPolicy",
     "OutputColumn",
+    "Probe",
     "Strategy",
     "clear_mask_cache",
+    "describe_probes",
     "mask_expression",
     "mask_select",
     "mask_write",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from .functions import mask_expression
+from .probes import Probe
 from .types import MaskResult, OutputColumn, Strategy
 
 WRAPPER = "warden_q"
@@ -56,11 +57,16 @@ def given_name(projection: exp.Expr) -> str:
 def _safe_conservatively(node: exp.Expr) -> bool:
     node = node.unalias()
     if isinstance(node, exp.Count):
-        return True
+        arg = node.this
+        return arg is None or isinstance(arg, exp.Star | exp.Column)
     return isinstance(node, exp.Literal) and not node.is_string
 
 
-def conservative_result(tree: exp.Expr, dialect: str, why: str) -> MaskResult:
+def conservative_result(
+    tree: exp.Expr, dialect: str, why: str, probes: tuple[Probe, ...] = ()
+) -> MaskResult:
+    """Every output redacted (names still resolved by the database), every restricted column
+    named anywhere a probe; statements that cannot be redacted column by column are held."""
     held = (
         f"Warden could not trace which columns this statement reveals ({why}) and cannot "
         "mask it safely; name the columns explicitly and use tables known to the catalogue."
@@ -93,7 +99,7 @@ def conservative_result(tree: exp.Expr, dialect: str, why: str) -> MaskResult:
             new.append(exp.alias_(masked, name, quoted=True))
             columns.append(OutputColumn(name, (), True, "redact", None, reason))
         query.set("expressions", new)
-        return MaskResult(query.sql(dialect=dialect), tuple(columns), True, True, None, ())
+        return MaskResult(query.sql(dialect=dialect), tuple(columns), True, True, None, probes)
     names = [f"warden_c{i}" for i in range(len(first.expressions))]
     projections: list[exp.Expr] = []
     for index, projection in enumerate(first.expressions):
@@ -113,4 +119,4 @@ def conservative_result(tree: exp.Expr, dialect: str, why: str) -> MaskResult:
         exp.Table(this=exp.to_identifier(WRAPPER, quoted=True))
     )
     wrapper.set("with_", exp.With(expressions=[cte]))
-    return MaskResult(wrapper.sql(dialect=dialect), tuple(columns), True, True, None, ())
+    return MaskResult(wrapper.sql(dialect=dialect), tuple(columns), True, True, None, probes)

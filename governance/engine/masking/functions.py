@@ -7,13 +7,15 @@ parses it once (cached) and substitutes the real value expression and key into a
 Conventions (all dialects):
 
 * redact     -> ``'****'`` (text), NULL included: whether a value is set is information too
-               (NULLIF/CASE tricks would otherwise leak one bit per column).
+               (NULLIF/CASE tricks would otherwise leak one bit per column). Written as
+               ``COALESCE('****', value)``: the database still resolves the names in ``value``
+               (a misspelt column is an error, not a column of stars) but never evaluates it.
 * partial    -> e-mail keeps the first letter and the domain (``a***@example.com``); anything
                else keeps the last four characters (``***-***-1234``); values shorter than 8
                characters, or e-mails without ``@``, are fully redacted.
 * pseudonym  -> ``'anon_' || first 16 hex of sha256(key || value-as-text)``: the same
                construction on every engine, so pseudonyms join within and across engines.
-* null       -> NULL.
+* null       -> NULL, as ``CASE WHEN FALSE THEN value END`` (names resolved, never evaluated).
 * generalize -> dates/timestamps: the year (integer); numbers: a one-significant-digit range
                as text (``54321`` -> ``'50000-59999'``); other types: redact.
 """
@@ -35,8 +37,8 @@ KEY_PLACEHOLDER = "warden_key"
 
 _TEMPLATES: dict[str, dict[str, str]] = {
     "postgres": {
-        "redact": "CAST('****' AS TEXT)",
-        "null": "NULL",
+        "redact": "COALESCE(CAST('****' AS TEXT), CAST(warden_value AS TEXT))",
+        "null": "CASE WHEN FALSE THEN CAST(warden_value AS TEXT) END",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"
             " WHEN LENGTH(CAST(warden_value AS TEXT)) < 8 THEN CAST('****' AS TEXT)"
@@ -67,8 +69,8 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         ),
     },
     "mysql": {
-        "redact": "'****'",
-        "null": "NULL",
+        "redact": "COALESCE('****', CAST(warden_value AS CHAR))",
+        "null": "CASE WHEN FALSE THEN CAST(warden_value AS CHAR) END",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"
             " WHEN CHAR_LENGTH(CAST(warden_value AS CHAR)) < 8 THEN '****'"
@@ -94,8 +96,8 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         ),
     },
     "sqlite": {
-        "redact": "'****'",
-        "null": "NULL",
+        "redact": "COALESCE('****', warden_value)",
+        "null": "CASE WHEN FALSE THEN warden_value END",
         "tail": (
             "CASE WHEN warden_value IS NULL THEN NULL"
             " WHEN LENGTH(CAST(warden_value AS TEXT)) < 8 THEN '****'"

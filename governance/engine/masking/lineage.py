@@ -200,9 +200,17 @@ class Tracer:
         if isinstance(node, exp.Literal | exp.Null | exp.Boolean | exp.Placeholder):
             return _CONSTANT
         if isinstance(node, exp.Count) and _plain_count(node):
-            inner = self._children(node, scope)
-            counted = inner.sources | inner.counted
-            return Trace(counted=counted, unknown=inner.unknown)
+            arg = node.this
+            args = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
+            traces = [self.expr(a, scope) for a in args if isinstance(a, exp.Column)]
+            # Counting a derived value (a column of a derived table computed from a sensitive
+            # one) counts its NULLs, which a CASE or NULLIF upstream can turn into an oracle.
+            if any(t.sources and not t.direct for t in traces):
+                return combine(traces, "aggregate count()").derived("aggregate count()")
+            counted = (
+                frozenset().union(*(t.sources | t.counted for t in traces)) if traces else _EMPTY
+            )
+            return Trace(counted=counted, unknown=any(t.unknown for t in traces))
         if isinstance(node, exp.Subquery | exp.Exists) or (
             isinstance(node, exp.Query) and not isinstance(node, exp.Subquery)
         ):

@@ -1,71 +1,442 @@
-"""Inference probes (restricted columns used in predicates) and sensitive-column touches."""
+"""Where sensitive values flow (taint), and which flows are inference probes.
+
+A sensitive value may leave the database only through its masking expression (it reaches an
+output column, which lineage masks) or through an aggregate that reveals no value of it
+(``count(x)`` of a plain column). Every other use lets the value shape what comes back, so it
+is a *probe*:
+
+* ``filter``    WHERE, HAVING, QUALIFY, FILTER, join conditions: which rows (a boolean oracle);
+* ``case``      a CASE/IF condition or a simple CASE's operand: which branch;
+* ``order``     ORDER BY, a window's ORDER BY: the order of rows;
+* ``group``     GROUP BY, window PARTITION BY, DISTINCT ON, DISTINCT below the output, UNION,
+                INTERSECT and EXCEPT, ``count(DISTINCT …)``: values compared with each other
+                (and with constants an attacker mixes in);
+* ``generator`` arguments of FROM-clause and set-returning functions, LATERAL, LIMIT/OFFSET,
+                recursive-CTE steps, range joins against another row source: the value becomes
+                a number of rows (one query reads it whole);
+* ``computed``  functions, casts or operators applied to the raw value before it is masked:
+                their errors and timing depend on it.
+
+A probe on a restricted column (national ids, cards, IBANs, secrets, or a column marked
+restricted) is held for approval, whatever its kind; a ``generator`` probe is held for every
+sensitive column, since it reads values whole rather than one guess at a time. Other probes
+on non-restricted columns (a lookup by e-mail) are what analysts do every day and are allowed.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
 from .lineage import LineageError, Trace, Tracer
-from .types import RESTRICTED_TYPES, MaskingPolicy
+from .types import ColumnRule, MaskingPolicy
 
-# Anywhere a value decides which rows, how many rows, or which branch: an inference channel.
-_CLAUSES = (
-    exp.Where,
-    exp.Having,
-    exp.Order,
-    exp.Group,
-    exp.Qualify,
-    exp.Limit,
-    exp.Offset,
-    exp.Fetch,
-    exp.If,
-    exp.Filter,
+#: Set-returning functions that may appear in a select list (PostgreSQL): rows from a value.
+SET_RETURNING = frozenset(
+    {
+        "generate_series",
+        "generate_subscripts",
+        "unnest",
+        "regexp_split_to_table",
+        "regexp_matches",
+        "string_to_table",
+        "json_array_elements",
+        "json_array_elements_text",
+        "jsonb_array_elements",
+        "jsonb_array_elements_text",
+        "json_each",
+        "json_each_text",
+        "jsonb_each",
+        "jsonb_each_text",
+        "json_object_keys",
+        "jsonb_object_keys",
+        "json_populate_recordset",
+        "jsonb_populate_recordset",
+        "json_to_recordset",
+        "jsonb_to_recordset",
+        "jsonb_path_query",
+        "ts_stat",
+        "ts_debug",
+        "ts_parse",
+        "ts_token_type",
+        "pg_options_to_table",
+        "aclexplode",
+        "json_tree",
+    }
 )
+_SRF_CLASSES: tuple[type[exp.Expr], ...] = (exp.UDTF, exp.ExplodingGenerateSeries)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.NullSafeEQ)
+
+_WORDS = {
+    "filter": "a filter or join condition",
+    "case": "a CASE condition",
+    "order": "an ORDER BY",
+    "group": "a comparison of values (GROUP BY, DISTINCT, UNION, INTERSECT, EXCEPT)",
+    "generator": "a row generator",
+    "computed": "a computation before masking",
+    "uncertain": "a statement whose lineage Warden cannot trace",
+}
 
 
-def in_clause(column: exp.Column) -> bool:
-    child: exp.Expr = column
-    node = column.parent
-    while node is not None:
-        if isinstance(node, _CLAUSES):
-            return True
-        if isinstance(node, exp.Join):
-            return child.arg_key in ("on", "using")
-        if isinstance(node, exp.From):
-            return False
-        child, node = node, node.parent
+@dataclass(frozen=True, order=True)
+class Probe:
+    """A sensitive column whose value shapes the result other than through its mask."""
+
+    table: str
+    column: str
+    kind: str  # filter | case | order | group | generator | computed | uncertain
+    where: str  # where the value flows, in words
+    restricted: bool
+
+    @property
+    def holds(self) -> bool:
+        """Whether the statement waits for an approver (the guardrail decides)."""
+        return self.restricted or self.kind == "generator"
+
+    def sentence(self) -> str:
+        return f"{self.table}.{self.column} flows into {self.where}"
+
+
+def describe_probes(probes: Iterable[Probe]) -> str:
+    """One sentence naming where the held probes' values flow."""
+    parts: list[str] = []
+    for probe in sorted(p for p in probes if p.holds):
+        text = probe.sentence()
+        if text not in parts:
+            parts.append(text)
+    if not parts:
+        return ""
+    shown = parts[:4] + ([f"{len(parts) - 4} more"] if len(parts) > 4 else [])
+    return "Where the values flow: " + "; ".join(shown) + "."
+
+
+# ------------------------------------------------------------------------------- flows
+
+
+def _function_name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    if isinstance(node, exp.ExplodingGenerateSeries | exp.GenerateSeries):
+        return "generate_series"
+    if isinstance(node, exp.Func):
+        return node.sql().split("(", 1)[0].strip().lower() or node.sql_name().lower()
+    return type(node).__name__.lower()
+
+
+def _is_set_returning(node: exp.Expr) -> bool:
+    return isinstance(node, _SRF_CLASSES) or (
+        isinstance(node, exp.Func) and _function_name(node) in SET_RETURNING
+    )
+
+
+def _row_source(subquery: exp.Expr) -> bool:
+    """A subquery (or query) used as a row source: FROM, JOIN, LATERAL, a CTE."""
+    parent = subquery.parent
+    return isinstance(parent, exp.From | exp.Join | exp.Lateral | exp.CTE | exp.Table)
+
+
+def _in_recursive_cte(node: exp.Expr) -> bool:
+    current: exp.Expr | None = node.parent
+    while current is not None:
+        if isinstance(current, exp.CTE):
+            with_ = current.parent
+            if isinstance(with_, exp.With) and with_.args.get("recursive"):
+                return True
+        current = current.parent
     return False
 
 
+@dataclass(frozen=True)
+class Flow:
+    """Where one column reference's value goes: probes found on the way, and the end."""
+
+    probes: tuple[tuple[str, str, exp.Expr | None], ...]  # (kind, where, comparison)
+    computed: bool  # transformed on the way (functions, casts, operators)
+    end: str  # "output" | "counted" | "row-source" | "probe"
+
+
+def flow_of(column: exp.Column) -> Flow:
+    """Walk from a column reference to the root, noting every place its value shapes rows."""
+    found: list[tuple[str, str, exp.Expr | None]] = []
+    computed = False
+    comparison: exp.Expr | None = None
+    child: exp.Expr = column
+    node = column.parent
+
+    def probe(kind: str, where: str) -> None:
+        if kind == "generator" and any(k == "generator" for k, _, _ in found):
+            return  # the innermost row generator says it best
+        found.append((kind, where, comparison))
+
+    while node is not None:
+        key = child.arg_key
+        if isinstance(node, exp.Paren | exp.Alias | exp.Tuple | exp.Ordered):
+            pass
+        elif isinstance(node, exp.Count) and key == "this" and not computed:
+            if isinstance(child, exp.Distinct):
+                probe("group", "count(DISTINCT …)")
+            return Flow(tuple(found), computed, "counted")
+        elif isinstance(node, exp.Distinct):
+            if isinstance(node.parent, exp.Count):
+                pass  # count(DISTINCT x): decided at the Count
+            elif key == "on":
+                probe("group", "DISTINCT ON")
+            else:
+                probe("group", "DISTINCT")
+        elif isinstance(node, exp.Where | exp.Having | exp.Qualify):
+            if isinstance(node.parent, exp.Filter):
+                probe("filter", "an aggregate's FILTER (WHERE …)")
+            else:
+                probe("filter", f"a {node.key.upper()} condition")
+        elif isinstance(node, exp.Join):
+            if key in ("on", "using", "match_condition"):
+                probe("filter", "a join condition")
+        elif isinstance(node, exp.Lateral):
+            if key == "this" and isinstance(child, exp.Func):
+                probe("generator", f"the arguments of {_function_name(child)}() in LATERAL")
+            else:
+                probe("generator", "a LATERAL row source")
+        elif isinstance(node, exp.Table):
+            if key == "this" and isinstance(child, exp.Func):
+                probe("generator", f"the arguments of {_function_name(child)}() in FROM")
+            else:
+                probe("generator", "a row source in FROM")
+        elif isinstance(node, exp.From):
+            pass  # its Table, LATERAL or VALUES said where
+        elif isinstance(node, exp.Limit | exp.Offset | exp.Fetch):
+            probe("generator", f"{node.key.upper()}")
+        elif isinstance(node, exp.Order):
+            probe(
+                "order",
+                "a window's ORDER BY" if isinstance(node.parent, exp.Window) else "ORDER BY",
+            )
+        elif isinstance(node, exp.Group):
+            probe("group", "GROUP BY")
+        elif isinstance(node, exp.Window):
+            if key == "partition_by":
+                probe("group", "a window's PARTITION BY")
+            else:
+                computed = True
+        elif isinstance(node, exp.If) and key == "this":
+            probe("case", "a CASE condition")
+        elif isinstance(node, exp.Case) and key == "this":
+            probe("case", "a CASE operand")
+        elif isinstance(node, exp.SetOperation):
+            if isinstance(node, exp.Intersect | exp.Except):
+                probe("group", f"{node.key.upper()} (values compared across branches)")
+            elif node.args.get("distinct"):
+                probe("group", "UNION (duplicates removed by comparing values)")
+        elif isinstance(node, exp.Select):
+            if key != "expressions":
+                pass  # a clause node below already said where
+            elif node.args.get("distinct") is not None and _dedup_before_mask(node):
+                probe("group", "DISTINCT")
+            parent = node.parent
+            if isinstance(parent, exp.Subquery) and _row_source(parent):
+                return Flow(tuple(found), computed, "row-source")
+            if isinstance(parent, exp.CTE | exp.Lateral):
+                return Flow(tuple(found), computed, "row-source")
+        elif isinstance(node, exp.Subquery):
+            if _row_source(node):
+                return Flow(tuple(found), computed, "row-source")
+        elif isinstance(node, exp.CTE | exp.With):
+            return Flow(tuple(found), computed, "row-source")
+        else:  # a function, cast, operator, comparison…: the value is computed on
+            if isinstance(node, _COMPARISONS) and comparison is None:
+                comparison = node
+            in_from = isinstance(node.parent, exp.Table | exp.Lateral | exp.From | exp.Join)
+            if _is_set_returning(node) and not in_from:  # FROM functions: said at the Table
+                probe("generator", f"the set-returning function {_function_name(node)}()")
+            computed = True
+        child, node = node, node.parent
+    return Flow(tuple(found), computed, "probe" if found else "output")
+
+
+def _dedup_before_mask(select: exp.Select) -> bool:
+    """DISTINCT compares raw values unless the masks are applied in this very select list
+    (the outermost SELECT, masked in place)."""
+    distinct = select.args.get("distinct")
+    if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None:
+        return False  # DISTINCT ON: its expressions are probes of their own
+    return select.parent is not None
+
+
+# ------------------------------------------------------------------------------- probes
+
+Resolve = Callable[[exp.Column], list[tuple[ColumnRule, str]]]
+Generated = Callable[[exp.Column], bool]  # a column of rows made up by the query itself
+
+
+def _relates_rows(
+    column: exp.Column, comparison: exp.Expr | None, sensitive: Resolve, generated: Generated
+) -> bool:
+    """A comparison of the value with a column of another row source: a range join against
+    any table, or an equality with generated rows (VALUES, generate_series, a numbers table
+    Warden does not know), turns the value into a count or a copy."""
+    if comparison is None:
+        return False
+    equality = isinstance(comparison, exp.EQ | exp.NullSafeEQ)
+    for other in comparison.find_all(exp.Column):
+        if other is column or isinstance(other.this, exp.Star):
+            continue
+        if not other.table or other.table == column.table or sensitive(other):
+            continue
+        if not equality or generated(other):
+            return True
+    return False
+
+
+def column_probes(
+    column: exp.Column,
+    rules: list[tuple[ColumnRule, str]],
+    resolve: Resolve,
+    generated: Generated,
+) -> list[Probe]:
+    """Probes of one column reference whose value comes from ``rules`` (rule, table)."""
+    flow = flow_of(column)
+    recursive = _in_recursive_cte(column)
+    probes: list[Probe] = []
+    for rule, table in rules:
+        restricted = rule.restricted
+        for kind, where, comparison in flow.probes:
+            if recursive and kind != "generator":
+                kind, where = "generator", f"{where} inside a recursive CTE"
+            elif kind == "filter" and _relates_rows(column, comparison, resolve, generated):
+                kind, where = "generator", f"{where} that compares it with another row source"
+            probes.append(Probe(table, rule.column, kind, where, restricted))
+        if flow.computed and restricted and not flow.probes:
+            where = _WORDS["computed"]
+            if flow.end == "row-source":
+                where = "a computation in a derived table"
+            probes.append(Probe(table, rule.column, "computed", where, True))
+    return probes
+
+
 def probes_and_touch(
-    tree: exp.Expr, tracer: Tracer, policy: MaskingPolicy
-) -> tuple[tuple[tuple[str, str], ...], bool]:
+    tree: exp.Expr, tracer: Tracer, policy: MaskingPolicy, fallback: Resolve
+) -> tuple[tuple[Probe, ...], bool]:
+    """Every probe in a qualified tree, and whether any sensitive column is referenced.
+
+    A reference lineage cannot resolve is judged by name (``fallback``): never skipped.
+    """
     scopes: dict[int, Scope] = {id(s.expression): s for s in tracer.root.traverse()}
-    probes: set[tuple[str, str]] = set()
+    probes: set[Probe] = set()
     touched = False
-    for column in tree.find_all(exp.Column):
+
+    def trace_of(column: exp.Column) -> Trace | None:
         holder = column.parent
         while holder is not None and id(holder) not in scopes:
             holder = holder.parent
-        if holder is None or isinstance(column.this, exp.Star):
-            continue
+        if holder is None:
+            return None
         scope = scopes[id(holder)]
         try:
             if column.table:
-                trace = tracer.column(column, scope)
-            else:
-                select = scope.expression
-                named = [
-                    p for p in getattr(select, "expressions", []) if p.alias_or_name == column.name
-                ]
-                trace = tracer.expr(named[0].unalias(), scope) if named else Trace()
+                return tracer.column(column, scope)
+            select = scope.expression
+            named = [
+                p for p in getattr(select, "expressions", []) if p.alias_or_name == column.name
+            ]
+            return tracer.expr(named[0].unalias(), scope) if named else Trace()
         except LineageError:
-            continue
-        for db, table, name in trace.sources | trace.counted:
+            return None
+
+    def resolve(column: exp.Column) -> list[tuple[ColumnRule, str]]:
+        trace = trace_of(column)
+        if trace is None:
+            return fallback(column)
+        found = []
+        for db, table, name in sorted(trace.sources | trace.counted):
             rule = policy.rule_for(table, name, db)
-            if rule is None:
-                continue
-            touched = True
-            if rule.semantic_type in RESTRICTED_TYPES and in_clause(column):
-                probes.add((table, name))
+            if rule is not None:
+                found.append((rule, table))
+        if trace.unknown and not found:
+            return fallback(column)
+        return found
+
+    def generated(column: exp.Column) -> bool:
+        trace = trace_of(column)
+        return trace is None or trace.unknown or not (trace.sources or trace.counted)
+
+    for column in tree.find_all(exp.Column):
+        if isinstance(column.this, exp.Star):
+            continue
+        rules = resolve(column)
+        if not rules:
+            continue
+        touched = True
+        probes.update(column_probes(column, rules, resolve, generated))
     return tuple(sorted(probes)), touched
+
+
+def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str]) -> Resolve:
+    """Resolve a column by name when lineage cannot: through its qualifier's table when known,
+    else against every table the statement names, and against every rule when a table is not
+    in the catalogue (a stale catalogue must not hide an SSN column)."""
+    named = sorted(set(tables))
+
+    def resolve(column: exp.Column) -> list[tuple[ColumnRule, str]]:
+        name = column.name.lower()
+        qualifier = column.table.lower()
+        if qualifier and qualifier in aliases:
+            candidates = [aliases[qualifier]]
+        elif qualifier:
+            candidates = [qualifier]
+        else:
+            candidates = named
+        found: list[tuple[ColumnRule, str]] = []
+        unknown = False
+        for table in candidates:
+            bare = table.rsplit(".", 1)[-1]
+            db = table.rsplit(".", 1)[0] if "." in table else ""
+            rule = policy.rule_for(bare, name, db)
+            if rule is not None:
+                found.append((rule, bare))
+            elif bare not in policy.table_names:
+                unknown = True
+        if unknown or (not candidates):
+            found += [
+                (rule, rule.table.rsplit(".", 1)[-1])
+                for (table, col), rule in sorted(policy.rule_index.items())
+                if col == name
+            ]
+        return found
+
+    return resolve
+
+
+def uncertain_probes(
+    tree: exp.Expr, resolve: Resolve, policy: MaskingPolicy, aliases: dict[str, str]
+) -> tuple[Probe, ...]:
+    """Probes of a statement whose lineage cannot be traced: every restricted column named
+    anywhere holds it, as does any sensitive value in a row generator."""
+
+    def generated(column: exp.Column) -> bool:  # not a catalogue table: assume made-up rows
+        table = aliases.get(column.table.lower(), column.table.lower())
+        return table.rsplit(".", 1)[-1] not in policy.table_names
+
+    probes: set[Probe] = set()
+    for column in tree.find_all(exp.Column):
+        if isinstance(column.this, exp.Star):
+            continue
+        rules = resolve(column)
+        if not rules:
+            continue
+        probes.update(column_probes(column, rules, resolve, generated))
+        for rule, table in rules:
+            if rule.restricted:
+                probes.add(Probe(table, rule.column, "uncertain", _WORDS["uncertain"], True))
+    # USING (col) and NATURAL joins compare columns that are not Column nodes until qualified.
+    for join in tree.find_all(exp.Join):
+        names = [i.name for i in join.args.get("using") or [] if isinstance(i, exp.Identifier)]
+        natural = str(join.args.get("method") or "").upper() == "NATURAL"
+        if natural:  # every same-named column: any rule of any table it may join
+            names = sorted({column for (_, column) in policy.rule_index})
+        for name in names:
+            for rule, table in resolve(exp.column(name)):
+                where = "a NATURAL JOIN" if natural else "a join's USING list"
+                probes.add(Probe(table, rule.column, "filter", where, rule.restricted))
+    return tuple(sorted(probes))

@@ -12,7 +12,7 @@ from .fallback import WRAPPER, bare, conservative_result, held_result, natural_n
 from .functions import mask_expression, normalize_dialect
 from .guards import held_reason, table_use
 from .lineage import Trace, Tracer
-from .probes import probes_and_touch
+from .probes import Resolve, by_name, probes_and_touch, uncertain_probes
 from .types import ColumnRule, MaskingPolicy, MaskResult, OutputColumn, Strategy
 
 # EXPLAIN is not here: EXPLAIN ANALYZE evaluates the raw values, and its errors echo them.
@@ -71,8 +71,16 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
                 "Only SELECT statements can be masked; this one reads protected tables."
             )
         return MaskResult(sql, (), False, False, None, ())
+    uncertain = by_name(policy, use.table_aliases, use.table_aliases.values())
     if use.unknown:
-        return conservative_result(tree, dialect, "unknown table " + ", ".join(sorted(use.unknown)))
+        names = ", ".join(sorted(use.unknown))
+        return conservative_result(
+            tree,
+            dialect,
+            f"no table {names} in this connection's catalogue: it does not exist, or it was "
+            "created after the last discovery (an administrator can run discovery)",
+            uncertain_probes(tree, uncertain, policy, use.table_aliases),
+        )
     try:
         qualified = qualify(
             tree.copy(),
@@ -87,8 +95,20 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     except Exception as exc:
         if not sensitive:
             return MaskResult(sql, plain_columns(tree), False, False, None, ())
-        return conservative_result(tree, dialect, str(exc) or type(exc).__name__)
-    return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy)
+        return conservative_result(
+            tree,
+            dialect,
+            _why_untraced(exc),
+            uncertain_probes(tree, uncertain, policy, use.table_aliases),
+        )
+    return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy, uncertain)
+
+
+def _why_untraced(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "could not be resolved" in text or "Unknown column" in text:
+        return f"{text}; if it is not a system column, the database will say it does not exist"
+    return text
 
 
 def _has_db(policy: MaskingPolicy) -> bool:
@@ -171,10 +191,11 @@ def _rewrite(
     outputs: list[tuple[exp.Expr, Trace]],
     dialect: str,
     policy: MaskingPolicy,
+    uncertain: Resolve,
 ) -> MaskResult:
     user_aliases = {a.alias for a in original.find_all(exp.Alias)}
     originals = _original_projections(original)
-    probes, touched = probes_and_touch(qualified, tracer, policy)
+    probes, touched = probes_and_touch(qualified, tracer, policy, uncertain)
     columns: list[OutputColumn] = []
     masks: list[tuple[int, Strategy, ColumnRule | None, str]] = []
     for index, (projection, trace) in enumerate(outputs):

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .probes import Probe
 
 #: Semantic types whose mere use in a predicate is worth reporting (inference probes).
 RESTRICTED_TYPES = frozenset({"national_id", "credit_card", "iban", "secret"})
@@ -31,6 +35,12 @@ class ColumnRule:
     semantic_type: str
     strategy: Strategy
     rule: str
+    sensitivity: str = ""  # the catalogue's sensitivity label, when an admin set one
+
+    @property
+    def restricted(self) -> bool:
+        """Restricted columns may not shape a result at all (see probes)."""
+        return self.sensitivity == "restricted" or self.semantic_type in RESTRICTED_TYPES
 
 
 @dataclass(frozen=True)
@@ -123,4 +133,4 @@ class MaskResult:
     touches_sensitive: bool
     conservative: bool
     held: str | None
-    probes: tuple[tuple[str, str], ...]
+    probes: tuple[Probe, ...]
