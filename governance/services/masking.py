@@ -311,20 +311,42 @@ def catalog_facts(connection: Connection) -> tuple[frozenset[tuple[str, str]], f
     return _versioned(_facts, connection, load)  # type: ignore[no-any-return]
 
 
+_tables: dict[tuple[int, int], frozenset[str]] = {}
+
+
+def catalog_tables(connection: Connection) -> frozenset[str]:
+    """Bare lower-case names of every table and view in the connection's catalog."""
+
+    def load() -> frozenset[str]:
+        names = CatalogTable.objects.filter(connection=connection).values_list("name", flat=True)
+        return frozenset(name.lower() for name in names)
+
+    return _versioned(_tables, connection, load)  # type: ignore[no-any-return]
+
+
 def touches_sensitive(run: Any) -> bool:
-    """Whether the run reads, returns or merely names a table with sensitive columns: its
-    errors may then quote a protected value (a write's WHERE can fail on one)."""
+    """Whether the run may reach a table with sensitive columns, so its errors may quote a
+    protected value and must be told from their code alone (fail closed: any doubt is yes).
+
+    Yes when masking saw a sensitive column; when any statement names (as a word anywhere in
+    its text, parsed or not) a table with sensitive columns; or when it names a table missing
+    from the catalog (a view or table created since discovery may hold anything)."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
-    if any(s and s.get("touches_sensitive") for s in statements):
+    if any(s and (s.get("touches_sensitive") or s.get("conservative")) for s in statements):
         return True
     sensitive, _ = catalog_facts(run.connection)
-    protected = {table.lower().rsplit(".", 1)[-1] for table, _ in sensitive}
-    used = {
-        str(name).lower().replace('"', "").replace("`", "").rsplit(".", 1)[-1]
-        for statement in run.statement_summaries
-        for name in statement.get("tables") or []
-    }
-    return bool(protected & used)
+    if not sensitive:
+        return False
+    protected = frozenset(table.lower().rsplit(".", 1)[-1] for table, _ in sensitive)
+    if masking.names_in_text(run.sql, run.connection.dialect, protected):
+        return True
+    known = catalog_tables(run.connection)
+    for statement in run.statement_summaries:
+        for name in statement.get("tables") or []:
+            bare = str(name).lower().replace('"', "").replace("`", "").rsplit(".", 1)[-1]
+            if bare not in known:
+                return True
+    return False
 
 
 def scrub_error(message: str) -> str:

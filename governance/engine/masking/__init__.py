@@ -10,6 +10,7 @@ cannot trace are masked conservatively or held. Pure: no Django, no I/O; results
 from __future__ import annotations
 
 from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
+from .guards import names_in_text
 from .probes import Probe, describe_probes
 from .returning import mask_write, sample_changes
 from .rewrite import clear_mask_cache, mask_select
@@ -35,6 +36,7 @@ __all__ = [
     "mask_expression",
     "mask_select",
     "mask_write",
+    "names_in_text",
     "pseudonym",
     "redact_key",
     "sample_changes",

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from .types import MaskingPolicy
 
@@ -276,3 +278,35 @@ def whole_row_reference(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> 
                 "which holds masked columns; select the columns you need instead."
             )
     return None
+
+
+def ruled_names(policy: MaskingPolicy) -> frozenset[str]:
+    """Bare names of the tables that hold a masked column."""
+    return frozenset(name.rsplit(".", 1)[-1] for name in policy.ruled_tables)
+
+
+def names_in_text(sql: str, dialect: str, names: frozenset[str]) -> list[str]:
+    """Which of ``names`` (lower-case table names) appear as words in ``sql``, parsed or not.
+
+    Works from the tokens, so it also reads statements sqlglot keeps as a generic command
+    (its tokenizer holds a command's remainder as one string, which is read again). Text that
+    cannot be tokenized answers as if it named everything: callers use this to fail closed.
+    """
+    found: set[str] = set()
+    texts = [sql]
+    for _ in range(4):  # a command wrapping a command: a few levels at most
+        if not texts:
+            return sorted(found)
+        text = texts.pop()
+        try:
+            tokens = sqlglot.tokenize(text, read=dialect)
+        except (TokenError, ValueError):
+            return sorted(names) or ["(unreadable text)"]
+        for index, token in enumerate(tokens):
+            if token.token_type == TokenType.STRING:
+                if index > 0 and index == len(tokens) - 1 and token.end >= len(text.rstrip()) - 1:
+                    texts.append(token.text)  # possibly a command's unparsed remainder
+                continue
+            if token.text.lower() in names:
+                found.add(token.text.lower())
+    return sorted(found | ({"(text too deeply nested)"} if texts else set()))

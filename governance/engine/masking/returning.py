@@ -19,7 +19,7 @@ from sqlglot.tokens import TokenType
 
 from .fallback import held_result
 from .functions import normalize_dialect
-from .guards import table_use
+from .guards import names_in_text, ruled_names, table_use
 from .rewrite import mask_select
 from .types import MaskingPolicy, MaskResult
 
@@ -44,7 +44,7 @@ def _mask_write(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult | N
         return held_result("Masking applies to exactly one statement at a time.")
     tree = statements[0]
     if isinstance(tree, exp.Command):
-        named = _protected_names(tree, dialect, policy)
+        named = names_in_text(sql, dialect, ruled_names(policy))
         if named:
             return held_result(
                 f"Warden cannot fully parse this {tree.name.upper()} statement, so it cannot "
@@ -124,30 +124,6 @@ def _same_write(original: exp.Expr, candidate: exp.Expr | None, dialect: str) ->
     stripped = candidate.copy()
     stripped.set("returning", None)
     return stripped.sql(dialect=dialect) == original.sql(dialect=dialect)
-
-
-def _protected_names(tree: exp.Command, dialect: str, policy: MaskingPolicy) -> list[str]:
-    """Tables with rules named anywhere in a command's text (which sqlglot could not parse;
-    its tokenizer keeps the rest of a command as one string, so that string is read again)."""
-    ruled = {name.rsplit(".", 1)[-1] for name in policy.ruled_tables}
-    rest = tree.args.get("expression")
-    texts = [rest.name if isinstance(rest, exp.Expr) else str(rest or "")]
-    found: set[str] = set()
-    for _ in range(4):  # REPLACE ... of a command of a command: a few levels at most
-        if not texts:
-            break
-        text = texts.pop()
-        tokens = sqlglot.tokenize(text, read=dialect)
-        for index, token in enumerate(tokens):
-            if token.token_type == TokenType.STRING:
-                if index > 0 and index == len(tokens) - 1 and token.end == len(text) - 1:
-                    texts.append(token.text)  # a command's unparsed remainder
-                continue
-            if token.text.lower() in ruled:
-                found.add(token.text.lower())
-    if texts:
-        found.add("(text too deeply nested to read)")
-    return sorted(found)
 
 
 def _returning_start(sql: str, dialect: str) -> int | None:
