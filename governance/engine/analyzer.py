@@ -134,10 +134,42 @@ def _into_file(tokens: tuple[Token, ...]) -> bool:
     )
 
 
+RESERVED = "reserved"  # a flag: the statement uses what Warden keeps for itself; never runs
+
+
+def reserved_use(tokens: tuple[Token, ...], dialect: str) -> str | None:
+    """A sentence when the statement uses a bind parameter or a variable Warden reserves.
+
+    Warden binds its own values to masked statements (the pseudonym key: ``$1``/``$2`` on
+    PostgreSQL, ``@warden_…`` session variables on MySQL); a statement that names them could
+    read the key or replace it with one its author knows. No guardrail can allow that.
+    """
+    for token, after in itertools.pairwise((*tokens, None)):
+        kind = token.token_type
+        if dialect == "postgres" and kind == TokenType.PARAMETER:
+            return (
+                "Uses a bind parameter ($1…), but Warden binds no parameters of yours; write "
+                "the value into the statement."
+            )
+        if dialect == "mysql" and kind == TokenType.PLACEHOLDER:
+            return "Uses a placeholder (?), but Warden binds no parameters of yours."
+        if (
+            dialect == "mysql"
+            and kind == TokenType.PARAMETER
+            and after is not None
+            and after.text.strip("`'\"").lower().startswith("warden")
+        ):
+            return "Session variables named @warden… are reserved for Warden's own use."
+    return None
+
+
 def _classify_chunk(
     tokens: tuple[Token, ...], sql: str, source: str, dialect: str, depth: int
 ) -> Verdict | str:
     """The verdict for one statement, or the parser's message when it cannot be read."""
+    reserved = reserved_use(tokens, dialect)
+    if reserved is not None:
+        return unknown("RESERVED", reserved, RESERVED).worsen(Category.UNKNOWN, Risk.CRITICAL)
 
     def inner(text: str) -> Verdict:
         return _classify_text(text, dialect, depth + 1)

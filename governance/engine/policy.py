@@ -283,6 +283,9 @@ def _decide_statement(
     denied = capability_reason(statement, context)
     if denied is not None:
         return Action.DENY, replace(denied, action=Action.DENY)
+    if "reserved" in statement.flags:  # no guardrail can allow it
+        message = f"{statement.explanation} It never runs."
+        return Action.DENY, Reason("reserved", None, message, statement.index, Action.DENY)
     is_unknown = statement.category == Category.UNKNOWN
     for rule in rules:
         if not applies_to(rule, context) or not matches(rule, statement, context):
