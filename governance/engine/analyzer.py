@@ -144,7 +144,8 @@ def reserved_use(tokens: tuple[Token, ...], dialect: str) -> str | None:
     PostgreSQL, ``@warden_…`` session variables on MySQL); a statement that names them could
     read the key or replace it with one its author knows. No guardrail can allow that.
     """
-    for token, after in itertools.pairwise((*tokens, None)):
+    for index, token in enumerate(tokens):
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
         kind = token.token_type
         if dialect == "postgres" and kind == TokenType.PARAMETER:
             return (
