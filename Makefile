@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden
 TEST_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" \
 	DJANGO_SECRET_KEY=warden-test-secret-key-not-for-production-0000 \
-	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=
+	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE= \
+	WARDEN_PSEUDONYM_KEY=warden-test-pseudonym-key-not-for-production
 
 .PHONY: install demo test test-fast lint fmt typecheck bench editor clean services
 
@@ -43,7 +44,8 @@ fmt: $(STAMP)
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden_bench_app
 BENCH_ENV := DATABASE_URL="$(BENCH_DATABASE_URL)" \
 	DJANGO_SECRET_KEY=warden-bench-secret-key-not-for-production-00 \
-	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=
+	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE= \
+	WARDEN_PSEUDONYM_KEY=warden-bench-pseudonym-key-not-for-production
 bench: $(STAMP)  ## engine and gateway speed, as JSON ratios
 	-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE warden_bench_app" 2>/dev/null
 	$(BENCH_ENV) $(PY) manage.py migrate -v0

@@ -14,7 +14,7 @@ from approvals.models import ApprovalRequest
 from governance import engine, targets
 from governance.crypto import DecryptionError
 from governance.engine.functions import SAFE_FUNCTIONS
-from governance.services.masking import catalog_facts, scrub_error
+from governance.services.masking import catalog_facts, keyed_statements, scrub_error
 from governance.services.sessions import session_for
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,11 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
         try:
             with session_for(connection, pooled=False) as session:
                 preview = session.preview(
-                    run.statements, dml=dml, tables=tables, timeout_ms=timeout
+                    run.statements,
+                    dml=dml,
+                    tables=tables,
+                    timeout_ms=timeout,
+                    keyed=keyed_statements(run),
                 )
         except (targets.TargetError, DecryptionError) as exc:
             impact["error"] = "The target database could not be reached for a preview."

@@ -207,8 +207,14 @@ if not WARDEN_ENCRYPTION_KEYS and _database_url:
         "WARDEN_ENCRYPTION_KEYS must be set when DATABASE_URL is set "
         "(generate one with: python manage.py generate_key)"
     )
-# Keys the deterministic pseudonyms of masked values (default: derived from the secret key).
+# Keys the deterministic pseudonyms of masked values: each connection gets its own key from it
+# (HKDF). Without it (the demo only) the secret key stands in.
 WARDEN_PSEUDONYM_KEY = env_str("WARDEN_PSEUDONYM_KEY")
+if _database_url and len(WARDEN_PSEUDONYM_KEY) < 32:
+    raise ImproperlyConfigured(
+        "WARDEN_PSEUDONYM_KEY must be set (at least 32 characters) when DATABASE_URL is set "
+        "(generate one with: python manage.py generate_key)"
+    )
 WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1024)
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
 WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)

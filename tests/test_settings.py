@@ -17,6 +17,7 @@ PROD_ENV = {
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/warden",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "WARDEN_ENCRYPTION_KEYS": "d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=",
+    "WARDEN_PSEUDONYM_KEY": "a-production-pseudonym-key-of-enough-length-0123456789",
     "DJANGO_ALLOWED_HOSTS": "warden.example.com",
     "WARDEN_HTTPS": "1",
 }
@@ -72,6 +73,8 @@ def test_check_deploy_is_clean_with_production_env() -> None:
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL must be a redis:// URL"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be a boolean"),
         ({"WARDEN_ENCRYPTION_KEYS": ""}, "WARDEN_ENCRYPTION_KEYS must be set"),
+        ({"WARDEN_PSEUDONYM_KEY": ""}, "WARDEN_PSEUDONYM_KEY must be set"),
+        ({"WARDEN_PSEUDONYM_KEY": "short"}, "WARDEN_PSEUDONYM_KEY must be set (at least 32"),
         ({"WARDEN_QUERY_MAX_BYTES": "lots"}, "WARDEN_QUERY_MAX_BYTES must be an integer"),
         ({"DJANGO_SECRET_KEY": "short"}, "at least 32 characters"),
         ({"OIDC_ISSUER_URL": "https://idp.example.com"}, "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"),

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import QueryRun
-from governance.services.masking import safety_net
+from governance.services.masking import keyed_statements, safety_net
 from governance.services.runs import Status, _fail, _finish, _start
 from governance.services.sessions import session_for
 from governance.services.values import to_csv_cell
@@ -34,13 +34,16 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
     try:
         with session_for(run.connection, pooled=False) as session:
             copy_csv = getattr(session, "copy_csv", None)
-            if copy_csv is not None and scrub is None:
+            # COPY takes no parameters, so a statement that needs the pseudonym key bound
+            # streams through a cursor instead.
+            keyed = len(run.statements) - 1 in keyed_statements(run)
+            if copy_csv is not None and scrub is None and not keyed:
                 chunks, counter = copy_csv(run.statements[-1], limit=limit)
                 yield from chunks
                 sent, truncated = counter.rows, counter.truncated
             else:
                 columns, batches = session.stream(
-                    run.statements[-1], read_only=True, batch_size=batch_size
+                    run.statements[-1], read_only=True, batch_size=batch_size, keyed=keyed
                 )
                 buffer = io.StringIO()
                 writer = csv.writer(buffer, lineterminator="\n")

@@ -6,12 +6,13 @@ exemptions change.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.utils import timezone
 
@@ -24,10 +25,28 @@ _plans: dict[tuple[Any, ...], masking.MaskingPolicy] = {}
 MAX_PLANS = 256
 
 
-def pseudonym_key(connection: Connection) -> str:
-    """A per-connection key: pseudonyms join within a connection, not across connections."""
-    secret = (settings.WARDEN_PSEUDONYM_KEY or settings.SECRET_KEY).encode()
-    return hmac.new(secret, f"pseudonym:{connection.key}".encode(), hashlib.sha256).hexdigest()[:32]
+def pseudonym_key(connection: Connection) -> bytes:
+    """The connection's own 32-byte pseudonym key, derived with HKDF-SHA256 from
+    WARDEN_PSEUDONYM_KEY: pseudonyms join within a connection, not across connections, and
+    one connection's key says nothing of another's. It never enters a statement's text, a
+    stored run or a page; drivers bind it (as its HMAC pads) when a masked statement runs."""
+    return _derive(settings.WARDEN_PSEUDONYM_KEY or settings.SECRET_KEY, str(connection.key))
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(secret: str, connection_key: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"warden pseudonyms v2",
+        info=f"connection:{connection_key}".encode(),
+    ).derive(secret.encode())
+
+
+def keyed_statements(run: Any) -> frozenset[int]:
+    """Indexes of the run's statements whose masks need the pseudonym key bound."""
+    statements = (run.decision_detail.get("masking") or {}).get("statements") or []
+    return frozenset(i for i, s in enumerate(statements) if s and s.get("keyed"))
 
 
 def _versioned(cache: dict[tuple[int, int], Any], connection: Connection, load: Any) -> Any:
@@ -119,7 +138,6 @@ def _build(connection: Connection, exempt: frozenset[int]) -> masking.MaskingPol
     return masking.MaskingPolicy(
         schema=tuple((t, tuple(cols)) for t, cols in sorted(schema.items())),
         rules=frozenset(rules),
-        pseudonym_key=pseudonym_key(connection),
     )
 
 
@@ -145,7 +163,6 @@ class MaskPlan:
     """What masking does to one submitted batch, statement by statement."""
 
     results: tuple[masking.MaskResult | None, ...]  # None: not a read, or nothing sensitive
-    key: str = field(repr=False)
     exemptions: tuple[UnmaskExemption, ...] = ()
 
     @property
@@ -182,7 +199,8 @@ class MaskPlan:
                 None
                 if r is None
                 else {
-                    "sql": masking.redact_key(r.sql, self.key),
+                    "sql": r.sql,  # no key in it: bound only when the statement runs
+                    "keyed": r.keyed,
                     "columns": [
                         {
                             "name": c.name,
@@ -232,7 +250,7 @@ def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, A
                 result = masking.sample_changes(sql, connection.dialect, policy)
         results.append(result)
     used = _exemptions_used(connection, exemptions, results)
-    return MaskPlan(results=tuple(results), key=policy.pseudonym_key, exemptions=used)
+    return MaskPlan(results=tuple(results), exemptions=used)
 
 
 def _exemptions_used(

@@ -23,6 +23,7 @@ from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
 from governance.services.masking import (
     MaskPlan,
+    keyed_statements,
     mask_plan,
     safety_net,
     scrub_error,
@@ -437,7 +438,10 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
                     return
             with cancel_watch(run, session.backend_id):
                 result = session.execute(
-                    run.statements, read_only=run.read_only, max_rows=run.connection.row_cap
+                    run.statements,
+                    read_only=run.read_only,
+                    max_rows=run.connection.row_cap,
+                    keyed=keyed_statements(run),
                 )
     except (targets.TargetError, DecryptionError) as exc:
         # A failure to connect comes before the claim: claim it now to record the failure.

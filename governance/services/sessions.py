@@ -62,19 +62,19 @@ def session_for(
     connection: Any, *, pooled: bool, should_cancel: targets.CancelCheck | None = None
 ) -> Iterator[targets.TargetSession]:
     """A session on `connection`: from the pool when `pooled` (reads on server engines)."""
+    secret = pseudonym_key(connection)
     if not pooled or connection.engine not in POOLED_ENGINES:
-        functions = (
-            masking.sqlite_functions(pseudonym_key(connection))
-            if connection.engine == "sqlite"
-            else None
-        )
+        functions = masking.sqlite_functions(secret) if connection.engine == "sqlite" else None
         with targets.connect(
-            connection.target_config(), should_cancel=should_cancel, sqlite_functions=functions
+            connection.target_config(),
+            should_cancel=should_cancel,
+            sqlite_functions=functions,
+            pseudonym_key=secret,
         ) as session:
             yield session
         return
     key = _key(connection)
-    session = _take(key) or targets.connect(connection.target_config())
+    session = _take(key) or targets.connect(connection.target_config(), pseudonym_key=secret)
     try:
         yield session
     except BaseException:

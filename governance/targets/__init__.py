@@ -53,20 +53,23 @@ def connect(
     should_cancel: CancelCheck | None = None,
     sqlite_functions: Mapping[str, tuple[int, Callable[..., str | int | float | None]]]
     | None = None,
+    pseudonym_key: bytes | None = None,
 ) -> TargetSession:
     """Open a session; raises TargetError(kind="connect" | "auth").
 
     `sqlite_functions` are registered on SQLite connections (masking needs a keyed hash).
+    `pseudonym_key` is bound, as its HMAC pads, to the statements an execute names as keyed
+    (PostgreSQL: parameters $1/$2; MySQL: session variables set just before).
     """
     engine = _engine(config)
     if engine == "postgresql":
         from . import postgres
 
-        return postgres.connect(config)
+        return postgres.connect(config, pseudonym_key)
     if engine == "mysql":
         from . import mysql
 
-        return mysql.connect(config)
+        return mysql.connect(config, pseudonym_key)
     from . import sqlite
 
     return sqlite.connect(config, should_cancel, sqlite_functions)

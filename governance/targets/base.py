@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -90,14 +90,32 @@ def trim_message(message: str) -> str:
     return text or "unknown error"
 
 
+Keyed = Collection[int]  # indexes of the statements that need the pseudonym key bound
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer key pads (RFC 2104) for a key of at most 64 bytes.
+
+    Masked statements compute ``sha256(opad || sha256(ipad || value))`` in the database; the
+    pads travel to the target as parameters (never in the statement text) and are as secret as
+    the key itself.
+    """
+    if not 16 <= len(key) <= 64:
+        raise ValueError("the pseudonym key must be 16 to 64 bytes")
+    block = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
 @runtime_checkable
 class TargetSession(Protocol):
     backend_id: str | None
 
-    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result: ...
+    def execute(
+        self, statements: Sequence[str], *, read_only: bool, max_rows: int, keyed: Keyed = ()
+    ) -> Result: ...
 
     def stream(
-        self, statement: str, *, read_only: bool, batch_size: int = 5000
+        self, statement: str, *, read_only: bool, batch_size: int = 5000, keyed: bool = False
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]: ...
 
     def preview(
@@ -107,6 +125,7 @@ class TargetSession(Protocol):
         dml: Sequence[bool],
         tables: Sequence[str] = (),
         timeout_ms: int,
+        keyed: Keyed = (),
     ) -> Preview: ...
 
     def introspect(self) -> list[TableInfo]: ...
@@ -132,6 +151,12 @@ class SessionBase:
     """Context-manager plumbing shared by the concrete sessions."""
 
     backend_id: str | None = None
+    pseudonym_key: bytes | None = None  # set by connect(); bound to keyed statements only
+
+    def key_pads(self) -> tuple[bytes, bytes]:
+        if self.pseudonym_key is None:
+            raise TargetError("execution", "this statement needs the pseudonym key")
+        return hmac_pads(self.pseudonym_key)
 
     def close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

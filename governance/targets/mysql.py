@@ -19,6 +19,7 @@ from pymysql.cursors import Cursor, SSCursor
 from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     Column,
+    Keyed,
     Preview,
     Result,
     SessionBase,
@@ -29,6 +30,10 @@ from .base import (
     first_keyword,
 )
 from .preview import Budget, not_previewed, plan, try_statements
+
+# The session variables the masking expressions read the key's HMAC pads from (the engine's
+# masking templates name them: governance/engine/masking/functions.py).
+_KEY_VARIABLES = ("warden_pk_i", "warden_pk_o")
 
 DEFAULT_PORT = 3306
 BINARY_CHARSET = 63
@@ -216,9 +221,27 @@ class MySQLSession(SessionBase):
         if not read_only and status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT:
             raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
 
+    def _bind_key(self, keyed: bool) -> None:
+        """Set the key's HMAC pads in the session variables a keyed statement reads.
+
+        PyMySQL cannot bind parameters server-side, so the pads travel in this SET's text
+        (never in the masked statement's, which the process list shows while it runs); they
+        are set right before each keyed statement and cleared after the run. The engine
+        refuses user statements that name @warden… variables, so none can read or set them.
+        """
+        if keyed:
+            ipad, opad = self.key_pads()
+            self._command(f"SET @{_KEY_VARIABLES[0]} = %s, @{_KEY_VARIABLES[1]} = %s", (ipad, opad))
+
+    def _unbind_key(self) -> None:
+        if self._conn.open:
+            with contextlib.suppress(pymysql.err.MySQLError):
+                self._command(f"SET @{_KEY_VARIABLES[0]} = NULL, @{_KEY_VARIABLES[1]} = NULL")
+
     def _run_one(
-        self, statement: str, max_rows: int
+        self, statement: str, max_rows: int, keyed: bool = False
     ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
+        self._bind_key(keyed)
         cur = self._conn.cursor(SSCursor)
         try:
             cur.execute(statement)  # args=None: no client-side % interpolation
@@ -233,14 +256,18 @@ class MySQLSession(SessionBase):
             cur.close()  # drains what is left of an unbuffered result
 
     # -- public API -------------------------------------------------------------------------
-    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+    def execute(
+        self, statements: Sequence[str], *, read_only: bool, max_rows: int, keyed: Keyed = ()
+    ) -> Result:
         items = check_statements(statements, max_rows)
         self._begin(read_only)
         try:
             last_rows: Result | None = None
             last_count = -1
-            for statement in items:
-                columns, rows, count, truncated = self._run_one(statement, max_rows)
+            for index, statement in enumerate(items):
+                columns, rows, count, truncated = self._run_one(
+                    statement, max_rows, keyed=index in keyed
+                )
                 if columns is not None:
                     last_rows = Result(columns, rows, count, truncated, len(items))
                 last_count = count
@@ -255,12 +282,15 @@ class MySQLSession(SessionBase):
         except BaseException:
             self._rollback()
             raise
+        finally:
+            if keyed:
+                self._unbind_key()
         if last_rows is not None:
             return last_rows
         return Result([], [], last_count, False, len(items))
 
     def stream(
-        self, statement: str, *, read_only: bool, batch_size: int = 5000
+        self, statement: str, *, read_only: bool, batch_size: int = 5000, keyed: bool = False
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -268,6 +298,7 @@ class MySQLSession(SessionBase):
         self._begin(read_only)
         cur = self._conn.cursor(SSCursor)
         try:
+            self._bind_key(keyed)
             cur.execute(statement)
             columns = _columns(cur)
         except pymysql.err.MySQLError as exc:
@@ -303,6 +334,7 @@ class MySQLSession(SessionBase):
                 except pymysql.err.MySQLError:
                     self._conn.close()
                 self._rollback()
+            self._unbind_key()
 
     def preview(
         self,
@@ -311,6 +343,7 @@ class MySQLSession(SessionBase):
         dml: Sequence[bool],
         tables: Sequence[str] = (),
         timeout_ms: int,
+        keyed: Keyed = (),
     ) -> Preview:
         """Dry-run the plain writes when a rollback undoes them; else the planner's estimates.
 
@@ -324,6 +357,7 @@ class MySQLSession(SessionBase):
             why = "MySQL commits schema changes implicitly, so they cannot be tried and undone."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
+        with_key = {statements[i] for i in keyed if 0 <= i < len(statements)}
 
         def start() -> str | None:
             self._begin(read_only=False)
@@ -335,6 +369,7 @@ class MySQLSession(SessionBase):
                 self._command("SET SESSION max_statement_time = %s", (seconds,))
             else:
                 self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
+            self._bind_key(statement in with_key)
             rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
             self._command("SELECT 1")  # refreshes the server status flags
             status = int(getattr(self._conn, "server_status", 0) or 0)
@@ -342,15 +377,19 @@ class MySQLSession(SessionBase):
                 raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
             return rows
 
-        return try_statements(
-            items,
-            count,
-            start=start,
-            step=step,
-            rollback=self._rollback,
-            db_error=pymysql.err.MySQLError,
-            map_error=map_error,
-        )
+        try:
+            return try_statements(
+                items,
+                count,
+                start=start,
+                step=step,
+                rollback=self._rollback,
+                db_error=pymysql.err.MySQLError,
+                map_error=map_error,
+            )
+        finally:
+            if with_key:
+                self._unbind_key()
 
     def _dry_run_obstacle(self, tables: Sequence[str]) -> str | None:
         """Why the statements must not run, even in a transaction; None when they may."""
@@ -463,8 +502,10 @@ def explain_estimate(columns: list[str], plan: list[tuple[Any, ...]]) -> int | N
     return None if total is None else round(total)
 
 
-def connect(config: TargetConfig) -> MySQLSession:
-    return MySQLSession(_open(config), config)
+def connect(config: TargetConfig, pseudonym_key: bytes | None = None) -> MySQLSession:
+    session = MySQLSession(_open(config), config)
+    session.pseudonym_key = pseudonym_key
+    return session
 
 
 def cancel(config: TargetConfig, backend_id: str) -> bool:

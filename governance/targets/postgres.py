@@ -27,6 +27,7 @@ from psycopg.conninfo import make_conninfo
 from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     Column,
+    Keyed,
     Preview,
     Result,
     SessionBase,
@@ -215,16 +216,23 @@ class PostgresSession(SessionBase):
                 self._types.setdefault(oid, "unknown")
         return self._types
 
+    def _params(self, keyed: bool) -> tuple[bytes, bytes] | None:
+        """The key's HMAC pads as ``$1`` and ``$2`` for a keyed statement (see masking)."""
+        return self.key_pads() if keyed else None
+
     def _run_one(
-        self, statement: str, max_rows: int, may_abandon: bool
+        self, statement: str, max_rows: int, may_abandon: bool, keyed: bool = False
     ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
         if first_keyword(statement) == "copy":
             # the COPY sub-protocol would leave the connection waiting for data
             raise TargetError("execution", "COPY is not supported here; use an export")
         columns = self._describe(statement)
-        with self._conn.cursor() as cur:
+        params = self._params(keyed)
+        # RawCursor: the statement is sent as written (no %-placeholders of psycopg's own);
+        # the only parameters are the key's pads, which a user's statement cannot name.
+        with psycopg.RawCursor(self._conn) as cur:
             if columns is None:
-                cur.execute(statement, prepare=False)  # verified to be a single command
+                cur.execute(statement, params, prepare=False)  # verified to be one command
                 return None, [], cur.rowcount, False
             size = min(max_rows + 1, 1000) if capabilities.has_stream_chunked() else 1
             rows: list[tuple[Any, ...]] = []
@@ -232,7 +240,7 @@ class PostgresSession(SessionBase):
             seen = 0  # every row, kept or not: a write's RETURNING counts the rows it changed
             stream = cast(
                 "Generator[tuple[Any, ...], None, None]",
-                cur.stream(statement, size=max(size, 1)),
+                cur.stream(statement, params, size=max(size, 1)),
             )
             try:
                 for row in stream:
@@ -247,10 +255,11 @@ class PostgresSession(SessionBase):
                 stream.close()
             return columns, rows, len(rows) if may_abandon else seen, truncated
 
-    def _read_capped(self, statement: str, max_rows: int) -> Result:
+    def _read_capped(self, statement: str, max_rows: int, keyed: bool = False) -> Result:
         """One query in a read-only transaction, at most `max_rows` rows, in one round trip."""
         self._ensure_idle()
         timeout = max(0, int(self._config.statement_timeout_ms))
+        params = self._params(keyed)
         with self._or_rollback(), self._conn.cursor() as cur:
             with self._conn.pipeline() as pipeline:
                 try:
@@ -259,7 +268,9 @@ class PostgresSession(SessionBase):
                     # the snapshot, so nothing in it can switch the transaction to READ WRITE.
                     self._conn.execute(f"SET LOCAL statement_timeout = {timeout}")
                     # The statement ends the text, so it parses exactly as it would alone.
-                    self._conn.execute(f"DECLARE warden_capped NO SCROLL CURSOR FOR\n{statement}")
+                    psycopg.RawCursor(self._conn).execute(
+                        f"DECLARE warden_capped NO SCROLL CURSOR FOR\n{statement}", params
+                    )
                     cur.execute(f"FETCH FORWARD {max_rows + 1} FROM warden_capped")
                     self._conn.execute("ROLLBACK")
                 except psycopg.Error:
@@ -277,10 +288,12 @@ class PostgresSession(SessionBase):
         return Result(columns, rows, len(rows), truncated, 1)
 
     # -- public API -------------------------------------------------------------------------
-    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+    def execute(
+        self, statements: Sequence[str], *, read_only: bool, max_rows: int, keyed: Keyed = ()
+    ) -> Result:
         items = check_statements(statements, max_rows)
         if read_only and len(items) == 1 and first_keyword(items[0]) in CAPPABLE:
-            return self._read_capped(items[0], max_rows)
+            return self._read_capped(items[0], max_rows, keyed=0 in keyed)
         self._begin(read_only)
         with self._or_rollback():
             last_rows: Result | None = None
@@ -288,7 +301,7 @@ class PostgresSession(SessionBase):
             for index, statement in enumerate(items):
                 is_last = index == len(items) - 1
                 columns, rows, count, truncated = self._run_one(
-                    statement, max_rows, may_abandon=read_only and is_last
+                    statement, max_rows, may_abandon=read_only and is_last, keyed=index in keyed
                 )
                 if columns is not None:
                     last_rows = Result(columns, rows, count, truncated, len(items))
@@ -304,7 +317,7 @@ class PostgresSession(SessionBase):
         return Result([], [], last_count, False, len(items))
 
     def stream(
-        self, statement: str, *, read_only: bool, batch_size: int = 5000
+        self, statement: str, *, read_only: bool, batch_size: int = 5000, keyed: bool = False
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -312,15 +325,16 @@ class PostgresSession(SessionBase):
         self._begin(read_only)
         with self._or_rollback():
             columns = self._describe(statement) or []
-            cur = self._conn.cursor(name=f"warden_export_{uuid.uuid4().hex}")
+            cur = psycopg.RawServerCursor(self._conn, f"warden_export_{uuid.uuid4().hex}")
             cur.itersize = batch_size
-            cur.execute(statement)  # DECLARE ... CURSOR FOR <one verified statement>
+            # DECLARE ... CURSOR FOR <one verified statement>, the key's pads bound if keyed
+            cur.execute(statement, self._params(keyed))
             self._check_in_transaction(read_only)
         return columns, self._batches(cur, read_only, batch_size)
 
     def _batches(
         self,
-        cur: psycopg.ServerCursor[tuple[Any, ...]],
+        cur: psycopg.RawServerCursor[tuple[Any, ...]],
         read_only: bool,
         batch_size: int,
     ) -> Iterator[list[tuple[Any, ...]]]:
@@ -393,6 +407,7 @@ class PostgresSession(SessionBase):
         dml: Sequence[bool],
         tables: Sequence[str] = (),
         timeout_ms: int,
+        keyed: Keyed = (),
     ) -> Preview:
         """Dry-run the plain writes in a read-write transaction that is always rolled back,
         when nothing they reach can act outside it; else the planner's estimates.
@@ -408,6 +423,7 @@ class PostgresSession(SessionBase):
             why = "PostgreSQL schema changes take strong locks, so they are not tried."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
+        with_key = {statements[i] for i in keyed if 0 <= i < len(statements)}
 
         def start() -> str | None:
             self._begin(read_only=False)
@@ -416,7 +432,11 @@ class PostgresSession(SessionBase):
         def step(statement: str, dry_run: bool) -> int | None:
             timeout = str(budget.remaining_ms())
             self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
-            rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            params = self._params(statement in with_key)
+            if dry_run:
+                rows = self._changed_rows(statement, params)
+            else:
+                rows = self._estimated_rows(statement, params)
             self._check_in_transaction(read_only=False)
             return rows
 
@@ -430,10 +450,10 @@ class PostgresSession(SessionBase):
             map_error=map_error,
         )
 
-    def _estimated_rows(self, statement: str) -> int | None:
+    def _estimated_rows(self, statement: str, params: tuple[bytes, bytes] | None) -> int | None:
         self._describe(statement)  # refuses several commands
-        with self._conn.cursor() as cur:
-            cur.execute(f"EXPLAIN (FORMAT JSON) {statement}", prepare=False)
+        with psycopg.RawCursor(self._conn) as cur:
+            cur.execute(f"EXPLAIN (FORMAT JSON) {statement}", params, prepare=False)
             row = cur.fetchone()
         plans: Any = row[0] if row else None
         # One entry per query a rule adds (a utility such as NOTIFY is a bare name): the
@@ -449,17 +469,18 @@ class PostgresSession(SessionBase):
             return int(rows) if isinstance(rows, int | float) else None
         return None
 
-    def _changed_rows(self, statement: str) -> int | None:
+    def _changed_rows(self, statement: str, params: tuple[bytes, bytes] | None) -> int | None:
         columns = self._describe(statement)  # refuses several commands
-        with self._conn.cursor() as cur:
+        with psycopg.RawCursor(self._conn) as cur:
             if columns is None:
-                cur.execute(statement, prepare=False)
+                cur.execute(statement, params, prepare=False)
                 return cur.rowcount if cur.rowcount >= 0 else None
             # RETURNING: one row per changed row; count them without keeping them. A WITH
             # whose outer query is a SELECT returns other rows: its count is unknown.
             size = 1000 if capabilities.has_stream_chunked() else 1
             stream = cast(
-                "Generator[tuple[Any, ...], None, None]", cur.stream(statement, size=size)
+                "Generator[tuple[Any, ...], None, None]",
+                cur.stream(statement, params, size=size),
             )
             try:
                 returned = sum(1 for _ in stream)
@@ -519,8 +540,10 @@ class PostgresSession(SessionBase):
             self._conn.close()
 
 
-def connect(config: TargetConfig) -> PostgresSession:
-    return PostgresSession(_open(config), config)
+def connect(config: TargetConfig, pseudonym_key: bytes | None = None) -> PostgresSession:
+    session = PostgresSession(_open(config), config)
+    session.pseudonym_key = pseudonym_key
+    return session
 
 
 def cancel(config: TargetConfig, backend_id: str) -> bool:

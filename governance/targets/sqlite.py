@@ -19,6 +19,7 @@ from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     CancelCheck,
     Column,
+    Keyed,
     Preview,
     Result,
     SessionBase,
@@ -250,7 +251,11 @@ class SQLiteSession(SessionBase):
         return TargetError("execution", message)
 
     # -- public API -------------------------------------------------------------------------
-    def execute(self, statements: Sequence[str], *, read_only: bool, max_rows: int) -> Result:
+    def execute(
+        self, statements: Sequence[str], *, read_only: bool, max_rows: int, keyed: Keyed = ()
+    ) -> Result:
+        """``keyed`` is accepted for the common interface: on SQLite the key lives in the
+        registered ``warden_pseudonym`` function, never in a statement."""
         items = check_statements(statements, max_rows)
         conn = self._connection(read_only)
         self._arm()
@@ -293,7 +298,7 @@ class SQLiteSession(SessionBase):
         return Result([], [], last_count, False, len(items))
 
     def stream(
-        self, statement: str, *, read_only: bool, batch_size: int = 5000
+        self, statement: str, *, read_only: bool, batch_size: int = 5000, keyed: bool = False
     ) -> tuple[list[Column], Iterator[list[tuple[Any, ...]]]]:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -346,6 +351,7 @@ class SQLiteSession(SessionBase):
         dml: Sequence[bool],
         tables: Sequence[str] = (),
         timeout_ms: int,
+        keyed: Keyed = (),
     ) -> Preview:
         """Dry-run the plain writes on the write connection, in a transaction always rolled back.
 

@@ -17,9 +17,12 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from governance import demo_data
 from governance.engine.masking import MaskingPolicy, sqlite_functions
+from governance.targets.base import hmac_pads
 
 from .policy import KEY, policy_from
 
@@ -65,13 +68,13 @@ def pg_masking() -> Iterator[Target]:
         def run(sql: str) -> list[tuple[Any, ...]]:
             with conn.transaction():
                 conn.execute("SET TRANSACTION READ ONLY")
-                return list(conn.execute(sql).fetchall())
+                return list(psycopg.RawCursor(conn).execute(sql, _pads(sql)).fetchall())
 
         def write(sql: str) -> list[tuple[Any, ...]]:
             with conn.transaction(force_rollback=True):
-                return list(conn.execute(sql).fetchall())
+                return list(psycopg.RawCursor(conn).execute(sql, _pads(sql)).fetchall())
 
-        yield Target("postgres", run, policy_from(_group(rows), KEY), write)
+        yield Target("postgres", run, policy_from(_group(rows)), write)
         conn.close()
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -100,6 +103,7 @@ def mysql_masking() -> Iterator[Target]:
 
         def run(sql: str) -> list[tuple[Any, ...]]:
             with conn.cursor() as cur:
+                cur.execute("SET @warden_pk_i = %s, @warden_pk_o = %s", hmac_pads(KEY))
                 cur.execute(sql)
                 return list(cur.fetchall())
 
@@ -107,12 +111,13 @@ def mysql_masking() -> Iterator[Target]:
             conn.begin()
             try:
                 with conn.cursor() as cur:
+                    cur.execute("SET @warden_pk_i = %s, @warden_pk_o = %s", hmac_pads(KEY))
                     cur.execute(sql)
                     return list(cur.fetchall())
             finally:
                 conn.rollback()
 
-        yield Target("mysql", run, policy_from(_group(rows), KEY), write)
+        yield Target("mysql", run, policy_from(_group(rows)), write)
         conn.close()
     finally:
         with admin.cursor() as cur:
@@ -143,7 +148,7 @@ def sqlite_masking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]
         finally:
             conn.rollback()
 
-    yield Target("sqlite", run, policy_from(_group(rows), KEY), write)
+    yield Target("sqlite", run, policy_from(_group(rows)), write)
     conn.close()
     path.unlink(missing_ok=True)
 
@@ -152,6 +157,12 @@ def sqlite_masking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]
 def target(request: pytest.FixtureRequest) -> Target:
     fixture = {"postgres": "pg_masking", "mysql": "mysql_masking", "sqlite": "sqlite_masking"}
     return request.getfixturevalue(fixture[request.param])  # type: ignore[no-any-return]
+
+
+def _pads(sql: str) -> tuple[bytes, bytes] | None:
+    """The key's HMAC pads as $1/$2 when the masked statement needs them (as the driver does)."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    return hmac_pads(KEY) if any(isinstance(n, exp.Parameter) for n in tree.walk()) else None
 
 
 def _group(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[str, str]]]:

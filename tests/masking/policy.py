@@ -5,7 +5,7 @@ from __future__ import annotations
 from governance.demo_data import _SCHEMA
 from governance.engine.masking import ColumnRule, MaskingPolicy, Strategy
 
-KEY = "test-key-'quoted'\\slash"
+KEY = b"test-key-'quoted'\\slash-0123456789"
 
 RULES: tuple[tuple[str, str, str, Strategy], ...] = (
     ("customers", "email", "email", Strategy.PARTIAL),
@@ -30,15 +30,15 @@ def rules() -> frozenset[ColumnRule]:
     )
 
 
-def static_policy(key: str = KEY) -> MaskingPolicy:
+def static_policy() -> MaskingPolicy:
     """The policy built from the demo schema definition (no database needed)."""
     schema = tuple(
         (table, tuple((name, _LOGICAL.get(logical, logical)) for name, logical, _ in columns))
         for table, columns in _SCHEMA.items()
     )
-    return MaskingPolicy(schema=schema, rules=rules(), pseudonym_key=key)
+    return MaskingPolicy(schema=schema, rules=rules())
 
 
-def policy_from(columns: dict[str, list[tuple[str, str]]], key: str = KEY) -> MaskingPolicy:
+def policy_from(columns: dict[str, list[tuple[str, str]]]) -> MaskingPolicy:
     schema = tuple((table, tuple(cols)) for table, cols in sorted(columns.items()))
-    return MaskingPolicy(schema=schema, rules=rules(), pseudonym_key=key)
+    return MaskingPolicy(schema=schema, rules=rules())

@@ -13,7 +13,6 @@ from governance.engine.masking import (
     mask_expression,
     mask_select,
     pseudonym,
-    redact_key,
     sqlite_functions,
 )
 
@@ -98,34 +97,41 @@ def test_results_are_cached() -> None:
         assert mask_select(sql, "postgres", POLICY) is mask_select(sql, "postgres", POLICY)
 
 
-def test_redact_key() -> None:
-    sql = mask_select("SELECT full_name FROM customers", "postgres", POLICY).sql
-    assert "'test-key-" in sql
-    shown = redact_key(sql, KEY)
-    assert "test-key" not in shown and "'[key]'" in shown
-    my = mask_select("SELECT full_name FROM customers", "mysql", POLICY).sql
-    assert "test-key" not in redact_key(my, KEY)
+def test_no_key_is_ever_part_of_a_masked_statement() -> None:
+    for dialect, marker in (("postgres", "$1"), ("mysql", "@warden_pk_i"), ("sqlite", "")):
+        result = mask_select("SELECT full_name FROM customers", dialect, POLICY)
+        assert result.keyed and marker in result.sql
+        assert KEY.decode() not in result.sql and "test-key" not in result.sql
+    assert not mask_select("SELECT email FROM customers", "postgres", POLICY).keyed
+
+
+def test_the_pseudonym_is_a_real_hmac_sha256() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(KEY, b"Ada Lovelace", hashlib.sha256).hexdigest()[:16]
+    assert pseudonym("Ada Lovelace", KEY) == "anon_" + expected
 
 
 def test_mask_expression_dialects() -> None:
     value = exp.column("x")
-    pg = mask_expression(value, "phone", Strategy.PARTIAL, "postgres", "k").sql("postgres")
+    pg = mask_expression(value, "phone", Strategy.PARTIAL, "postgres").sql("postgres")
     assert "RIGHT(CAST(x AS TEXT), 4)" in pg
-    my = mask_expression(value, "phone", Strategy.PARTIAL, "mysql", "k").sql("mysql")
+    my = mask_expression(value, "phone", Strategy.PARTIAL, "mysql").sql("mysql")
     assert "RIGHT(CAST(x AS CHAR), 4)" in my
-    lite = mask_expression(value, "phone", Strategy.PSEUDONYM, "sqlite", "k").sql("sqlite")
+    lite = mask_expression(value, "phone", Strategy.PSEUDONYM, "sqlite").sql("sqlite")
     assert lite == "WARDEN_PSEUDONYM(x)"
-    nulled = mask_expression(value, "email", Strategy.NULL, "mysql", "k").sql("mysql")
+    nulled = mask_expression(value, "email", Strategy.NULL, "mysql").sql("mysql")
     assert nulled == "CASE WHEN FALSE THEN CAST(x AS CHAR) END"  # x resolved, never evaluated
 
 
 def test_sqlite_functions_register_and_agree() -> None:
     conn = sqlite3.connect(":memory:")
-    for name, (nargs, func) in sqlite_functions("k").items():
+    for name, (nargs, func) in sqlite_functions(KEY).items():
         conn.create_function(name, nargs, func, deterministic=True)
     row = conn.execute(
         "SELECT warden_pseudonym('a@b.c'), warden_bucket(54321), "
         "warden_bucket(7), warden_bucket(NULL)"
     ).fetchone()
-    assert row == (pseudonym("a@b.c", "k"), "50000-59999", "0-9", None)
+    assert row == (pseudonym("a@b.c", KEY), "50000-59999", "0-9", None)
     conn.close()

@@ -9,7 +9,7 @@ cannot trace are masked conservatively or held. Pure: no Django, no I/O; results
 
 from __future__ import annotations
 
-from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
+from .functions import MYSQL_KEY_VARIABLES, keyed, mask_expression, pseudonym, sqlite_functions
 from .guards import names_in_text
 from .probes import Probe, describe_probes
 from .returning import mask_write, sample_changes
@@ -24,6 +24,7 @@ from .types import (
 )
 
 __all__ = [
+    "MYSQL_KEY_VARIABLES",
     "RESTRICTED_TYPES",
     "ColumnRule",
     "MaskResult",
@@ -33,12 +34,12 @@ __all__ = [
     "Strategy",
     "clear_mask_cache",
     "describe_probes",
+    "keyed",
     "mask_expression",
     "mask_select",
     "mask_write",
     "names_in_text",
     "pseudonym",
-    "redact_key",
     "sample_changes",
     "sqlite_functions",
 ]

@@ -95,7 +95,7 @@ def conservative_result(
                     OutputColumn(name, (), False, None, None, "count() reveals no values")
                 )
                 continue
-            masked = mask_expression(projection.unalias(), "secret", redact, dialect, "")
+            masked = mask_expression(projection.unalias(), "secret", redact, dialect)
             new.append(exp.alias_(masked, name, quoted=True))
             columns.append(OutputColumn(name, (), True, "redact", None, reason))
         query.set("expressions", new)
@@ -105,7 +105,7 @@ def conservative_result(
     for index, projection in enumerate(first.expressions):
         name = given_name(projection) or natural_name(bare(projection), dialect)
         ref = exp.column(names[index], quoted=True)
-        masked = mask_expression(ref, "secret", redact, dialect, "")
+        masked = mask_expression(ref, "secret", redact, dialect)
         projections.append(exp.alias_(masked, name, quoted=True))
         columns.append(OutputColumn(name, (), True, "redact", None, reason))
     cte = exp.CTE(

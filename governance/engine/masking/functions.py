@@ -1,8 +1,8 @@
 """Masking expressions, per dialect, built as sqlglot trees from parsed templates.
 
-Every template is written in its own dialect around a placeholder column ``warden_value``
-(and, for pseudonyms, the placeholder literal ``'warden_key'``); :func:`mask_expression`
-parses it once (cached) and substitutes the real value expression and key into a copy.
+Every template is written in its own dialect around a placeholder column ``warden_value``;
+:func:`mask_expression` parses it once (cached) and substitutes the real value expression into
+a copy. No key is ever part of the SQL (see *pseudonym* below).
 
 Conventions (all dialects):
 
@@ -13,8 +13,15 @@ Conventions (all dialects):
 * partial    -> e-mail keeps the first letter and the domain (``a***@example.com``); anything
                else keeps the last four characters (``***-***-1234``); values shorter than 8
                characters, or e-mails without ``@``, are fully redacted.
-* pseudonym  -> ``'anon_' || first 16 hex of sha256(key || value-as-text)``: the same
+* pseudonym  -> ``'anon_' || first 16 hex of HMAC-SHA256(key, value-as-text)``: the same
                construction on every engine, so pseudonyms join within and across engines.
+               The key never appears in the statement: HMAC is computed from its inner and
+               outer pads (``sha256(opad || sha256(ipad || value))``), which the driver sends
+               separately: as bind parameters ``$1`` (ipad) and ``$2`` (opad) on PostgreSQL, as
+               the session variables ``@warden_pk_i`` / ``@warden_pk_o`` set just before the
+               statement on MySQL (PyMySQL cannot bind server-side), and through the
+               registered function ``warden_pseudonym`` on SQLite. The engine refuses user
+               statements that name ``$n`` parameters or ``@warden…`` variables.
 * null       -> NULL, as ``CASE WHEN FALSE THEN value END`` (names resolved, never evaluated).
 * generalize -> dates/timestamps: the year (integer); numbers: a one-significant-digit range
                as text (``54321`` -> ``'50000-59999'``); other types: redact.
@@ -23,6 +30,7 @@ Conventions (all dialects):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Callable
 from functools import lru_cache
@@ -33,7 +41,8 @@ from sqlglot import exp
 from .types import Strategy
 
 PLACEHOLDER = "warden_value"
-KEY_PLACEHOLDER = "warden_key"
+#: MySQL session variables holding the key's HMAC pads, set by the driver (see pseudonym).
+MYSQL_KEY_VARIABLES = ("warden_pk_i", "warden_pk_o")
 
 _TEMPLATES: dict[str, dict[str, str]] = {
     "postgres": {
@@ -52,8 +61,8 @@ _TEMPLATES: dict[str, dict[str, str]] = {
             " ELSE CAST('****' AS TEXT) END"
         ),
         "pseudonym": (
-            "'anon_' || SUBSTR(ENCODE(SHA256(CONVERT_TO('warden_key'"
-            " || CAST(warden_value AS TEXT), 'UTF8')), 'hex'), 1, 16)"
+            "'anon_' || SUBSTR(ENCODE(SHA256(CAST($2 AS BYTEA) || SHA256(CAST($1 AS BYTEA)"
+            " || CONVERT_TO(CAST(warden_value AS TEXT), 'UTF8'))), 'hex'), 1, 16)"
         ),
         "year": "CAST(EXTRACT(YEAR FROM warden_value) AS INTEGER)",
         "bucket": (
@@ -84,7 +93,8 @@ _TEMPLATES: dict[str, dict[str, str]] = {
             " ELSE '****' END"
         ),
         "pseudonym": (
-            "CONCAT('anon_', LEFT(SHA2(CONCAT('warden_key', CAST(warden_value AS CHAR)), 256), 16))"
+            "CONCAT('anon_', LEFT(SHA2(CONCAT(@warden_pk_o, UNHEX(SHA2(CONCAT(@warden_pk_i,"
+            " CAST(warden_value AS CHAR)), 256))), 256), 16))"
         ),
         "year": "YEAR(warden_value)",
         "bucket": (
@@ -175,7 +185,7 @@ def _template_name(value: exp.Expr, semantic_type: str, strategy: Strategy) -> s
 
 
 def mask_expression(
-    value: exp.Expr, semantic_type: str, strategy: Strategy, dialect: str, key: str
+    value: exp.Expr, semantic_type: str, strategy: Strategy, dialect: str
 ) -> exp.Expr:
     """``value`` wrapped in the masking expression for ``strategy`` in ``dialect``."""
     dialect = normalize_dialect(dialect)
@@ -184,14 +194,17 @@ def mask_expression(
     def substitute(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not node.table and node.name == PLACEHOLDER:
             return value.copy()
-        if isinstance(node, exp.Literal) and node.is_string and node.this == KEY_PLACEHOLDER:
-            return exp.Literal.string(key)
         return node
 
     return template.copy().transform(substitute)
 
 
-def pseudonym(value: object, key: str) -> str | None:
+def keyed(strategy: Strategy | str | None) -> bool:
+    """Whether a mask of this strategy needs the pseudonym key at execution."""
+    return strategy == Strategy.PSEUDONYM
+
+
+def pseudonym(value: object, key: bytes) -> str | None:
     """The pseudonym of ``value`` exactly as the SQL expressions compute it."""
     if value is None:
         return None
@@ -201,7 +214,7 @@ def pseudonym(value: object, key: str) -> str | None:
         text = str(int(value))
     else:
         text = str(value)
-    digest = hashlib.sha256((key + text).encode("utf-8")).hexdigest()
+    digest = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
     return "anon_" + digest[:16]
 
 
@@ -222,28 +235,10 @@ def bucket(value: object) -> str | None:
     return f"{int(low)}-{int(low + width - 1)}"
 
 
-def sqlite_functions(key: str) -> dict[str, tuple[int, Callable[..., str | int | float | None]]]:
+def sqlite_functions(key: bytes) -> dict[str, tuple[int, Callable[..., str | int | float | None]]]:
     """Deterministic functions to register on a SQLite connection before running masked SQL."""
 
     def warden_pseudonym(value: object) -> str | None:
         return pseudonym(value, key)
 
     return {"warden_pseudonym": (1, warden_pseudonym), "warden_bucket": (1, bucket)}
-
-
-def redact_key(sql: str, key: str) -> str:
-    """``sql`` with the pseudonym key literal shown as ``'[key]'`` (for display)."""
-    if not key:
-        return sql
-    for rendering in _key_renderings(key):
-        sql = sql.replace(rendering, "'[key]'")
-    return sql
-
-
-@lru_cache(maxsize=32)
-def _key_renderings(key: str) -> tuple[str, ...]:
-    """The key as a string literal in each dialect, longest first (every governed read asks)."""
-    renderings = {
-        exp.Literal.string(key).sql(dialect=dialect) for dialect in ("postgres", "mysql", "sqlite")
-    }
-    return tuple(sorted(renderings, key=len, reverse=True))

@@ -81,7 +81,8 @@ def _mask_write(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult | N
     if start is None:
         return held_result("Warden cannot tell where this statement's RETURNING clause starts.")
     listed = ", ".join(p.sql(dialect=dialect) for p in rewritten.expressions)
-    return MaskResult(f"{sql[:start]}RETURNING {listed}", result.columns, True, False, None, ())
+    returned = f"{sql[:start]}RETURNING {listed}"
+    return MaskResult(returned, result.columns, True, False, None, (), result.keyed)
 
 
 def sample_changes(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult | None:

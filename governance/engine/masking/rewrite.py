@@ -9,7 +9,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
 from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
-from .functions import mask_expression, normalize_dialect
+from .functions import keyed, mask_expression, normalize_dialect
 from .guards import held_reason, table_use
 from .lineage import Trace, Tracer
 from .probes import Resolve, by_name, probes_and_touch, uncertain_probes
@@ -233,7 +233,9 @@ def _rewrite(
         _mask_in_place(query, outputs, masks, user_aliases, dialect, policy)
     else:
         query = _wrap(query, outputs, masks, columns, dialect, policy)
-    return MaskResult(query.sql(dialect=dialect), tuple(columns), True, conservative, None, probes)
+    uses_key = any(keyed(strategy) for _, strategy, _, _ in masks)
+    sql = query.sql(dialect=dialect)
+    return MaskResult(sql, tuple(columns), True, conservative, None, probes, uses_key)
 
 
 def _mask_for(
@@ -246,7 +248,7 @@ def _mask_for(
 ) -> exp.Expr:
     semantic = rule.semantic_type if rule else "secret"
     typed = _value_with_type(value, trace.sources, policy)
-    return mask_expression(typed, semantic, strategy, dialect, policy.pseudonym_key)
+    return mask_expression(typed, semantic, strategy, dialect)
 
 
 def _mask_in_place(

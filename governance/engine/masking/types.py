@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -49,7 +49,6 @@ class MaskingPolicy:
 
     schema: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     rules: frozenset[ColumnRule]
-    pseudonym_key: str = field(repr=False)
 
     @cached_property
     def rule_index(self) -> dict[tuple[str, str], ColumnRule]:
@@ -134,3 +133,4 @@ class MaskResult:
     conservative: bool
     held: str | None
     probes: tuple[Probe, ...]
+    keyed: bool = False  # the SQL needs the pseudonym key bound at execution

@@ -147,7 +147,7 @@ def _rewrite_times() -> dict[str, Any]:
             ("employees", "work_email", "email", "pseudonym"),
         )
     )
-    policy = masking.MaskingPolicy(schema=schema, rules=rules, pseudonym_key="bench")
+    policy = masking.MaskingPolicy(schema=schema, rules=rules)
     cold, warm = [], []
     for _ in range(20):
         for sql in TYPICAL:

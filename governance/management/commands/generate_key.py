@@ -8,7 +8,7 @@ from governance.crypto import generate_key
 
 
 class Command(BaseCommand):
-    help = "Print a new encryption key for WARDEN_ENCRYPTION_KEYS."
+    help = "Print a new random key (for WARDEN_ENCRYPTION_KEYS or WARDEN_PSEUDONYM_KEY)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(generate_key())
