@@ -80,18 +80,18 @@ def test_pseudonyms_are_the_hmac_of_the_value_under_the_connections_key(
 
 def _raw(connection: Any, sql: str) -> list[tuple[Any, ...]]:
     if connection.engine == "sqlite":
-        with sqlite3.connect(connection.database) as conn:
-            return list(conn.execute(sql))
+        with sqlite3.connect(connection.database) as lite:
+            return list(lite.execute(sql))
     if connection.engine == "mysql":
-        conn = pymysql.connect(database=connection.database, **MY)
+        my = pymysql.connect(database=connection.database, **MY)
         try:
-            with conn.cursor() as cur:
+            with my.cursor() as cur:
                 cur.execute(sql)
                 return list(cur.fetchall())
         finally:
-            conn.close()
-    with psycopg.connect(dbname=connection.database, **PG) as conn:
-        return list(conn.execute(sql).fetchall())
+            my.close()
+    with psycopg.connect(dbname=connection.database, **PG) as pg:
+        return list(pg.execute(sql).fetchall())
 
 
 def test_a_held_statement_shows_its_masked_sql_without_the_key(
