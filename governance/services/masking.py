@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -230,6 +230,10 @@ def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, A
             result = masking.mask_write(sql, connection.dialect, policy)
             if result is None and index == last:  # show a sample of the changed rows
                 result = masking.sample_changes(sql, connection.dialect, policy)
+            probes = masking.write_probes(sql, connection.dialect, policy)
+            if probes:  # what it filters on and what it stores
+                base = result or masking.MaskResult(sql, (), True, False, None, ())
+                result = replace(base, probes=tuple(sorted({*base.probes, *probes})))
         results.append(result)
     used = _exemptions_used(connection, exemptions, results)
     return MaskPlan(results=tuple(results), key=policy.pseudonym_key, exemptions=used)

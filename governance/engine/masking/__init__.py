@@ -12,7 +12,7 @@ from __future__ import annotations
 from .functions import mask_expression, pseudonym, redact_key, sqlite_functions
 from .guards import names_in_text
 from .probes import Probe, describe_probes
-from .returning import mask_write, sample_changes
+from .returning import mask_write, sample_changes, write_probes
 from .rewrite import clear_mask_cache, mask_select
 from .types import (
     RESTRICTED_TYPES,
@@ -40,5 +40,6 @@ __all__ = [
     "pseudonym",
     "redact_key",
     "sample_changes",
+    "write_probes",
     "sqlite_functions",
 ]
