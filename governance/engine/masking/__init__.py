@@ -40,6 +40,6 @@ __all__ = [
     "pseudonym",
     "redact_key",
     "sample_changes",
-    "write_probes",
     "sqlite_functions",
+    "write_probes",
 ]

@@ -19,8 +19,8 @@ from sqlglot.tokens import TokenType
 
 from .fallback import held_result
 from .functions import normalize_dialect
-from .probes import Probe
 from .guards import names_in_text, ruled_names, table_use
+from .probes import Probe
 from .rewrite import mask_select
 from .types import MaskingPolicy, MaskResult
 
