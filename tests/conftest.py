@@ -88,6 +88,7 @@ SEEDING_MIGRATIONS = (
     "governance.migrations.0002_default_guardrails_and_roles",
     "governance.migrations.0004_default_masking_rules",
     "governance.migrations.0006_hold_restricted_predicates",
+    "governance.migrations.0009_probe_guardrail_message",
     "approvals.migrations.0002_workflow",
 )
 

@@ -483,7 +483,7 @@ def test_a_failing_write_never_quotes_a_protected_value(pg_conn: Any, carol: Any
         carol,
         pg_conn,
         "DELETE FROM orders WHERE customer_id IN "
-        "(SELECT id FROM customers WHERE CAST(ssn AS integer) = 1)",
+        "(SELECT id FROM customers WHERE CAST(email AS integer) = 1)",
     )
     assert run.status == "failed"
     assert "invalid input syntax" in run.error and "[value]" in run.error

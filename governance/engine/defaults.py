@@ -43,12 +43,13 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         action=Action.REQUIRE_APPROVAL,
         priority=25,
         restricted_predicate=True,
-        categories=frozenset({Category.READ}),
+        categories=frozenset({Category.READ, Category.WRITE}),
         message=(
             "A sensitive value shapes this statement's result other than through its mask: a "
             "restricted column (national ids, card numbers, IBANs, secrets) is filtered, "
-            "joined, sorted, grouped or computed on, or a sensitive value feeds a row "
-            "generator. That can reveal masked values, so an approver must review it first."
+            "joined, sorted, grouped or computed on, a sensitive value feeds a row generator, "
+            "or a write stores one. That can reveal masked values, so an approver must review "
+            "it first."
         ),
     ),
     Rule(

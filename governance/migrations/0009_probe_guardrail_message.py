@@ -1,4 +1,6 @@
-"""The inference-probe guardrail now also holds row generators fed by any sensitive column."""
+"""The inference-probe guardrail now also holds row generators fed by any sensitive column,
+and writes (their WHERE is an oracle through the row count, and what they store can be read
+back unmasked)."""
 
 from __future__ import annotations
 
@@ -14,20 +16,28 @@ OLD = (
 NEW = (
     "A sensitive value shapes this statement's result other than through its mask: a "
     "restricted column (national ids, card numbers, IBANs, secrets) is filtered, joined, "
-    "sorted, grouped or computed on, or a sensitive value feeds a row generator. That can "
-    "reveal masked values, so an approver must review it first."
+    "sorted, grouped or computed on, a sensitive value feeds a row generator, or a write "
+    "stores one. That can reveal masked values, so an approver must review it first."
 )
 
 
 def reword(apps: Any, schema_editor: Any) -> None:
-    # Only the seeded wording: an admin's own message stays.
+    # Only the seeded wording and scope: an admin's own message or categories stay.
     Guardrail = apps.get_model("governance", "Guardrail")
     Guardrail.objects.filter(name="hold-restricted-predicates", message=OLD).update(message=NEW)
+    for rule in Guardrail.objects.filter(name="hold-restricted-predicates"):
+        if list(rule.categories) == ["read"]:
+            rule.categories = ["read", "write"]
+            rule.save(update_fields=["categories"])
 
 
 def unreword(apps: Any, schema_editor: Any) -> None:
     Guardrail = apps.get_model("governance", "Guardrail")
     Guardrail.objects.filter(name="hold-restricted-predicates", message=NEW).update(message=OLD)
+    for rule in Guardrail.objects.filter(name="hold-restricted-predicates"):
+        if sorted(rule.categories) == ["read", "write"]:
+            rule.categories = ["read"]
+            rule.save(update_fields=["categories"])
 
 
 class Migration(migrations.Migration):
@@ -48,3 +58,6 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(reword, unreword),
     ]
+
+
+seed = reword  # tests re-seed the default rows after a flush (tests/conftest.py)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -248,6 +248,10 @@ def mask_plan(*, user: Any, connection: Connection, statements: list[dict[str, A
             result = masking.mask_write(sql, connection.dialect, policy)
             if result is None and index == last:  # show a sample of the changed rows
                 result = masking.sample_changes(sql, connection.dialect, policy)
+            probes = masking.write_probes(sql, connection.dialect, policy)
+            if probes:  # what it filters on and what it stores
+                base = result or masking.MaskResult(sql, (), True, False, None, ())
+                result = replace(base, probes=tuple(sorted({*base.probes, *probes})))
         results.append(result)
     used = _exemptions_used(connection, exemptions, results)
     return MaskPlan(results=tuple(results), exemptions=used)

@@ -320,3 +320,74 @@ def test_a_write_parsed_only_as_a_command_on_protected_tables_is_refused(sql: st
 
 def test_a_command_write_on_other_tables_is_left_to_the_guardrails() -> None:
     assert mask_write("REPLACE INTO orders (id, status) VALUES (1, 'x')", "mysql", POLICY) is None
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "expected"),
+    [
+        # what a write stores can be read back from a column that is not masked
+        ("postgres", "UPDATE customers SET city = ssn WHERE id = 1", ("customers.ssn", "copy")),
+        ("sqlite", "UPDATE customers SET city = email WHERE id = 1", ("customers.email", "copy")),
+        (
+            "mysql",
+            "UPDATE customers c JOIN orders o ON o.customer_id = c.id SET o.status = c.phone",
+            ("customers.phone", "copy"),
+        ),
+        (
+            "postgres",
+            "INSERT INTO orders (status) SELECT full_name FROM customers",
+            ("customers.full_name", "copy"),
+        ),
+        (
+            "postgres",
+            "INSERT INTO orders (status) VALUES ((SELECT max(email) FROM customers))",
+            ("customers.email", "copy"),
+        ),
+        (
+            "postgres",
+            "INSERT INTO customers (id, email) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE "
+            "SET city = customers.ssn",
+            ("customers.ssn", "copy"),
+        ),
+        (
+            "postgres",
+            "WITH s AS (SELECT ssn FROM customers) INSERT INTO orders (status) SELECT ssn FROM s",
+            ("customers.ssn", "copy"),
+        ),
+        # a write's row count answers its WHERE
+        (
+            "postgres",
+            "UPDATE orders SET status = status WHERE customer_id IN (SELECT id FROM customers "
+            "WHERE ssn LIKE '1%')",
+            ("customers.ssn", "filter"),
+        ),
+        (
+            "mysql",
+            "DELETE FROM payment_cards WHERE card_number LIKE '4%'",
+            ("payment_cards.card_number", "filter"),
+        ),
+    ],
+)
+def test_writes_that_store_or_filter_on_sensitive_values_are_held(
+    dialect: str, sql: str, expected: tuple[str, str]
+) -> None:
+    from governance.engine.masking import write_probes
+
+    held = {
+        (f"{p.table}.{p.column}", p.kind) for p in write_probes(sql, dialect, POLICY) if p.holds
+    }
+    assert expected in held
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE orders SET status = 'shipped' WHERE id = 3",
+        "DELETE FROM customers WHERE email = 'gone@example.com'",  # a lookup by e-mail
+        "INSERT INTO orders (customer_id, status) VALUES (1, 'new')",
+    ],
+)
+def test_ordinary_writes_are_not_held_by_probes(sql: str) -> None:
+    from governance.engine.masking import write_probes
+
+    assert not [p for p in write_probes(sql, "postgres", POLICY) if p.holds]

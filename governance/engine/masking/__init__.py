@@ -12,7 +12,7 @@ from __future__ import annotations
 from .functions import MYSQL_KEY_VARIABLES, keyed, mask_expression, pseudonym, sqlite_functions
 from .guards import names_in_text
 from .probes import Probe, describe_probes
-from .returning import mask_write, sample_changes
+from .returning import mask_write, sample_changes, write_probes
 from .rewrite import clear_mask_cache, mask_select
 from .types import (
     RESTRICTED_TYPES,
@@ -42,4 +42,5 @@ __all__ = [
     "pseudonym",
     "sample_changes",
     "sqlite_functions",
+    "write_probes",
 ]

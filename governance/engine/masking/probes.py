@@ -68,6 +68,8 @@ SET_RETURNING = frozenset(
     }
 )
 _SRF_CLASSES: tuple[type[exp.Expr], ...] = (exp.UDTF, exp.ExplodingGenerateSeries)
+#: Probe kinds held on every sensitive column, restricted or not: they read values whole.
+HOLDING_KINDS = frozenset({"generator", "copy"})
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.NullSafeEQ)
 
 _WORDS = {
@@ -78,6 +80,7 @@ _WORDS = {
     "generator": "a row generator",
     "computed": "a computation before masking",
     "uncertain": "a statement whose lineage Warden cannot trace",
+    "copy": "the values a write stores",
 }
 
 
@@ -94,7 +97,7 @@ class Probe:
     @property
     def holds(self) -> bool:
         """Whether the statement waits for an approver (the guardrail decides)."""
-        return self.restricted or self.kind == "generator"
+        return self.restricted or self.kind in HOLDING_KINDS
 
     def sentence(self) -> str:
         return f"{self.table}.{self.column} flows into {self.where}"

@@ -20,6 +20,7 @@ from sqlglot.tokens import TokenType
 from .fallback import held_result
 from .functions import normalize_dialect
 from .guards import names_in_text, ruled_names, table_use
+from .probes import Probe
 from .rewrite import mask_select
 from .types import MaskingPolicy, MaskResult
 
@@ -161,3 +162,97 @@ def _as_select(tree: exp.Expr, returning: exp.Returning) -> exp.Select | None:
     for join in tree.args.get("joins") or []:
         select = select.join(join.copy())
     return select
+
+
+def write_probes(sql: str, dialect: str, policy: MaskingPolicy) -> tuple[Probe, ...]:
+    """Inference probes of a write, and the sensitive values it copies. Never raises.
+
+    A write says how many rows it changed, so its WHERE is as much an oracle as a read's; and a
+    value it stores (``UPDATE customers SET city = ssn``, ``INSERT … SELECT email``) can be
+    read back from a column that is not masked, so every sensitive value a write stores is a
+    ``copy`` probe, held for an approver whatever the environment.
+    """
+    try:
+        dialect = normalize_dialect(dialect)
+        if not policy.rules:
+            return ()
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        if len(statements) != 1 or isinstance(statements[0], exp.Command):
+            return ()  # several statements or a command: mask_write refuses what it must
+        tree = statements[0]
+        if isinstance(tree, exp.Merge):
+            use = table_use(tree, dialect, policy)
+            return tuple(
+                Probe(table, "*", "copy", "a MERGE, which Warden does not trace", True)
+                for table in sorted(use.ruled | use.unknown)
+            )
+        found: set[Probe] = set()
+        for query, copies in _probe_queries(tree):
+            result = mask_select(query.sql(dialect=dialect), dialect, policy)
+            if result.held:
+                use = table_use(tree, dialect, policy)
+                names = sorted(use.ruled | use.unknown) or ["?"]
+                return tuple(
+                    Probe(t, "*", "copy", "a write Warden cannot trace", True) for t in names
+                )
+            found.update(result.probes)
+            if not copies:
+                continue
+            for column in result.columns:
+                for table, name in column.sources:
+                    if policy.rule_for(table, name) is not None:
+                        found.add(Probe(table, name, "copy", "the values the write stores", True))
+        return tuple(sorted(found))
+    except Exception:  # fail closed: an approver looks at what Warden cannot read
+        return (Probe("?", "*", "copy", "a write Warden could not analyse", True),)
+
+
+def _probe_queries(tree: exp.Expr) -> list[tuple[exp.Query, bool]]:
+    """Queries equivalent to what a write reads: (query, whether its select list is stored)."""
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    with_ = tree.args.get("with_") or tree.args.get("with")
+    queries: list[tuple[exp.Query, bool]] = []
+
+    def reading(expressions: list[exp.Expr], where: exp.Expr | None) -> exp.Select:
+        select = exp.Select(expressions=[e.copy() for e in expressions] or [exp.Literal.number(1)])
+        if isinstance(target, exp.Table):
+            select = select.from_(target.copy())
+        source = tree.args.get("from_") or tree.args.get("from")
+        if isinstance(source, exp.From):
+            for table in [source.this, *source.expressions]:
+                select = select.join(table.copy())
+        for table in tree.args.get("using") or []:
+            select = select.join(table.copy())
+        for join in tree.args.get("joins") or []:
+            select = select.join(join.copy())
+        if where is not None:
+            select.set("where", where.copy())
+        if with_ is not None:
+            select.set("with_", with_.copy())
+        return select
+
+    if isinstance(tree, exp.Update):
+        values = [e.expression for e in tree.expressions if isinstance(e, exp.EQ)]
+        queries.append((reading(values, tree.args.get("where")), True))
+    elif isinstance(tree, exp.Delete):
+        queries.append((reading([], tree.args.get("where")), False))
+    elif isinstance(tree, exp.Insert):
+        source = tree.expression
+        if isinstance(source, exp.Values):
+            for row in source.expressions:
+                items = row.expressions if isinstance(row, exp.Tuple) else [row]
+                select = exp.Select(expressions=[e.copy() for e in items])
+                if with_ is not None:
+                    select.set("with_", with_.copy())
+                queries.append((select, True))
+        elif isinstance(source, exp.Query):
+            query = source.copy()
+            if with_ is not None and not query.args.get("with_"):
+                query.set("with_", with_.copy())
+            queries.append((query, True))
+        conflict = tree.args.get("conflict")
+        if isinstance(conflict, exp.OnConflict):
+            updates = [e.expression for e in conflict.args.get("expressions") or []]
+            if updates:
+                queries.append((reading(updates, conflict.args.get("where")), True))
+    return queries
