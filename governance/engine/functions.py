@@ -114,12 +114,21 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: SQLite pragmas that only describe the schema (``PRAGMA x`` and the table-valued function
+#: ``pragma_x(...)``). The others read data (integrity_check, foreign_key_check) or state.
+SQLITE_SCHEMA_PRAGMAS = _words(
+    """table_info table_xinfo table_list index_list index_info index_xinfo foreign_key_list
+    database_list collation_list function_list module_list pragma_list"""
+)
+
 _COMMON = _words(_SQLGLOT_SAFE)
 
 SAFE_FUNCTIONS: dict[str, frozenset[str]] = {
     "postgres": _COMMON | _words(_POSTGRES_SAFE),
     "mysql": _COMMON | _words(_MYSQL_SAFE),
-    "sqlite": _COMMON | _words(_SQLITE_SAFE),
+    "sqlite": _COMMON
+    | _words(_SQLITE_SAFE)
+    | frozenset("pragma_" + name for name in SQLITE_SCHEMA_PRAGMAS),
 }
 
 # Functions with an effect, and the category that effect belongs to.
