@@ -164,10 +164,12 @@ _STRINGS = frozenset(
         TokenType.HEREDOC_STRING,
         TokenType.RAW_STRING,
         TokenType.NATIONAL_STRING,
+        TokenType.BYTE_STRING,  # PostgreSQL E'...', escapes already decoded
         TokenType.UNICODE_STRING,
+        TokenType.HEX_STRING,  # MySQL X'...' and 0x..., which PREPARE takes as SQL text
     }
 )
-_NOT_NAMES = _STRINGS | {TokenType.NUMBER, TokenType.BIT_STRING, TokenType.HEX_STRING}
+_NOT_NAMES = _STRINGS | {TokenType.NUMBER, TokenType.BIT_STRING}
 _MAX_DEPTH = 3  # strings inside strings inside strings
 
 
@@ -213,6 +215,40 @@ def _words(text: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _string_text(token: Token) -> str:
+    """A string token's text as the server reads it (hex decoded, Unicode escapes applied)."""
+    text = token.text
+    if token.token_type == TokenType.HEX_STRING:
+        try:
+            return bytes.fromhex(text).decode("utf-8", "replace")
+        except ValueError:
+            return text
+    if token.token_type == TokenType.UNICODE_STRING:
+        return _unicode_escapes(text)
+    return text
+
+
+def _unicode_escapes(text: str) -> str:
+    """PostgreSQL's U&'...' escapes: ``\\005f`` and ``\\+00005f`` are ``_``."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        plus = text[i + 1 : i + 2] == "+"
+        digits = text[i + 2 : i + 8] if plus else text[i + 1 : i + 5]
+        if text[i] == "\\" and len(digits) == (6 if plus else 4) and _is_hex(digits):
+            code = int(digits, 16)
+            out.append(chr(code) if code <= 0x10FFFF else "?")
+            i += len(digits) + (2 if plus else 1)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
 @dataclass
 class _Scan:
     """Every dotted name (as lower-case parts) in a statement, strings included."""
@@ -231,7 +267,7 @@ class _Scan:
         while i < len(tokens):
             token = tokens[i]
             if token.token_type in _STRINGS:
-                self.add_text(token.text, dialect, depth + 1)
+                self.add_text(_string_text(token), dialect, depth + 1)
                 i += 1
                 continue
             if not _is_name(token):

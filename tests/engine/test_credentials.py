@@ -72,6 +72,9 @@ NAMED = [
     (PG, "SELECT query_to_xml('select 1', true, false, '')", "query_to_xml"),
     (PG, "SELECT * FROM dblink('dbname=x', 'select 1') AS t(a int)", "dblink"),
     (PG, "SELECT my_func('SELECT rolpassword FROM pg_authid')", "pg_authid"),
+    (PG, "SELECT my_func(E'SELECT rolpassword FROM pg\\x5fauthid')", "pg_authid"),
+    (PG, "SELECT my_func(U&'SELECT rolpassword FROM pg\\005fauthid')", "pg_authid"),
+    (PG, "SELECT my_func(U&'SELECT rolpassword FROM pg\\+00005fauthid')", "pg_authid"),
     # MySQL / MariaDB
     (MY, "SELECT user, authentication_string FROM mysql.user", "mysql.user"),
     (MY, "SELECT * FROM `mysql`.`user`", "mysql.user"),
@@ -90,6 +93,10 @@ NAMED = [
     (MY, "TABLE mysql.user", "mysql.user"),
     (MY, "HANDLER mysql.user OPEN", "mysql.user"),
     (MY, "PREPARE s FROM 'SELECT * FROM mysql.user'", "mysql.user"),
+    # 'SELECT * FROM mysql.user' as a hex literal, which MySQL prepares as SQL text
+    (MY, "PREPARE s FROM 0x53454c454354202a2046524f4d206d7973716c2e75736572", "mysql.user"),
+    (MY, "PREPARE s FROM X'53454C454354202A2046524F4D206D7973716C2E75736572'", "mysql.user"),
+    (MY, "PREPARE s FROM _latin1'SELECT * FROM mysql.user'", "mysql.user"),
     (MY, "CREATE VIEW v AS SELECT * FROM mysql.user", "mysql.user"),
     (MY, "INSERT INTO t SELECT authentication_string FROM mysql.user", "mysql.user"),
     (MY, "USE mysql; SELECT * FROM user", "mysql.user"),
