@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import masking, pii
 from .analyzer import analyze, clear_analyze_cache, dialect_for_engine
-from .credentials import CredentialUse, credential_uses
+from .credentials import CredentialUse, clear_credentials_cache, credential_uses
 from .defaults import DEFAULT_RULES
 from .policy import (
     Context,
@@ -40,7 +40,7 @@ def clear_caches() -> None:
     """Forget cached analyses and decisions (tests, or after changing catalogues)."""
     clear_analyze_cache()
     clear_decide_cache()
-    credential_uses.cache_clear()
+    clear_credentials_cache()
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
+from .analyzer import CACHE_MAX_CHARS
 from .lexing import LexError, is_command_payload, split, tokenize
 
 _PASSWORDS = "holds account password hashes"
@@ -394,7 +395,6 @@ def _whole_schema(
     return None
 
 
-@functools.lru_cache(maxsize=2048)
 def credential_uses(
     sql: str, dialect: str, *, default_schema: str = ""
 ) -> tuple[CredentialUse, ...]:
@@ -403,6 +403,16 @@ def credential_uses(
     ``default_schema`` is where bare names resolve (a MySQL connection's database). Never
     raises: text that cannot be tokenized is left to the analyzer, which refuses it.
     """
+    if len(sql) > CACHE_MAX_CHARS:  # a cache of megabyte keys is a leak
+        return _credential_uses(sql, dialect, default_schema)
+    return _cached(sql, dialect, default_schema)
+
+
+def clear_credentials_cache() -> None:
+    _cached.cache_clear()
+
+
+def _credential_uses(sql: str, dialect: str, default_schema: str) -> tuple[CredentialUse, ...]:
     if dialect not in _ANYWHERE:
         return ()
     try:
@@ -422,3 +432,6 @@ def credential_uses(
         return tuple(found)
     except Exception:  # fail closed: a bug here must not let credentials through
         return (CredentialUse(0, "This statement", "could not be checked for credentials"),)
+
+
+_cached = functools.lru_cache(maxsize=2048)(_credential_uses)

@@ -180,3 +180,8 @@ def test_each_statement_of_a_batch_is_reported_once() -> None:
 @pytest.mark.parametrize("sql", ["SELECT 'unterminated", "", "   ", "SELECT $$ x"])
 def test_text_that_does_not_tokenize_is_left_to_the_analyzer(sql: str) -> None:
     assert credential_uses(sql, PG) == ()
+
+
+def test_large_batches_are_checked_too() -> None:
+    (found,) = credential_uses("SELECT * FROM pg_authid -- " + "x" * 200_000, PG)
+    assert found.name == "pg_authid"
