@@ -205,6 +205,52 @@ def _in_outer_projection(node: exp.Expr, outer: list[exp.Select]) -> bool:
     return child.arg_key == "expressions"
 
 
+def _mentions(node: exp.Expr, names: set[str]) -> bool:
+    """Whether ``node`` uses one of ``names`` or a ``*``."""
+    for found in node.find_all(exp.Column, exp.Star):
+        if isinstance(found, exp.Star) or isinstance(found.this, exp.Star):
+            if not isinstance(found.parent, exp.Count):  # count(*) reveals no values
+                return True
+            continue
+        if found.name.lower() in names:
+            return True
+    return False
+
+
+def _sensitive_names(tree: exp.Expr, ruled: frozenset[str]) -> set[str]:
+    """Ruled column names, and every alias given to an expression that uses one."""
+    names = set(ruled)
+    changed = True
+    while changed:
+        changed = False
+        for alias in tree.find_all(exp.Alias):
+            name = alias.alias.lower()
+            if name and name not in names and _mentions(alias.this, names):
+                names.add(name)
+                changed = True
+    return names
+
+
+def _sensitive_position(tree: exp.Expr, outer: list[exp.Select], names: set[str]) -> int | None:
+    """A GROUP BY / ORDER BY position (``ORDER BY 2``) that points at a sensitive output."""
+    scopes: list[tuple[exp.Select, exp.Expr]] = []
+    for select in outer:
+        scopes += [(select, select.args[key]) for key in ("group", "order") if select.args.get(key)]
+    if isinstance(tree, exp.SetOperation) and tree.args.get("order") and outer:
+        scopes.append((outer[0], tree.args["order"]))
+    for select, clause in scopes:
+        for item in clause.expressions:
+            key = item.this if isinstance(item, exp.Ordered) else item
+            if isinstance(key, exp.Literal) and key.is_int:
+                position = int(key.this)
+                projections = select.expressions
+                if not 1 <= position <= len(projections):
+                    return position
+                if _mentions(projections[position - 1], names):
+                    return position
+    return None
+
+
 def _planner_reads(sql: str, policy: MaskingPolicy) -> str | None:
     """Why MariaDB/MySQL could evaluate a sensitive value while planning ``sql``, or None."""
     try:
@@ -214,12 +260,13 @@ def _planner_reads(sql: str, policy: MaskingPolicy) -> str | None:
     ruled = _ruled_columns(tree, policy)
     if not ruled:
         return None
+    names = _sensitive_names(tree, ruled)
     outer = _outer_selects(tree)
     for join in tree.find_all(exp.Join):
         if str(join.args.get("method") or "").upper() == "NATURAL":
             return _planner_message("a NATURAL join")
         for ident in join.args.get("using") or []:
-            if isinstance(ident, exp.Expr) and ident.name.lower() in ruled:
+            if isinstance(ident, exp.Expr) and ident.name.lower() in names:
                 return _planner_message(ident.name)
     for node in tree.find_all(exp.Column, exp.Star):
         if _in_outer_projection(node, outer):
@@ -227,10 +274,13 @@ def _planner_reads(sql: str, policy: MaskingPolicy) -> str | None:
         if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
             if isinstance(node.parent, exp.Count):
                 continue
-            names = sorted({t.name for t in tree.find_all(exp.Table) if t.name})
-            return _planner_message("* of " + ", ".join(names))
-        if node.name.lower() in ruled:
+            tables = sorted({t.name for t in tree.find_all(exp.Table) if t.name})
+            return _planner_message("* of " + ", ".join(tables))
+        if node.name.lower() in names:
             return _planner_message(node.name)
+    position = _sensitive_position(tree, outer, names)
+    if position is not None:
+        return _planner_message(f"the output at position {position}")
     return None
 
 
