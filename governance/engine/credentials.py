@@ -327,7 +327,7 @@ def _setting_name_is_secret(name: str) -> bool:
 
 
 def _statement_uses(
-    index: int, tokens: tuple[Token, ...], dialect: str, scope: frozenset[str]
+    index: int, tokens: tuple[Token, ...], scan: _Scan, dialect: str, scope: frozenset[str]
 ) -> Iterator[CredentialUse]:
     words = _show_words(tokens, dialect)
     if words is not None:
@@ -338,7 +338,6 @@ def _statement_uses(
         if dialect == "postgres" and words and _setting_name_is_secret("".join(words)):
             yield CredentialUse(index, "SHOW " + "".join(words).lower(), _SETTINGS)
             return
-    scan = _Scan.of(tokens, dialect)
     anywhere, scoped, schemas = _ANYWHERE[dialect], _SCOPED[dialect], _SCHEMAS[dialect]
     for parts in scan.names:
         for position, part in enumerate(parts):
@@ -363,7 +362,9 @@ def _statement_uses(
                 return
 
 
-def _scope(chunks: list[tuple[Token, ...]], dialect: str, default_schema: str) -> frozenset[str]:
+def _scope(
+    chunks: list[tuple[Token, ...]], scans: list[_Scan], dialect: str, default_schema: str
+) -> frozenset[str]:
     """Schemas whose objects a bare name can reach in this batch.
 
     MySQL: the connection's database and any ``USE`` in the batch. PostgreSQL: any schema the
@@ -375,8 +376,8 @@ def _scope(chunks: list[tuple[Token, ...]], dialect: str, default_schema: str) -
             if len(tokens) >= 2 and tokens[0].text.upper() == "USE":
                 scope.add(tokens[1].text.lower())
     elif dialect == "postgres":
-        for tokens in chunks:
-            for parts in _Scan.of(tokens, dialect).names:
+        for scan in scans:
+            for parts in scan.names:
                 scope.update(parts)
     return frozenset(scope)
 
@@ -421,14 +422,15 @@ def _credential_uses(sql: str, dialect: str, default_schema: str) -> tuple[Crede
         return ()
     try:
         chunks = [chunk.tokens for chunk in split(tokens)]
-        scope = _scope(chunks, dialect, default_schema)
+        scans = [_Scan.of(chunk, dialect) for chunk in chunks]
+        scope = _scope(chunks, scans, dialect, default_schema)
         found: list[CredentialUse] = []
         for index, chunk in enumerate(chunks):
             whole = _whole_schema(index, chunk, dialect, default_schema)
             if whole is not None:
                 found.append(whole)
             else:
-                found.extend(_statement_uses(index, chunk, dialect, scope))
+                found.extend(_statement_uses(index, chunk, scans[index], dialect, scope))
         return tuple(found)
     except Exception:  # fail closed: a bug here must not let credentials through
         return (CredentialUse(0, "This statement", "could not be checked for credentials"),)
