@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from governance.engine import credential_uses
 
@@ -185,3 +187,21 @@ def test_text_that_does_not_tokenize_is_left_to_the_analyzer(sql: str) -> None:
 def test_large_batches_are_checked_too() -> None:
     (found,) = credential_uses("SELECT * FROM pg_authid -- " + "x" * 200_000, PG)
     assert found.name == "pg_authid"
+
+
+CREDENTIAL_SOUP = [
+    "SELECT", "FROM", "pg_authid", "mysql", ".", "user", "USE", "SHOW", "GRANTS", "ALL",
+    "current_setting", "(", ")", "'", "'pg_authid'", "$$", "0x6D7973716C", "U&'\\005f'", ";",
+    "information_schema", "user_mapping_options", "performance_schema", "`", '"', "\\",
+    "sqlite_user", "PREPARE", "x", ",", "/*", "*/", "--", "\n",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sql=st.one_of(st.text(max_size=200), st.lists(st.sampled_from(CREDENTIAL_SOUP)).map(" ".join)),
+    dialect=st.sampled_from([PG, MY, LITE]),
+)
+def test_it_never_raises_and_never_fails_internally(sql: str, dialect: str) -> None:
+    for found in credential_uses(sql, dialect, default_schema="mysql"):
+        assert found.holds != "could not be checked for credentials", sql
