@@ -58,6 +58,7 @@ _POSTGRES_ANYWHERE: dict[str, str] = {
     "pg_user_mapping": _CONNECTIONS,
     "pg_user_mappings": _CONNECTIONS,
     "pg_subscription": _CONNECTIONS,
+    "pg_foreign_server": _CONNECTIONS,
     "pg_stat_wal_receiver": _CONNECTIONS,
     "pg_stat_get_wal_receiver": _CONNECTIONS,
     "pg_hba_file_rules": _AUTH,
@@ -117,7 +118,14 @@ _MYSQL_INFORMATION_SCHEMA = {
 _SCOPED: dict[str, dict[str, dict[str, str]]] = {
     "postgres": {
         "information_schema": dict.fromkeys(
-            ["user_mapping_options", "_pg_user_mappings", "user_mappings"], _CONNECTIONS
+            [
+                "user_mapping_options",
+                "_pg_user_mappings",
+                "user_mappings",
+                "foreign_server_options",
+                "_pg_foreign_servers",
+            ],
+            _CONNECTIONS,
         ),
     },
     "mysql": {"mysql": _MYSQL_SCHEMA, "information_schema": _MYSQL_INFORMATION_SCHEMA},

@@ -162,8 +162,8 @@ _special(Category.ADMIN, Risk.HIGH, "pg_sleep pg_sleep_for pg_sleep_until sleep 
 _special(
     Category.FILE,
     Risk.CRITICAL,
-    """pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file pg_ls_logdir pg_ls_waldir
-    pg_ls_tmpdir pg_ls_archive_statusdir pg_file_write pg_file_rename pg_file_unlink
+    """pg_read_file pg_read_file_old pg_read_binary_file pg_ls_dir pg_stat_file pg_ls_logdir
+    pg_ls_waldir pg_ls_tmpdir pg_ls_archive_statusdir pg_file_write pg_file_rename pg_file_unlink
     lo_import lo_export load_file readfile writefile read_csv read_parquet to_file""",
 )
 _special(Category.WRITE, Risk.MEDIUM, "lo_create lo_creat lo_unlink lo_put lo_from_bytea")

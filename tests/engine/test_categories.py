@@ -196,6 +196,7 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "LOCK TABLES t WRITE", A, Risk.HIGH),
     (MY, "SET GLOBAL max_connections = 5", A, Risk.CRITICAL),
     (MY, "SELECT SLEEP(5)", A, Risk.HIGH),
+    (PG, "SELECT pg_read_file_old('pg_hba.conf', 0, 100)", F, Risk.CRITICAL),
     (MY, "FLUSH PRIVILEGES", A, Risk.HIGH),
     # transaction
     (PG, "BEGIN", T, Risk.MEDIUM),

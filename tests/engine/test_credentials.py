@@ -44,6 +44,8 @@ NAMED = [
     (PG, "SET search_path = information_schema; SELECT * FROM user_mapping_options", None),
     (PG, "SELECT set_config('search_path', 'information_schema', true); " + PG_MAPPINGS, None),
     (PG, "SELECT subconninfo FROM pg_subscription", "pg_subscription"),
+    (PG, "SELECT srvoptions FROM pg_foreign_server", "pg_foreign_server"),
+    (PG, "SELECT * FROM information_schema.foreign_server_options", None),
     (PG, "SELECT conninfo FROM pg_stat_wal_receiver", "pg_stat_wal_receiver"),
     (PG, "SELECT * FROM pg_stat_get_wal_receiver()", "pg_stat_get_wal_receiver"),
     (PG, "SELECT * FROM pg_hba_file_rules", "pg_hba_file_rules"),
