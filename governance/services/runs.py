@@ -17,7 +17,7 @@ from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
-from governance.roles import has_role
+from governance.roles import ADMIN, has_role
 from governance.services.access import decision_inputs
 from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
@@ -99,7 +99,9 @@ def _decide(
         )
     decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=rules)
     detail = decision.to_dict()
-    refusals = _batch_refusals(detail, context, mode)
+    refusals = _batch_refusals(detail, context, mode) + _credential_refusals(
+        sql, connection, detail, context
+    )
     if plan is not None:
         detail["masking"] = plan.to_dict()
         refusals += [("masking", held) for held in plan.held]
@@ -150,6 +152,26 @@ def _batch_refusals(
             )
         if categories and categories != ["read"]:
             refusals.append(("export-single-read", "An export runs exactly one read statement."))
+    return refusals
+
+
+SERVER_FILES = (
+    "This statement reads or writes files on the database server, where credentials are kept "
+    "(password files, pg_hba.conf, keys); only administrators may do that."
+)
+
+
+def _credential_refusals(
+    sql: str, connection: Connection, detail: dict[str, Any], context: engine.Context
+) -> list[tuple[str, str]]:
+    """Credentials and server files are for administrators only, whatever the guardrails say."""
+    if ADMIN in context.groups:
+        return []
+    default_schema = connection.database if connection.dialect == "mysql" else ""
+    uses = engine.credential_uses(sql, connection.dialect, default_schema=default_schema)
+    refusals = [("credentials", use.message) for use in uses]
+    if any(s["category"] == "file" for s in detail["statements"]):
+        refusals.append(("server-files", SERVER_FILES))
     return refusals
 
 

@@ -71,10 +71,12 @@ _FILE_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
 Functions = Mapping[str, tuple[int, Callable[..., str | int | float | None]]]
 _FUNCTION_ACTION = getattr(sqlite3, "SQLITE_FUNCTION", 31)
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
-# Pragmas that take a table/index name as argument and only read.
+# Pragmas that take a table/index name as argument and only read (the engine's schema pragmas
+# that take one; tests/targets/test_sqlite.py checks the two lists agree).
 _READ_PRAGMAS_WITH_ARG = frozenset(
-    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
+    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+     "foreign_key_list"}
+)  # fmt: skip
 _WRITE_PRAGMAS = frozenset({"optimize", "wal_checkpoint", "incremental_vacuum", "shrink_memory"})
 
 
