@@ -165,7 +165,10 @@ def explain_result(sql: str, dialect: str, policy: MaskingPolicy, mask: Mask) ->
         reason = _planner_reads(inner_sql, policy)
         if reason:
             return held_result(reason)
-    return MaskResult(sql, (), inner.touches_sensitive, False, None, inner.probes)
+    # A plan evaluates no value, so a computation on one raises no error and takes no time:
+    # only the probes that shape the estimates (filters, joins, grouping…) remain.
+    probes = tuple(p for p in inner.probes if p.kind != "computed")
+    return MaskResult(sql, (), inner.touches_sensitive, False, None, probes)
 
 
 # ------------------------------------------------------------------------ MariaDB / MySQL
