@@ -221,14 +221,38 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if env_bool("WARDEN_HTTPS", default=False):
+_HTTPS = env_bool("WARDEN_HTTPS", default=False)
+# HSTS covers Warden's own host name, and its subdomains unless WARDEN_HSTS_INCLUDE_SUBDOMAINS=0.
+# Preloading puts the whole registrable domain into browsers' built-in list, which takes months
+# to undo: only the domain's owner can decide that, so it is opt-in (README: Configuration).
+_HSTS_SECONDS = env_int("WARDEN_HSTS_SECONDS", 31536000, minimum=0)
+_HSTS_SUBDOMAINS = env_bool("WARDEN_HSTS_INCLUDE_SUBDOMAINS", default=True)
+_HSTS_PRELOAD = env_bool("WARDEN_HSTS_PRELOAD", default=False)
+if _HSTS_PRELOAD:
+    # What the preload list itself requires of a domain; anything less it refuses.
+    if not _HTTPS:
+        raise ImproperlyConfigured("WARDEN_HSTS_PRELOAD needs WARDEN_HTTPS=1")
+    if not _HSTS_SUBDOMAINS:
+        raise ImproperlyConfigured("WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_INCLUDE_SUBDOMAINS=1")
+    if _HSTS_SECONDS < 31536000:
+        raise ImproperlyConfigured(
+            "WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_SECONDS of at least 31536000 (one year)"
+        )
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if _HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("WARDEN_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = env_int("WARDEN_HSTS_SECONDS", 31536000, minimum=0)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_SECONDS = _HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _HSTS_SUBDOMAINS
+    SECURE_HSTS_PRELOAD = _HSTS_PRELOAD
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Leaving these off is a documented choice (above), not an oversight `check --deploy`
+    # should keep reporting.
+    if not _HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+    if not _HSTS_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("WARDEN_TIME_ZONE", "UTC")

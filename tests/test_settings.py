@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -97,3 +99,61 @@ def test_env_helpers_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
         parse_database_url("DATABASE_URL", "postgresql://h:99999/db")
     with pytest.raises(ImproperlyConfigured, match="names no database"):
         parse_database_url("DATABASE_URL", "postgresql://h:5432/")
+
+
+def _settings_of(env: dict[str, str], *names: str) -> dict[str, Any]:
+    """The values of `names` in settings imported under `env` (a fresh process)."""
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n, None) for n in {list(names)!r}}}))"
+    )
+    result = _manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_hsts_preload_is_opt_in_and_subdomains_stay_covered() -> None:
+    hsts = ("SECURE_HSTS_PRELOAD", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_SECONDS")
+    assert _settings_of(PROD_ENV, *hsts) == {
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+    }
+    preload = {**PROD_ENV, "WARDEN_HSTS_PRELOAD": "1"}
+    assert _settings_of(preload, *hsts)["SECURE_HSTS_PRELOAD"] is True
+    own_host_only = {**PROD_ENV, "WARDEN_HSTS_INCLUDE_SUBDOMAINS": "0"}
+    assert _settings_of(own_host_only, *hsts)["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{}, {"WARDEN_HSTS_PRELOAD": "1"}, {"WARDEN_HSTS_INCLUDE_SUBDOMAINS": "0"}],
+)
+def test_check_deploy_is_clean_with_every_hsts_choice(override: dict[str, str]) -> None:
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PROD_ENV, **override})
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"WARDEN_HSTS_PRELOAD": "1", "WARDEN_HSTS_INCLUDE_SUBDOMAINS": "0"},
+            "WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_INCLUDE_SUBDOMAINS",
+        ),
+        (
+            {"WARDEN_HSTS_PRELOAD": "1", "WARDEN_HSTS_SECONDS": "3600"},
+            "WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_SECONDS of at least 31536000",
+        ),
+        (
+            {"WARDEN_HSTS_PRELOAD": "1", "WARDEN_HTTPS": "0"},
+            "WARDEN_HSTS_PRELOAD needs WARDEN_HTTPS",
+        ),
+    ],
+)
+def test_a_preload_the_list_would_refuse_stops_start_up(
+    override: dict[str, str], message: str
+) -> None:
+    result = _manage("check", env={**PROD_ENV, **override})
+    assert result.returncode != 0
+    assert message in result.stderr
