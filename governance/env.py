@@ -12,6 +12,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+# The key `make demo` runs on. It is in the source, so anyone can forge sessions and derive the
+# encryption and pseudonym keys made from it: settings accept it only in demo or debug mode.
+PUBLIC_DEMO_SECRET_KEY = "warden-insecure-development-key-do-not-use-in-production-0123456789"  # noqa: S105
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

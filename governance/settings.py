@@ -7,11 +7,13 @@ DATABASE_URL and REDIS_URL switch to the production shape.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import (
+    PUBLIC_DEMO_SECRET_KEY,
     check_redis_url,
     env_bool,
     env_int,
@@ -23,11 +25,26 @@ from governance.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
-_DEV_SECRET = "warden-insecure-development-key-do-not-use-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET)
-if SECRET_KEY == _DEV_SECRET and env_str("DATABASE_URL"):
-    # The built-in key is for the embedded demo only; the production shape needs a real one.
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
+# `make demo` sets WARDEN_DEMO=1: only the demo (or debug mode) may run on the public key.
+WARDEN_DEMO = env_bool("WARDEN_DEMO", default=False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if SECRET_KEY in ("", PUBLIC_DEMO_SECRET_KEY):
+    # The secret key signs sessions and derives the encryption and pseudonym keys when those
+    # are not set: the public one protects nothing.
+    if env_str("DATABASE_URL"):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
+    if not (WARDEN_DEMO or DEBUG):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (50 or more random characters) unless DJANGO_DEBUG "
+            "is on. To run the demo on its public built-in key, set WARDEN_DEMO=1 "
+            "(make demo does)."
+        )
+    SECRET_KEY = PUBLIC_DEMO_SECRET_KEY
+    sys.stderr.write(
+        "\n*** DEMO: Warden runs on its public built-in secret key. Anyone can forge its "
+        "sessions and\n*** read the secrets it stores. Never use it for real data: set "
+        "DJANGO_SECRET_KEY.\n\n"
+    )
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
@@ -80,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
+                "governance.context_processors.demo",
                 "approvals.context_processors.waiting",
             ],
         },

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, parse_database_url
+from governance.env import PUBLIC_DEMO_SECRET_KEY, env_bool, env_int, parse_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROD_ENV = {
@@ -157,3 +158,71 @@ def test_a_preload_the_list_would_refuse_stops_start_up(
     result = _manage("check", env={**PROD_ENV, **override})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WARDEN_"))}
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        clean.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-c", "import governance.settings"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # debug off, embedded database, no key: the public key would sign sessions
+        {"DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "warden.example.com"},
+        {"DJANGO_SECRET_KEY": PUBLIC_DEMO_SECRET_KEY},  # the public key, spelled out
+        {"WARDEN_DEMO": "1", "DATABASE_URL": "postgresql://postgres@127.0.0.1/warden"},
+    ],
+)
+def test_settings_refuse_the_public_key_outside_the_demo(env: dict[str, str]) -> None:
+    result = _import_settings(env)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: DJANGO_SECRET_KEY must")
+
+
+def test_the_error_without_a_key_says_how_to_run_the_demo() -> None:
+    assert "WARDEN_DEMO=1" in _import_settings({}).stderr
+
+
+@pytest.mark.parametrize("env", [{"WARDEN_DEMO": "1"}, {"DJANGO_DEBUG": "1"}])
+def test_the_demo_runs_on_the_public_key_and_says_so_on_the_console(env: dict[str, str]) -> None:
+    result = _import_settings(env)
+    assert result.returncode == 0, result.stderr
+    assert "public built-in secret key" in result.stderr
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_a_real_key_runs_quietly() -> None:
+    result = _import_settings({"DJANGO_SECRET_KEY": PROD_ENV["DJANGO_SECRET_KEY"]})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_make_demo_runs_every_command_in_demo_mode() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    commands = [line for line in dry.stdout.splitlines() if "manage.py" in line]
+    assert commands and all("WARDEN_DEMO=1" in line for line in commands), dry.stdout
+
+
+def test_the_production_recipe_generates_its_key_before_naming_the_database() -> None:
+    # README: DJANGO_SECRET_KEY first, then WARDEN_ENCRYPTION_KEYS=$(manage.py generate_key),
+    # then DATABASE_URL; with DATABASE_URL already set, settings would refuse to start.
+    readme = (ROOT / "README.md").read_text()
+    recipe = readme[readme.index("## Production deployment") :]
+    assert recipe.index("generate_key") < recipe.index("DATABASE_URL=")
+    assert recipe.index("DJANGO_SECRET_KEY=") < recipe.index("generate_key")
+    result = _manage("generate_key", env={"DJANGO_SECRET_KEY": PROD_ENV["DJANGO_SECRET_KEY"]})
+    assert result.returncode == 0, result.stderr
+    assert len(base64.urlsafe_b64decode(result.stdout.strip())) == 32

@@ -467,3 +467,25 @@ def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(alice: Any
     page = client_for(alice).get(reverse("editor"))
     assert b'<link rel="icon" href="/static/img/favicon.svg"' in page.content
     assert finders.find("img/favicon.svg")
+
+
+DEMO_BANNER = b"public built-in secret key"
+
+
+def test_every_page_says_when_warden_runs_on_the_public_key(alice: Any, carol: Any) -> None:
+    from django.test import override_settings
+
+    from governance.env import PUBLIC_DEMO_SECRET_KEY
+
+    pages = [reverse("account_login"), "/django-admin/login/"]
+    signed_in = [reverse("editor"), reverse("history"), "/django-admin/"]
+    with override_settings(SECRET_KEY=PUBLIC_DEMO_SECRET_KEY):
+        carol.is_staff = True
+        carol.save()
+        for path in pages:
+            assert DEMO_BANNER in Client().get(path).content, path
+        for path in signed_in:
+            assert DEMO_BANNER in client_for(carol).get(path).content, path
+    for path in pages:
+        assert DEMO_BANNER not in Client().get(path).content, path
+    assert DEMO_BANNER not in client_for(alice).get(reverse("editor")).content
