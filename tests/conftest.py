@@ -92,6 +92,30 @@ SEEDING_MIGRATIONS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_from_the_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Plain static names, served from the sources: the test server's static handler (and a
+    page rendered in a test) cannot use the hashed names that collectstatic's manifest gives.
+    tests/test_static.py fetches the hashed, compressed files from gunicorn instead."""
+    from django.conf import settings
+
+    if not settings.configured:  # engine and driver tests may run without Django
+        yield
+        return
+    from django.test import override_settings
+
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(
+        STORAGES=storages,
+        STATIC_ROOT=str(tmp_path_factory.mktemp("static")),  # nothing collected: from the finders
+        WHITENOISE_USE_FINDERS=True,
+    ):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Login rate limits live in the cache: one test's lockout must not leak into another."""
