@@ -14,12 +14,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import (
     PUBLIC_DEMO_SECRET_KEY,
+    SMTP,
     check_redis_url,
+    check_smtp,
     env_bool,
     env_int,
     env_list,
     env_str,
     parse_database_url,
+    parse_email_url,
+    smtp_default_port,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -294,7 +298,58 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- Email: an SMTP server from EMAIL_URL or the separate EMAIL_* variables; else the console --
+# The URL stays out of the settings (Django's error pages hide only names with PASS, KEY…).
+_email_url = env_str("EMAIL_URL")
+_email_host = env_str("EMAIL_HOST")
+_email_tls = env_bool("EMAIL_USE_TLS", default=False)
+_email_ssl = env_bool("EMAIL_USE_SSL", default=False)
+_email_parts = {
+    "EMAIL_HOST": _email_host,
+    "EMAIL_PORT": env_str("EMAIL_PORT"),
+    "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER"),
+    "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD"),
+    "EMAIL_USE_TLS": _email_tls,
+    "EMAIL_USE_SSL": _email_ssl,
+}
+if _email_url and any(_email_parts.values()):
+    given = ", ".join(name for name, value in _email_parts.items() if value)
+    raise ImproperlyConfigured(f"EMAIL_URL is set: leave {given} unset (one or the other)")
+_smtp = None
+if _email_url:
+    _smtp = parse_email_url("EMAIL_URL", _email_url)
+elif _email_host:
+    _smtp = check_smtp(
+        "EMAIL_HOST",
+        SMTP(
+            host=_email_host,
+            port=env_int(
+                "EMAIL_PORT",
+                smtp_default_port(use_tls=_email_tls, use_ssl=_email_ssl),
+                minimum=1,
+                maximum=65535,
+            ),
+            user=env_str("EMAIL_HOST_USER"),
+            password=env_str("EMAIL_HOST_PASSWORD"),
+            use_tls=_email_tls,
+            use_ssl=_email_ssl,
+        ),
+    )
+elif any(_email_parts.values()):
+    given = ", ".join(name for name, value in _email_parts.items() if value)
+    raise ImproperlyConfigured(f"{given} set without EMAIL_HOST: name the mail server")
+if _smtp is not None:
+    EMAIL_HOST, EMAIL_PORT = _smtp.host, _smtp.port
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp.user, _smtp.password
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _smtp.use_tls, _smtp.use_ssl
+# Seconds to wait on the mail server (Django's default waits for ever, holding a worker).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = env_str(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _smtp is not None
+    else "django.core.mail.backends.console.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "warden@localhost")
 
 # --- Notifications (approvals/notifications.py): email above, plus two optional webhooks ------

@@ -226,3 +226,109 @@ def test_the_production_recipe_generates_its_key_before_naming_the_database() ->
     result = _manage("generate_key", env={"DJANGO_SECRET_KEY": PROD_ENV["DJANGO_SECRET_KEY"]})
     assert result.returncode == 0, result.stderr
     assert len(base64.urlsafe_b64decode(result.stdout.strip())) == 32
+
+
+EMAIL = (
+    "EMAIL_BACKEND",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_TIMEOUT",
+)
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+PASSWORD = "hunter2-very-secret"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"EMAIL_URL": f"smtp://warden%40acme:{PASSWORD}%2F@mail.example.com:2525?tls=1"},
+            ("mail.example.com", 2525, "warden@acme", f"{PASSWORD}/", True, False),
+        ),
+        (
+            {"EMAIL_URL": f"smtps://warden:{PASSWORD}@mail.example.com"},
+            ("mail.example.com", 465, "warden", PASSWORD, False, True),
+        ),
+        ({"EMAIL_URL": "smtp://relay.internal"}, ("relay.internal", 25, "", "", False, False)),
+        (
+            {
+                "EMAIL_HOST": "mail.example.com",
+                "EMAIL_HOST_USER": "warden",
+                "EMAIL_HOST_PASSWORD": PASSWORD,
+                "EMAIL_USE_TLS": "1",
+                "EMAIL_TIMEOUT": "3",
+            },
+            ("mail.example.com", 587, "warden", PASSWORD, True, False),
+        ),
+        (
+            {"EMAIL_HOST": "localhost", "EMAIL_PORT": "1025"},
+            ("localhost", 1025, "", "", False, False),
+        ),
+    ],
+)
+def test_an_smtp_server_from_email_url_or_email_host_is_the_default_backend(
+    env: dict[str, str], expected: tuple[Any, ...]
+) -> None:
+    got = _settings_of({**PROD_ENV, **env}, *EMAIL)
+    assert got["EMAIL_BACKEND"] == SMTP_BACKEND
+    names = ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD")
+    assert tuple(got[n] for n in (*names, "EMAIL_USE_TLS", "EMAIL_USE_SSL")) == expected
+    assert got["EMAIL_TIMEOUT"] == int(env.get("EMAIL_TIMEOUT", 10))
+
+
+def test_without_a_mail_server_mail_goes_to_the_console_and_a_chosen_backend_wins() -> None:
+    assert _settings_of(PROD_ENV, "EMAIL_BACKEND")["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    chosen = {"EMAIL_HOST": "localhost", "DJANGO_EMAIL_BACKEND": "x.Backend"}
+    assert _settings_of({**PROD_ENV, **chosen}, "EMAIL_BACKEND")["EMAIL_BACKEND"] == "x.Backend"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"EMAIL_HOST": "mail.example.com", "EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"},
+            "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on",
+        ),
+        ({"EMAIL_URL": f"smtps://u:{PASSWORD}@h?tls=1"}, "EMAIL_URL asks for both STARTTLS"),
+        ({"EMAIL_URL": f"http://u:{PASSWORD}@h"}, "EMAIL_URL must start with smtp://"),
+        ({"EMAIL_URL": f"smtp://u:{PASSWORD}@h:99999?tls=1"}, "EMAIL_URL has an invalid port"),
+        ({"EMAIL_URL": f"smtp://u:{PASSWORD}@h?tls=maybe"}, "EMAIL_URL: tls must be 1 or 0"),
+        ({"EMAIL_URL": f"smtp://u:{PASSWORD}@h?starttls=1"}, "EMAIL_URL: unknown option"),
+        ({"EMAIL_URL": f"smtp://u:{PASSWORD}@:25?tls=1"}, "EMAIL_URL must name a mail server"),
+        ({"EMAIL_URL": f"smtp://u:{PASSWORD}@mail.example.com"}, "only sent over TLS"),
+        ({"EMAIL_URL": f"smtps://:{PASSWORD}@h"}, "a user and a password together"),
+        (
+            {"EMAIL_URL": "smtp://h", "EMAIL_HOST_PASSWORD": PASSWORD},
+            "EMAIL_URL is set: leave EMAIL_HOST_PASSWORD unset",
+        ),
+        ({"EMAIL_HOST": "smtp://h"}, "EMAIL_HOST must name a mail server host"),
+        ({"EMAIL_HOST": "h", "EMAIL_PORT": "smtp"}, "EMAIL_PORT must be an integer"),
+        ({"EMAIL_HOST": "h", "EMAIL_PORT": "70000"}, "EMAIL_PORT must be at most 65535"),
+        ({"EMAIL_HOST": "h", "EMAIL_TIMEOUT": "0"}, "EMAIL_TIMEOUT must be at least 1"),
+        ({"EMAIL_HOST": "h", "EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS must be a boolean"),
+        (
+            {"EMAIL_HOST": "h", "EMAIL_HOST_PASSWORD": PASSWORD, "EMAIL_USE_TLS": "1"},
+            "EMAIL_HOST: give EMAIL_HOST_USER and EMAIL_HOST_PASSWORD together",
+        ),
+        (
+            {
+                "EMAIL_HOST": "mail.example.com",
+                "EMAIL_HOST_USER": "u",
+                "EMAIL_HOST_PASSWORD": PASSWORD,
+            },
+            "EMAIL_HOST: a mail server password is only sent over TLS",
+        ),
+        ({"EMAIL_HOST_USER": "u", "EMAIL_HOST_PASSWORD": PASSWORD}, "set without EMAIL_HOST"),
+    ],
+)
+def test_a_bad_mail_server_setting_stops_start_up_naming_it_and_never_the_password(
+    override: dict[str, str], message: str
+) -> None:
+    result = _manage("check", env={**PROD_ENV, **override})
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert PASSWORD not in result.stderr + result.stdout
