@@ -115,7 +115,8 @@ def parse_database_url(name: str, raw: str) -> dict[str, object]:
 def check_redis_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(f"{name} must be a redis:// URL, got {raw!r}")
+        # the scheme only: the rest of the URL may hold a password
+        raise ImproperlyConfigured(f"{name} must be a redis:// URL, got scheme {parts.scheme!r}")
     return raw
 
 

@@ -332,3 +332,9 @@ def test_a_bad_mail_server_setting_stops_start_up_naming_it_and_never_the_passwo
     assert result.returncode != 0
     assert message in result.stderr
     assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_a_bad_url_is_refused_without_echoing_its_password() -> None:
+    result = _manage("check", env={**PROD_ENV, "REDIS_URL": f"http://:{PASSWORD}@redis:6379/0"})
+    assert "REDIS_URL must be a redis:// URL" in result.stderr
+    assert PASSWORD not in result.stderr
