@@ -32,7 +32,7 @@ from django.core.mail import EmailMessage
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, Delivery
+from approvals.models import ApprovalRequest, Delivery, Review
 from approvals.summary import request_summary
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def email_message(event: str, summary: dict[str, Any], link: str, to: str) -> Em
         lines.append(f"Run:          #{summary['run']} {summary['run_status']}")
     for review in summary.get("reviews") or []:
         comment = f": {review['comment']}" if review["comment"] else ""
-        lines.append(f"  {review['reviewer']} {review['verdict']}d{comment}")
+        lines.append(f"  {review['reviewer']} {Review.Verdict.said(review['verdict'])}{comment}")
     lines += ["", f"Open the request: {link}", ""]
     return EmailMessage(subject[:200], "\n".join(lines), settings.DEFAULT_FROM_EMAIL, [to])
 
