@@ -489,3 +489,24 @@ def test_every_page_says_when_warden_runs_on_the_public_key(alice: Any, carol: A
     for path in pages:
         assert DEMO_BANNER not in Client().get(path).content, path
     assert DEMO_BANNER not in client_for(alice).get(reverse("editor")).content
+
+
+def test_a_refused_submission_keeps_its_purpose_and_an_accepted_one_empties_it(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    # Refused: nothing was submitted, so the purpose typed is still this statement's.
+    client = client_for(alice)
+    data = {"connection": sqlite_conn.pk, "sql": " ", "purpose": "month-end <check>"}
+    refused = client.post(reverse("run_create"), data)
+    assert refused.status_code == 400
+    assert b'value="month-end &lt;check&gt;"' in refused.content
+    # Accepted through htmx: the page keeps its form, so the field is swapped out empty.
+    accepted = client.post(
+        reverse("run_create"), {**data, "sql": "SELECT 1"}, headers={"HX-Request": "true"}
+    )
+    (field,) = re.findall(r"<input id=\"purpose\"[^>]*>", accepted.content.decode())
+    assert 'hx-swap-oob="true"' in field and "value=" not in field
+    # A status poll of the same run leaves whatever is being typed for the next one alone.
+    run = QueryRun.objects.get()
+    poll = client.get(reverse("run_detail", args=[run.pk]), headers={"HX-Request": "true"})
+    assert b'id="purpose"' not in poll.content
