@@ -199,3 +199,47 @@ def parse_email_url(name: str, raw: str) -> SMTP:
         use_ssl=flags["ssl"],
     )
     return check_smtp(name, smtp)
+
+
+def smtp_from_env() -> SMTP | None:
+    """The mail server from EMAIL_URL, or from EMAIL_HOST and the variables beside it; None
+    without either. Setting both forms, or parts without EMAIL_HOST, is an error."""
+    url = env_str("EMAIL_URL")
+    host = env_str("EMAIL_HOST")
+    use_tls = env_bool("EMAIL_USE_TLS", default=False)
+    use_ssl = env_bool("EMAIL_USE_SSL", default=False)
+    user, password = env_str("EMAIL_HOST_USER"), env_str("EMAIL_HOST_PASSWORD")
+    parts = {
+        "EMAIL_HOST": bool(host),
+        "EMAIL_PORT": bool(env_str("EMAIL_PORT")),
+        "EMAIL_HOST_USER": bool(user),
+        "EMAIL_HOST_PASSWORD": bool(password),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }
+    given = ", ".join(name for name, value in parts.items() if value)
+    if url:
+        if given:
+            raise ImproperlyConfigured(f"EMAIL_URL is set: leave {given} unset (one or the other)")
+        return parse_email_url("EMAIL_URL", url)
+    if not host:
+        if given:
+            raise ImproperlyConfigured(f"{given} set without EMAIL_HOST: name the mail server")
+        return None
+    port = env_int(
+        "EMAIL_PORT",
+        smtp_default_port(use_tls=use_tls, use_ssl=use_ssl),
+        minimum=1,
+        maximum=65535,
+    )
+    return check_smtp(
+        "EMAIL_HOST",
+        SMTP(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            use_tls=use_tls,
+            use_ssl=use_ssl,
+        ),
+    )

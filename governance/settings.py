@@ -14,30 +14,27 @@ from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import (
     PUBLIC_DEMO_SECRET_KEY,
-    SMTP,
     check_redis_url,
-    check_smtp,
     env_bool,
     env_int,
     env_list,
     env_str,
     parse_database_url,
-    parse_email_url,
-    smtp_default_port,
+    smtp_from_env,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 # `make demo` sets WARDEN_DEMO=1: only the demo (or debug mode) may run on the public key.
-WARDEN_DEMO = env_bool("WARDEN_DEMO", default=False)
+_demo = env_bool("WARDEN_DEMO", default=False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if SECRET_KEY in ("", PUBLIC_DEMO_SECRET_KEY):
     # The secret key signs sessions and derives the encryption and pseudonym keys when those
     # are not set: the public one protects nothing.
     if env_str("DATABASE_URL"):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
-    if not (WARDEN_DEMO or DEBUG):
+    if not (_demo or DEBUG):
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set (50 or more random characters) unless DJANGO_DEBUG "
             "is on. To run the demo on its public built-in key, set WARDEN_DEMO=1 "
@@ -299,45 +296,9 @@ STORAGES = {
 }
 
 # --- Email: an SMTP server from EMAIL_URL or the separate EMAIL_* variables; else the console --
-# The URL stays out of the settings (Django's error pages hide only names with PASS, KEY…).
-_email_url = env_str("EMAIL_URL")
-_email_host = env_str("EMAIL_HOST")
-_email_tls = env_bool("EMAIL_USE_TLS", default=False)
-_email_ssl = env_bool("EMAIL_USE_SSL", default=False)
-_email_parts = {
-    "EMAIL_HOST": _email_host,
-    "EMAIL_PORT": env_str("EMAIL_PORT"),
-    "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER"),
-    "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD"),
-    "EMAIL_USE_TLS": _email_tls,
-    "EMAIL_USE_SSL": _email_ssl,
-}
-if _email_url and any(_email_parts.values()):
-    given = ", ".join(name for name, value in _email_parts.items() if value)
-    raise ImproperlyConfigured(f"EMAIL_URL is set: leave {given} unset (one or the other)")
-_smtp = None
-if _email_url:
-    _smtp = parse_email_url("EMAIL_URL", _email_url)
-elif _email_host:
-    _smtp = check_smtp(
-        "EMAIL_HOST",
-        SMTP(
-            host=_email_host,
-            port=env_int(
-                "EMAIL_PORT",
-                smtp_default_port(use_tls=_email_tls, use_ssl=_email_ssl),
-                minimum=1,
-                maximum=65535,
-            ),
-            user=env_str("EMAIL_HOST_USER"),
-            password=env_str("EMAIL_HOST_PASSWORD"),
-            use_tls=_email_tls,
-            use_ssl=_email_ssl,
-        ),
-    )
-elif any(_email_parts.values()):
-    given = ", ".join(name for name, value in _email_parts.items() if value)
-    raise ImproperlyConfigured(f"{given} set without EMAIL_HOST: name the mail server")
+# (governance/env.py: smtp_from_env). The URL itself stays out of the settings, since Django's
+# error pages hide only settings named like PASS or KEY.
+_smtp = smtp_from_env()
 if _smtp is not None:
     EMAIL_HOST, EMAIL_PORT = _smtp.host, _smtp.port
     EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp.user, _smtp.password

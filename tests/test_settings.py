@@ -28,7 +28,7 @@ PROD_ENV = {
 def _env_names() -> set[str]:
     """Every variable the settings read through governance.env helpers or os.environ."""
     names: set[str] = set()
-    for path in (ROOT / "governance" / "settings.py",):
+    for path in (ROOT / "governance" / "settings.py", ROOT / "governance" / "env.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
