@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
-from audit.kinds import LEGACY, EventKind, kind_label
+from audit.kinds import FAMILIES, LEGACY, EventKind, kind_label
 from audit.models import AuditEvent
 from audit.services import event_build
 from tests.test_approvals import UPDATE, review, submit
@@ -91,7 +91,8 @@ def test_recording_a_kind_that_is_not_registered_fails() -> None:
     assert event_build(kind=EventKind.AUTH_LOGIN).kind == "auth.login"
 
 
-def test_every_kind_has_a_label_of_its_own() -> None:
+def test_every_kind_has_a_label_of_its_own_and_a_family_the_filter_offers() -> None:
+    assert set(FAMILY_NAMES) == set(FAMILIES)
     labels = [kind.label for kind in EventKind]
     assert len(set(labels)) == len(labels)
     assert all(label and label != kind.value for kind, label in zip(EventKind, labels, strict=True))
