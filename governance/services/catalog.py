@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from sqlglot import exp
 
+from audit.kinds import EventKind
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.engine import pii
@@ -93,7 +94,7 @@ def catalog_refresh(*, connection: Connection, caller: Caller | None = None) -> 
         summary = _store(connection, found)
         Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
         record(
-            "catalog.refreshed",
+            EventKind.CATALOG_REFRESHED,
             caller or Caller(user=None, channel="system"),
             connection,
             detail=summary.__dict__,

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
@@ -81,7 +82,14 @@ def _printable(sql: Any) -> str:
 
 def sql_reject(*, caller: Caller, connection: Connection | None, sql: Any, error: str) -> None:
     """Record input refused before it reached the engine (never lost, never a 500)."""
-    record("query.rejected", caller, connection, sql=_printable(sql), error=error, decision="deny")
+    record(
+        EventKind.QUERY_REJECTED,
+        caller,
+        connection,
+        sql=_printable(sql),
+        error=error,
+        decision="deny",
+    )
 
 
 def _decide(
@@ -189,7 +197,7 @@ def decision_check(*, caller: Caller, connection: Connection, sql: str) -> dict[
     sql = sql_validate(sql)
     detail, _ = _decide(caller, connection, sql, QueryRun.Mode.CHECK)
     record(
-        "query.checked",
+        EventKind.QUERY_CHECKED,
         caller,
         connection,
         sql=sql,
@@ -248,7 +256,7 @@ def run_submit(
     )
     events = [
         event(
-            "query.submitted",
+            EventKind.QUERY_SUBMITTED,
             caller,
             connection,
             sql=sql,
@@ -262,7 +270,7 @@ def run_submit(
     if plan is not None and status != Status.DENIED:
         events += [
             event(
-                "unmask.used",
+                EventKind.UNMASK_USED,
                 caller,
                 connection,
                 detail={
@@ -347,7 +355,7 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
     caller = Caller.of_run(run)
     outcome = event(
-        f"query.{status}",
+        QueryRun.OUTCOME_EVENTS[status],
         caller,
         run.connection,
         run_id=run.pk,
@@ -520,7 +528,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
     if QueryRun.objects.filter(
         pk=run.pk, status__in=[Status.QUEUED, Status.PENDING_APPROVAL]
     ).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now, error="Cancelled."):
-        record("query.cancelled", caller, run.connection, run_id=run.pk, sql=run.sql)
+        record(EventKind.QUERY_CANCELLED, caller, run.connection, run_id=run.pk, sql=run.sql)
         for hook in hooks.cancelled_run_hooks:
             hook(run)
         return True
@@ -534,7 +542,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
         except (targets.TargetError, DecryptionError) as exc:
             log.warning("cancel of run %s failed: %s", run.pk, type(exc).__name__)
     record(
-        "query.cancel_requested",
+        EventKind.QUERY_CANCEL_REQUESTED,
         caller,
         run.connection,
         run_id=run.pk,

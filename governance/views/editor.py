@@ -155,6 +155,7 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
                 "connections": connections_for(request.user),
                 "selected": connection.pk if connection else None,
                 "sql": sql if isinstance(sql, str) else "",
+                "purpose": request.POST.get("purpose", ""),  # not submitted: still this one's
                 "error": error,
                 "recent": _recent(request),
             },
@@ -162,7 +163,8 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
         )
     if request.htmx:
         run.refresh_from_db()  # in-process execution may already have finished it
-        context = _run_context(request, run, with_recent=True)
+        # The purpose was this statement's: the form's field is emptied for the next one.
+        context = {**_run_context(request, run, with_recent=True), "purpose_oob": True}
         response = render(request, "governance/editor.html#run", context)
         response["HX-Push-Url"] = f"{reverse('editor')}?run={run.pk}"
         return response
