@@ -300,38 +300,3 @@ def touches_sensitive(run: Any) -> bool:
         for name in statement.get("tables") or []
     }
     return bool(protected & used)
-
-
-def scrub_error(message: str) -> str:
-    """A target error without the values it may quote.
-
-    Databases quote the offending value in errors ("invalid input syntax for type integer:
-    \"123-45-6789\""), which would reveal a masked value; every quoted part is dropped and
-    the detectors run over the rest.
-    """
-    out: list[str] = []
-    quote: str | None = None
-    for char in message:
-        if quote is None:
-            if char in "\"'`":
-                quote = char
-                out.append("[value]")
-            else:
-                out.append(char)
-        elif char == quote:
-            quote = None
-    return _digit_runs(pii.redact_text("".join(out)))
-
-
-def _digit_runs(text: str) -> str:
-    """Numbers of 3+ digits become [number]: errors echo computed values without quotes."""
-    out: list[str] = []
-    run: list[str] = []
-    for char in [*text, ""]:
-        if char.isdigit():
-            run.append(char)
-            continue
-        out.append("[number]" if len(run) >= 3 else "".join(run))
-        run = []
-        out.append(char)
-    return "".join(out)

@@ -17,17 +17,11 @@ from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
-from governance.roles import has_role
 from governance.services.access import decision_inputs
 from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
-from governance.services.masking import (
-    MaskPlan,
-    mask_plan,
-    safety_net,
-    scrub_error,
-    touches_sensitive,
-)
+from governance.services.errors import public_error
+from governance.services.masking import MaskPlan, mask_plan, safety_net
 from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
@@ -305,16 +299,6 @@ def _start(run: QueryRun, backend_id: str | None = None) -> bool:
     return claimed == 1
 
 
-def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
-    # Connection details (hosts, users, auth failures) are for administrators only.
-    if exc.kind in ("connect", "auth") and not has_role(run.user, "admin"):
-        return "Could not connect to the target database. An administrator can see why."
-    if exc.kind == "timeout":
-        timeout_s = run.connection.statement_timeout_ms / 1000
-        return f"The statement ran longer than this connection's {timeout_s:g} s timeout."
-    return exc.message
-
-
 def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     audit_detail = fields.pop("_audit_detail", None) or {}
@@ -343,26 +327,14 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
-    if isinstance(exc, DecryptionError):
-        kind, public, private = (
-            "connect",
-            "The connection's stored secret cannot be used.",
-            str(exc),
-        )
-    else:
-        kind, public, private = exc.kind, _public_error(run, exc), exc.message
-    if touches_sensitive(run):  # errors can quote masked values: never show or store them
-        public, private = scrub_error(public), scrub_error(private)
-    status = Status.CANCELLED if kind == "cancelled" else Status.FAILED
-    if status == Status.CANCELLED:
-        public = "Cancelled on the target database."
+    error = public_error(run, exc)  # the server's words only where nothing sensitive is near
     _finish(
         run,
-        status,
+        Status.CANCELLED if error.kind == "cancelled" else Status.FAILED,
         started,
-        error=public,
-        error_kind=kind,
-        _audit_detail={"error_kind": kind, "target_error": private},
+        error=error.shown,
+        error_kind=error.kind,
+        _audit_detail=error.audit,
     )
 
 
