@@ -21,7 +21,7 @@ from governance.services.access import decision_inputs
 from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
 from governance.services.errors import public_error
-from governance.services.masking import MaskPlan, mask_plan, safety_net
+from governance.services.masking import MaskPlan, mask_plan, masked_columns, safety_net
 from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
@@ -110,7 +110,8 @@ def _to_run(statements: list[dict[str, Any]], plan: MaskPlan | None) -> list[str
 
 
 def _masked_names(plan: MaskPlan | None) -> list[str]:
-    """Masked output columns of the last read (the result a caller sees)."""
+    """Masked output columns of the last read, as submitted (what ran records the masked
+    columns of the statement whose rows it returned)."""
     if plan is None:
         return []
     shown = [r for r in plan.results if r is not None]
@@ -395,7 +396,6 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             if _start(run):
                 _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
             return
-    scrub = safety_net(run)
     try:
         with session_for(
             run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
@@ -421,6 +421,9 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             _unexpected(run, started, exc)
         return
     try:
+        # Exactly the statement whose rows came back is scanned and named as masked.
+        shown, width = result.statement, len(result.columns)
+        scrub = safety_net(run, statement=shown, width=width)
         _finish(
             run,
             Status.SUCCEEDED,
@@ -432,6 +435,8 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             ],
             row_count=result.row_count,
             truncated=result.truncated,
+            masked=masked_columns(run, statement=shown, width=width),
+            result_statement=shown,
         )
     except Exception as exc:
         log.exception("run %s: storing the result failed", run_id)
