@@ -261,3 +261,27 @@ def test_a_failing_export_quotes_no_value(pg_conn: Any, alice: Any, pg_target: s
     assert run.mode == "export" and run.status == "failed"
     values = pg_values(pg_target, PII.format("full_name"))
     assert_no_values(run, values, result.stderr, result.stdout)
+
+
+@pytest.mark.parametrize("who", ["alice", "carol"])
+def test_public_error_never_lets_the_servers_words_out_on_a_sensitive_run(
+    request: pytest.FixtureRequest, pg_conn: Any, who: str
+) -> None:
+    from governance.services.errors import public_error
+    from governance.targets import TargetError
+    from governance.targets.base import ERROR_KINDS as ERRORS
+
+    catalog_refresh(connection=pg_conn)
+    pg_conn.refresh_from_db()
+    user = request.getfixturevalue(who)
+    run = submit(user, pg_conn, "SELECT id, ssn FROM customers WHERE id = 1; SELECT 2 AS two")
+    sentinel = "Zq9Sentinel 123-45-6789 jane@example.com"
+    for kind in sorted(ERRORS):
+        for code in ("22P02", "XX999", None, sentinel):
+            error = TargetError(kind, sentinel, code=code, statement=1, position=3)
+            told = public_error(run, error)
+            for text in (told.shown, json.dumps(told.audit)):
+                assert "Zq9" not in text and "6789" not in text and "jane" not in text, text
+    # Warden's own words (a bound passed) are shown as they are
+    own = public_error(run, TargetError("too_large", "A value is too large.", server_text=False))
+    assert own.shown.startswith("A value is too large.")

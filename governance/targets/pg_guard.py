@@ -14,7 +14,8 @@ larger than one row may be, or (a capped read) when it takes the running total o
 so far, kept in a transaction-local setting, past the run's budget, or (exports) when one of
 its values is larger than a value may be. ``pg_column_size(ROW(w.*))`` measures the row with
 its values decompressed, as they will be sent (their text can be a few times larger: the
-client counts that exactly as they arrive).
+client counts that exactly as they arrive). Functions are named in pg_catalog, so that
+nothing on the search path can stand in for them.
 A refusal is a cast of a sentinel text to integer, so the error carries it (see ``refusal``).
 
 Wrapping text is dangerous: text that is not a query on its own can close the parenthesis
@@ -55,7 +56,7 @@ _CONSTANTS = (
     " 'warden:too-large-cell:'::text AS c)\n"
 )
 PREFIX = _CONSTANTS + "SELECT w.* FROM warden_k, (SELECT * FROM (\n"
-_SIZE = "pg_column_size(ROW(w.*))"
+_SIZE = "pg_catalog.pg_column_size(ROW(w.*))"
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
 
 
@@ -86,14 +87,14 @@ def guarded(
     if rows is not None:
         small = min(small, run // max(1, rows))
         running = (
-            "set_config(warden_k.k, (coalesce(nullif(current_setting(warden_k.k, true),"
-            f" warden_k.e), warden_k.z)::bigint + {_SIZE})::text, true)::bigint"
+            "pg_catalog.set_config(warden_k.k, (coalesce(nullif(pg_catalog.current_setting("
+            f"warden_k.k, true), warden_k.e), warden_k.z)::bigint + {_SIZE})::text, true)::bigint"
         )
         whens.append(f"WHEN {running} > {run} THEN {_fail('t')}")
     if exact_cells:
         whens.append(
-            f"WHEN EXISTS (SELECT FROM json_each_text(to_json(w)) AS v"
-            f" WHERE octet_length(v.value) > {cell}) THEN {_fail('c')}"
+            "WHEN EXISTS (SELECT FROM pg_catalog.json_each_text(pg_catalog.to_json(w)) AS v"
+            f" WHERE pg_catalog.octet_length(v.value) > {cell}) THEN {_fail('c')}"
         )
     suffix = (
         f"\n) AS warden_u OFFSET 0) AS w WHERE CASE WHEN {_SIZE} <= {small} THEN true "

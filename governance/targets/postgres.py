@@ -365,6 +365,7 @@ class PostgresSession(SessionBase):
             text = statement
             if query and columns is not None:  # a read-only query: the server bounds its rows
                 text, self._sent = self._guarded(index, statement)
+            meter.columns = [c.name for c in columns or ()]
             rows: list[tuple[Any, ...]] = []
             truncated = False
             seen = 0  # every row, kept or not: a write's RETURNING counts the rows it changed

@@ -39,6 +39,9 @@ def _masking_shown(run: QueryRun) -> dict[str, Any] | None:
     """The masking of the statement whose rows are shown, if any."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
     index = run.result_statement
+    if index is None and run.columns:  # recorded before runs said which statement it was
+        shown = [i for i, s in enumerate(statements) if s]
+        index = shown[-1] if shown else None
     if index is None or not 0 <= index < len(statements):
         return None
     entry = statements[index]

@@ -59,6 +59,11 @@ def test_a_value_over_its_bound_is_refused_with_a_clear_message(engine: Engine) 
         assert "64 KiB" in error.message and error.statement == len(statements) - 1
         if engine.name == "mysql":  # counted as it arrives: the column is known
             assert error.column == "v" and 'column "v"' in error.message
+    if engine.name == "postgresql":  # a SHOW cannot be wrapped: counted as it arrives
+        long = "y" * (CELL * 2)
+        error = _read(bounded, [f"SET LOCAL warden.note = '{long}'", "SHOW warden.note"])
+        assert isinstance(error, TargetError) and error.kind == "too_large"
+        assert (error.statement, error.column) == (1, "warden.note")
 
 
 def test_rows_over_the_run_budget_are_refused(engine: Engine) -> None:
