@@ -423,6 +423,8 @@ class PostgresSession(SessionBase):
             truncated = len(rows) > max_rows
             del rows[max_rows:]
             self._meter(columns, run_limit=True).add_rows(rows)
+        if not columns:  # SELECT FROM t: no rows to show, as in a batch (see Result)
+            return Result([], [], len(rows), truncated, 1)
         return Result(columns, rows, len(rows), truncated, 1, 0)
 
     # -- public API -------------------------------------------------------------------------
