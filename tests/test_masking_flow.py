@@ -85,6 +85,27 @@ def test_discovery_finds_every_pii_column_and_nothing_else(demo: Any) -> None:
     assert body.free_text
 
 
+def test_a_huge_ticket_does_not_hide_the_free_text_column_from_discovery(
+    tmp_path: Path, groups: Any
+) -> None:
+    from tests.conftest import make_connection
+
+    path = tmp_path / "tickets.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE support_tickets (id INTEGER PRIMARY KEY, body TEXT)")
+        db.executemany(
+            "INSERT INTO support_tickets (body) VALUES (?)",
+            [(f"Please call me back at 415-555-01{i:02d} or write to p{i}@example.com",)
+             for i in range(10)]
+            + [("x" * 3_000_000,)],  # larger than a value may be fetched
+        )  # fmt: skip
+    connection = make_connection(name="tickets", engine="sqlite", database=str(path))
+    summary = catalog_refresh(connection=connection)
+    assert summary.unsampled == 0
+    body = CatalogColumn.objects.get(table__connection=connection, name="body")
+    assert body.free_text
+
+
 def test_an_admins_choice_survives_rediscovery(demo: Any, carol: Any) -> None:
     city = CatalogColumn.objects.get(table__connection=demo, table__name="customers", name="city")
     column_review(
