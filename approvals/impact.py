@@ -112,7 +112,11 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
                 note=preview.note,
                 # The requester sees this before anyone approved: where the statement touches
                 # sensitive tables, the error is told by its code, never the server's words.
-                error=public_error(run, preview.error).shown if preview.error else "",
+                error=(
+                    public_error(run, preview.error, preview_ms=timeout).shown
+                    if preview.error
+                    else ""
+                ),
             )
     ApprovalRequest.objects.filter(pk=request_id).update(impact=impact)
     return impact

@@ -41,8 +41,11 @@ class PublicError:
     audit: dict[str, Any]  # error_kind, target_error and, for a database error, its code
 
 
-def public_error(run: Any, error: targets.TargetError | DecryptionError) -> PublicError:
-    """The words for ``error``, raised while running (or previewing) ``run``'s statements."""
+def public_error(
+    run: Any, error: targets.TargetError | DecryptionError, *, preview_ms: int | None = None
+) -> PublicError:
+    """The words for ``error``, raised while running ``run``'s statements, or while
+    previewing them within ``preview_ms``."""
     if isinstance(error, DecryptionError):
         return PublicError(
             DECRYPTION_FAILED, "connect", {"error_kind": "connect", "target_error": str(error)}
@@ -60,6 +63,8 @@ def public_error(run: Any, error: targets.TargetError | DecryptionError) -> Publ
             shown = f"{shown} An administrator can raise {variable}."
     if error.kind in ("connect", "auth") and not has_role(run.user, "admin"):
         shown = CONNECT_FAILED  # hosts, users, auth failures are for administrators only
+    elif error.kind == "timeout" and preview_ms is not None:
+        shown = f"The preview ran longer than the {preview_ms / 1000:g} s it may take."
     elif error.kind == "timeout":
         timeout_s = connection.statement_timeout_ms / 1000
         shown = f"The statement ran longer than this connection's {timeout_s:g} s timeout."
