@@ -7,6 +7,7 @@ misconfigured deployment fails at start-up with a message, not later with a 500.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -50,6 +51,32 @@ def env_int(
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+_SIZE = re.compile(r"([0-9]+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def env_bytes(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """A size in bytes: ``1048576``, ``512KiB``, ``64 MiB`` or ``1G`` (binary units).
+
+    >>> import os; os.environ["X_SIZE"] = "64 MiB"; env_bytes("X_SIZE", 0)
+    67108864
+    """
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise ImproperlyConfigured(
+            f"{name} must be a size in bytes (e.g. 1048576, 512KiB, 64MiB), got {raw!r}"
+        )
+    value = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:,} bytes, got {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum:,} bytes, got {raw!r}")
     return value
 
 

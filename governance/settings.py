@@ -16,6 +16,7 @@ from governance.env import (
     PUBLIC_DEMO_SECRET_KEY,
     check_redis_url,
     env_bool,
+    env_bytes,
     env_int,
     env_list,
     env_str,
@@ -235,6 +236,14 @@ WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
 WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)
 WARDEN_RESULT_PAGE_SIZE = env_int("WARDEN_RESULT_PAGE_SIZE", 100, minimum=10)
+# What one run may fetch from a target: each value, and all the rows of an interactive result.
+WARDEN_MAX_CELL_BYTES = env_bytes("WARDEN_MAX_CELL_BYTES", 1 << 20, minimum=1024, maximum=1 << 30)
+WARDEN_MAX_RUN_BYTES = env_bytes("WARDEN_MAX_RUN_BYTES", 64 << 20, minimum=1024, maximum=1 << 40)
+if WARDEN_MAX_RUN_BYTES < WARDEN_MAX_CELL_BYTES:
+    raise ImproperlyConfigured(
+        f"WARDEN_MAX_RUN_BYTES ({WARDEN_MAX_RUN_BYTES:,}) must be at least "
+        f"WARDEN_MAX_CELL_BYTES ({WARDEN_MAX_CELL_BYTES:,}): a run holds at least one value"
+    )
 
 # --- Security -----------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import PUBLIC_DEMO_SECRET_KEY, env_bool, env_int, parse_database_url
+from governance.env import (
+    PUBLIC_DEMO_SECRET_KEY,
+    env_bool,
+    env_bytes,
+    env_int,
+    parse_database_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROD_ENV = {
@@ -76,6 +82,9 @@ def test_check_deploy_is_clean_with_production_env() -> None:
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be a boolean"),
         ({"WARDEN_ENCRYPTION_KEYS": ""}, "WARDEN_ENCRYPTION_KEYS must be set"),
         ({"WARDEN_QUERY_MAX_BYTES": "lots"}, "WARDEN_QUERY_MAX_BYTES must be an integer"),
+        ({"WARDEN_MAX_CELL_BYTES": "1.5 MiB"}, "WARDEN_MAX_CELL_BYTES must be a size in bytes"),
+        ({"WARDEN_MAX_CELL_BYTES": "12"}, "WARDEN_MAX_CELL_BYTES must be at least 1,024 bytes"),
+        ({"WARDEN_MAX_RUN_BYTES": "512KiB"}, "must be at least WARDEN_MAX_CELL_BYTES"),
         ({"DJANGO_SECRET_KEY": "short"}, "at least 32 characters"),
         ({"OIDC_ISSUER_URL": "https://idp.example.com"}, "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"),
         ({"WARDEN_WEBHOOK_URL": "https://hooks.example.com/w"}, "WARDEN_WEBHOOK_SECRET must"),
@@ -88,6 +97,20 @@ def test_bad_environment_fails_at_start_up_with_a_clear_message(
     result = _manage("check", env={**PROD_ENV, **override})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_sizes_read_binary_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw, size in [("1048576", 1 << 20), ("512KiB", 512 << 10), ("64 MiB", 64 << 20),
+                      ("2g", 2 << 30), ("100 B", 100), ("1 MB", 1 << 20)]:  # fmt: skip
+        monkeypatch.setenv("X_SIZE", raw)
+        assert env_bytes("X_SIZE", 0) == size, raw
+    for raw in ("-1", "1.5M", "1T", "MiB", "lots"):
+        monkeypatch.setenv("X_SIZE", raw)
+        with pytest.raises(ImproperlyConfigured, match="must be a size in bytes"):
+            env_bytes("X_SIZE", 0)
+    monkeypatch.setenv("X_SIZE", "2 GiB")
+    with pytest.raises(ImproperlyConfigured, match="at most"):
+        env_bytes("X_SIZE", 0, maximum=1 << 30)
 
 
 def test_env_helpers_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,6 +69,8 @@ class QueryRun(models.Model):
     row_count = models.BigIntegerField(null=True, blank=True)
     truncated = models.BooleanField(default=False)
     masked = models.JSONField(default=list)
+    # Which batch statement's rows `rows` are (its masking explains them); None: no rows.
+    result_statement = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     error_kind = models.CharField(max_length=16, blank=True)
     backend_id = models.CharField(max_length=64, blank=True)

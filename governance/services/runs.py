@@ -18,17 +18,12 @@ from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
-from governance.roles import ADMIN, has_role
+from governance.roles import ADMIN
 from governance.services.access import decision_inputs
 from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
-from governance.services.masking import (
-    MaskPlan,
-    mask_plan,
-    safety_net,
-    scrub_error,
-    touches_sensitive,
-)
+from governance.services.errors import public_error
+from governance.services.masking import MaskPlan, mask_plan, masked_columns, safety_net
 from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
@@ -128,7 +123,8 @@ def _to_run(statements: list[dict[str, Any]], plan: MaskPlan | None) -> list[str
 
 
 def _masked_names(plan: MaskPlan | None) -> list[str]:
-    """Masked output columns of the last read (the result a caller sees)."""
+    """Masked output columns of the last read, as submitted (what ran records the masked
+    columns of the statement whose rows it returned)."""
     if plan is None:
         return []
     shown = [r for r in plan.results if r is not None]
@@ -337,16 +333,6 @@ def _start(run: QueryRun, backend_id: str | None = None) -> bool:
     return claimed == 1
 
 
-def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
-    # Connection details (hosts, users, auth failures) are for administrators only.
-    if exc.kind in ("connect", "auth") and not has_role(run.user, "admin"):
-        return "Could not connect to the target database. An administrator can see why."
-    if exc.kind == "timeout":
-        timeout_s = run.connection.statement_timeout_ms / 1000
-        return f"The statement ran longer than this connection's {timeout_s:g} s timeout."
-    return exc.message
-
-
 def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     audit_detail = fields.pop("_audit_detail", None) or {}
@@ -375,26 +361,14 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
-    if isinstance(exc, DecryptionError):
-        kind, public, private = (
-            "connect",
-            "The connection's stored secret cannot be used.",
-            str(exc),
-        )
-    else:
-        kind, public, private = exc.kind, _public_error(run, exc), exc.message
-    if touches_sensitive(run):  # errors can quote masked values: never show or store them
-        public, private = scrub_error(public), scrub_error(private)
-    status = Status.CANCELLED if kind == "cancelled" else Status.FAILED
-    if status == Status.CANCELLED:
-        public = "Cancelled on the target database."
+    error = public_error(run, exc)  # the server's words only where nothing sensitive is near
     _finish(
         run,
-        status,
+        Status.CANCELLED if error.kind == "cancelled" else Status.FAILED,
         started,
-        error=public,
-        error_kind=kind,
-        _audit_detail={"error_kind": kind, "target_error": private},
+        error=error.shown,
+        error_kind=error.kind,
+        _audit_detail=error.audit,
     )
 
 
@@ -455,7 +429,6 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             if _start(run):
                 _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
             return
-    scrub = safety_net(run)
     try:
         with session_for(
             run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
@@ -481,6 +454,9 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             _unexpected(run, started, exc)
         return
     try:
+        # Exactly the statement whose rows came back is scanned and named as masked.
+        shown, width = result.statement, len(result.columns)
+        scrub = safety_net(run, statement=shown, width=width)
         _finish(
             run,
             Status.SUCCEEDED,
@@ -492,6 +468,8 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             ],
             row_count=result.row_count,
             truncated=result.truncated,
+            masked=masked_columns(run, statement=shown, width=width),
+            result_statement=shown,
         )
     except Exception as exc:
         log.exception("run %s: storing the result failed", run_id)

@@ -36,10 +36,16 @@ def _int(raw: str | None) -> int | None:
 
 
 def _masking_shown(run: QueryRun) -> dict[str, Any] | None:
-    """The masking of the statement whose result is shown (the last read), if any."""
+    """The masking of the statement whose rows are shown, if any."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
-    shown = [s for s in statements if s]
-    return shown[-1] if shown else None
+    index = run.result_statement
+    if index is None and run.columns:  # recorded before runs said which statement it was
+        shown = [i for i, s in enumerate(statements) if s]
+        index = shown[-1] if shown else None
+    if index is None or not 0 <= index < len(statements):
+        return None
+    entry = statements[index]
+    return entry if isinstance(entry, dict) else None
 
 
 def _grid_columns(run: QueryRun) -> list[dict[str, Any]]:
