@@ -7,6 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance.models import AccessGrant, UnmaskExemption
 from governance.services.caller import Caller, record
 
@@ -24,7 +25,7 @@ def grants_expire(*, now: dt.datetime | None = None) -> int:
                 expiry_recorded=True
             ):
                 record(
-                    "access.expired",
+                    EventKind.ACCESS_EXPIRED,
                     system,
                     grant.connection,
                     detail={
@@ -43,7 +44,7 @@ def grants_expire(*, now: dt.datetime | None = None) -> int:
                 expiry_recorded=True
             ):
                 record(
-                    "unmask.expired",
+                    EventKind.UNMASK_EXPIRED,
                     system,
                     exemption.column.table.connection,
                     detail={

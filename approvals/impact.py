@@ -14,7 +14,8 @@ from approvals.models import ApprovalRequest
 from governance import engine, targets
 from governance.crypto import DecryptionError
 from governance.engine.functions import SAFE_FUNCTIONS
-from governance.services.masking import catalog_facts, keyed_statements, scrub_error
+from governance.services.errors import public_error
+from governance.services.masking import catalog_facts, keyed_statements
 from governance.services.sessions import session_for
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,13 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
                 rows=list(preview.rows),
                 estimated=preview.estimated,
                 note=preview.note,
-                # The requester sees this before anyone approved: errors quote values
-                # ("invalid input syntax for type integer: \"123-45-6789\""), masked or not.
-                error=scrub_error(preview.error) if preview.error else "",
+                # The requester sees this before anyone approved: where the statement touches
+                # sensitive tables, the error is told by its code, never the server's words.
+                error=(
+                    public_error(run, preview.error, preview_ms=timeout).shown
+                    if preview.error
+                    else ""
+                ),
             )
     ApprovalRequest.objects.filter(pk=request_id).update(impact=impact)
     return impact

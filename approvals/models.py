@@ -139,6 +139,11 @@ class Review(models.Model):
         APPROVE = "approve", "Approved"
         REJECT = "reject", "Rejected"
 
+        @classmethod
+        def said(cls, verdict: str) -> str:
+            """The verdict in a sentence: 'approved' or 'rejected' (never 'rejectd')."""
+            return str(cls(verdict).label).lower()
+
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_reviews"

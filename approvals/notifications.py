@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,7 @@ from django.core.mail import EmailMessage
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, Delivery
+from approvals.models import ApprovalRequest, Delivery, Review
 from approvals.summary import request_summary
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def _webhook_urls() -> dict[str, str]:
 def _scrub(text: str) -> str:
     for url in _webhook_urls().values():
         text = text.replace(url, redact_url(url))
-    return text
+    password = getattr(settings, "EMAIL_HOST_PASSWORD", "")
+    return text.replace(password, "…") if password else text
 
 
 # ------------------------------------------------------------------ recording deliveries
@@ -208,7 +210,7 @@ def email_message(event: str, summary: dict[str, Any], link: str, to: str) -> Em
         lines.append(f"Run:          #{summary['run']} {summary['run_status']}")
     for review in summary.get("reviews") or []:
         comment = f": {review['comment']}" if review["comment"] else ""
-        lines.append(f"  {review['reviewer']} {review['verdict']}d{comment}")
+        lines.append(f"  {review['reviewer']} {Review.Verdict.said(review['verdict'])}{comment}")
     lines += ["", f"Open the request: {link}", ""]
     return EmailMessage(subject[:200], "\n".join(lines), settings.DEFAULT_FROM_EMAIL, [to])
 
@@ -285,7 +287,19 @@ def _send(delivery: Delivery, request: ApprovalRequest) -> int | None:
     summary = request_summary(request, full=True)
     link = request_link(request.pk)
     if delivery.channel == Channel.EMAIL:
-        email_message(delivery.event, summary, link, delivery.target).send()
+        try:
+            email_message(delivery.event, summary, link, delivery.target).send()
+        except smtplib.SMTPResponseException as exc:  # the server's reply: code and text
+            reply = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            raise DeliveryFailed(
+                f"{type(exc).__name__} {exc.smtp_code}: {reply}", exc.smtp_code
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused, TLS, timeouts, disconnects
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
         return None
     url = _webhook_urls().get(delivery.channel)
     if url is None:

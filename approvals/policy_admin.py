@@ -8,6 +8,7 @@ from django.db import transaction
 
 from approvals.forms import PolicyForm
 from approvals.models import ApprovalPolicy
+from audit.kinds import EventKind
 from governance.services.caller import Caller, record
 
 
@@ -31,7 +32,7 @@ def policy_save(*, caller: Caller, form: PolicyForm) -> ApprovalPolicy:
     policy = form.save()
     after = _snapshot(policy)
     record(
-        "approval_policy.created" if created else "approval_policy.updated",
+        EventKind.APPROVAL_POLICY_CREATED if created else EventKind.APPROVAL_POLICY_UPDATED,
         caller,
         rule=policy.name,
         detail={"changes": {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}},
@@ -42,6 +43,9 @@ def policy_save(*, caller: Caller, form: PolicyForm) -> ApprovalPolicy:
 @transaction.atomic
 def policy_delete(*, caller: Caller, policy: ApprovalPolicy) -> None:
     record(
-        "approval_policy.deleted", caller, rule=policy.name, detail={"snapshot": _snapshot(policy)}
+        EventKind.APPROVAL_POLICY_DELETED,
+        caller,
+        rule=policy.name,
+        detail={"snapshot": _snapshot(policy)},
     )
     policy.delete()

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Review
 from approvals.policies import may_review, requirement_for
+from audit.kinds import EventKind
 from governance.models import (
     AccessGrant,
     Capability,
@@ -56,7 +57,7 @@ def _announce(event: str, request: ApprovalRequest) -> None:
         transaction.on_commit(partial(hook, event, request.pk))
 
 
-def _audit(kind: str, caller: Caller, request: ApprovalRequest, **detail: Any) -> None:
+def _audit(kind: EventKind, caller: Caller, request: ApprovalRequest, **detail: Any) -> None:
     record(
         kind,
         caller,
@@ -105,7 +106,7 @@ def request_create_for_run(run: QueryRun) -> ApprovalRequest:
     )
     caller = Caller.of_run(run)
     _audit(
-        "approval.requested",
+        EventKind.APPROVAL_REQUESTED,
         caller,
         request,
         required=request.required_approvals,
@@ -172,7 +173,7 @@ def access_request(
             purpose=_reason(reason),
         )
         _audit(
-            "approval.requested",
+            EventKind.APPROVAL_REQUESTED,
             caller,
             request,
             capabilities=request.capabilities,
@@ -196,7 +197,7 @@ def unmask_request(
             duration=_duration(hours),
             purpose=_reason(reason),
         )
-        _audit("approval.requested", caller, request, column=str(column))
+        _audit(EventKind.APPROVAL_REQUESTED, caller, request, column=str(column))
         _announce("requested", request)
     return request
 
@@ -276,7 +277,8 @@ def request_review(
             Review.objects.create(
                 request=request, reviewer=reviewer, verdict=verdict, comment=comment, created_at=now
             )
-            _audit(f"approval.{verdict}d", caller, request, comment=comment)
+            kind = EventKind.APPROVAL_APPROVED if approve else EventKind.APPROVAL_REJECTED
+            _audit(kind, caller, request, comment=comment)
             if not approve:
                 _reject(request, reviewer, comment, now)
             elif len(counted_approvals(request)) >= request.required_approvals:
@@ -332,7 +334,7 @@ def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
     approvers = [r.reviewer.get_username() for r in counted_approvals(request)]
-    _audit("approval.granted", caller, request, approvers=approvers)
+    _audit(EventKind.APPROVAL_GRANTED, caller, request, approvers=approvers)
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run
         try:
@@ -361,7 +363,7 @@ def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
             created_by=caller.user,
         )
         _audit(
-            "access.granted",
+            EventKind.ACCESS_GRANTED,
             caller,
             request,
             grant=grant.pk,
@@ -379,7 +381,7 @@ def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
             created_by=caller.user,
         )
         _audit(
-            "unmask.granted",
+            EventKind.UNMASK_GRANTED,
             caller,
             request,
             exemption=exemption.pk,
@@ -403,7 +405,7 @@ def request_withdraw_for_run(run: QueryRun) -> None:
     )
     if request is not None and _decide_request(request, Status.WITHDRAWN, timezone.now()):
         caller = Caller.of_run(run)
-        _audit("approval.withdrawn", caller, request)
+        _audit(EventKind.APPROVAL_WITHDRAWN, caller, request)
         _announce("withdrawn", request)
 
 
@@ -419,7 +421,7 @@ def request_withdraw(*, caller: Caller, request: ApprovalRequest) -> bool:
         )
         if withdrawn:
             request.status = Status.WITHDRAWN
-            _audit("approval.withdrawn", caller, request)
+            _audit(EventKind.APPROVAL_WITHDRAWN, caller, request)
             _announce("withdrawn", request)
     return bool(withdrawn)
 
@@ -427,7 +429,7 @@ def request_withdraw(*, caller: Caller, request: ApprovalRequest) -> bool:
 def _expire(request: ApprovalRequest, now: dt.datetime) -> None:
     _decide_request(request, Status.EXPIRED, now)
     caller = Caller(user=request.requester, channel="system")
-    _audit("approval.expired", caller, request, expires_at=request.expires_at.isoformat())
+    _audit(EventKind.APPROVAL_EXPIRED, caller, request, expires_at=request.expires_at.isoformat())
     if request.run is not None:
         run_close(
             run=request.run,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.forms import AccessRequestForm, PolicyForm, UnmaskRequestForm
-from approvals.models import RISKS, ApprovalPolicy, ApprovalRequest
+from approvals.models import RISKS, ApprovalPolicy, ApprovalRequest, Review
 from approvals.policies import may_review
 from approvals.policy_admin import policy_delete, policy_save
 from approvals.services import (
@@ -193,7 +193,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     except ReviewRefused as exc:
         messages.error(request, str(exc))
         return redirect("approval_detail", pk=pk)
-    messages.success(request, f"You {verdict}d request #{pk}.")
+    messages.success(request, f"You {Review.Verdict.said(verdict)} request #{pk}.")
     if request.POST.get("next") == "queue":
         return redirect("approval_queue")
     return redirect("approval_detail", pk=pk)

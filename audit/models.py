@@ -1,6 +1,7 @@
 """The audit trail: append-only events.
 
-Rows are only ever inserted. Each event carries snapshots (actor name, connection name) rather
+Rows are only ever inserted, and never rewritten: not even to rename a kind (see
+audit/kinds.py: LEGACY). Each event carries snapshots (actor name, connection name) rather
 than foreign keys, so the record survives deletion of what it describes. ``prev_hash`` and
 ``hash`` are reserved for the tamper-evident chain.
 """
@@ -11,6 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+
+from audit.kinds import kind_label
 
 
 class AppendOnlyError(Exception):
@@ -73,3 +76,8 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events are append-only")
+
+    @property
+    def kind_label(self) -> str:
+        """What the kind means, in words (older names included: the trail is never rewritten)."""
+        return kind_label(self.kind)

@@ -1,9 +1,11 @@
-"""Writing the audit trail. Callers pass plain values; this module knows nothing of governance."""
+"""Writing the audit trail. Callers pass plain values and a registered kind (audit/kinds.py);
+this module knows nothing of governance."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from audit.kinds import EventKind
 from audit.models import AuditEvent
 
 MAX_SQL_CHARS = 100_000  # an audit row keeps the first 100k characters and says so
@@ -18,7 +20,7 @@ def event_record(**fields: Any) -> AuditEvent:
 
 def event_build(
     *,
-    kind: str,
+    kind: EventKind,
     actor: Any = None,
     actor_name: str = "",
     channel: str = AuditEvent.Channel.WEB,
@@ -36,6 +38,7 @@ def event_build(
     error: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    kind = EventKind(kind)  # a kind that is not registered is a bug: ValueError
     user = actor if actor is not None and actor.is_authenticated else None
     detail = dict(detail or {})
     if len(sql) > MAX_SQL_CHARS:

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from audit.kinds import EventKind
 from audit.services import event_record
 from governance.signals import client_ip
 
@@ -25,7 +26,9 @@ class AccountAdapter(DefaultAccountAdapter):
             super().pre_authenticate(request, **credentials)
         except ValidationError:
             name = str(credentials.get("username") or credentials.get("email") or "")[:150]
-            event_record(kind="auth.login_throttled", actor_name=name, source_ip=client_ip(request))
+            event_record(
+                kind=EventKind.AUTH_LOGIN_THROTTLED, actor_name=name, source_ip=client_ip(request)
+            )
             raise
 
 

@@ -7,27 +7,46 @@ DATABASE_URL and REDIS_URL switch to the production shape.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import (
+    PUBLIC_DEMO_SECRET_KEY,
     check_redis_url,
     env_bool,
+    env_bytes,
     env_int,
     env_list,
     env_str,
     parse_database_url,
+    smtp_from_env,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
-_DEV_SECRET = "warden-insecure-development-key-do-not-use-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET)
-if SECRET_KEY == _DEV_SECRET and env_str("DATABASE_URL"):
-    # The built-in key is for the embedded demo only; the production shape needs a real one.
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
+# `make demo` sets WARDEN_DEMO=1: only the demo (or debug mode) may run on the public key.
+_demo = env_bool("WARDEN_DEMO", default=False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if SECRET_KEY in ("", PUBLIC_DEMO_SECRET_KEY):
+    # The secret key signs sessions and derives the encryption and pseudonym keys when those
+    # are not set: the public one protects nothing.
+    if env_str("DATABASE_URL"):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
+    if not (_demo or DEBUG):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (50 or more random characters) unless DJANGO_DEBUG "
+            "is on. To run the demo on its public built-in key, set WARDEN_DEMO=1 "
+            "(make demo does)."
+        )
+    SECRET_KEY = PUBLIC_DEMO_SECRET_KEY
+    sys.stderr.write(
+        "\n*** DEMO: Warden runs on its public built-in secret key. Anyone can forge its "
+        "sessions and\n*** read the secrets it stores. Never use it for real data: set "
+        "DJANGO_SECRET_KEY.\n\n"
+    )
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
@@ -40,6 +59,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # before staticfiles: runserver leaves static files to WhiteNoise too, as gunicorn does
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
@@ -56,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, right after security headers
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,6 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
+                "governance.context_processors.demo",
                 "approvals.context_processors.waiting",
             ],
         },
@@ -219,6 +242,14 @@ WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
 WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)
 WARDEN_RESULT_PAGE_SIZE = env_int("WARDEN_RESULT_PAGE_SIZE", 100, minimum=10)
+# What one run may fetch from a target: each value, and all the rows of an interactive result.
+WARDEN_MAX_CELL_BYTES = env_bytes("WARDEN_MAX_CELL_BYTES", 1 << 20, minimum=1024, maximum=1 << 30)
+WARDEN_MAX_RUN_BYTES = env_bytes("WARDEN_MAX_RUN_BYTES", 64 << 20, minimum=1024, maximum=1 << 40)
+if WARDEN_MAX_RUN_BYTES < WARDEN_MAX_CELL_BYTES:
+    raise ImproperlyConfigured(
+        f"WARDEN_MAX_RUN_BYTES ({WARDEN_MAX_RUN_BYTES:,}) must be at least "
+        f"WARDEN_MAX_CELL_BYTES ({WARDEN_MAX_CELL_BYTES:,}): a run holds at least one value"
+    )
 
 # --- Security -----------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -227,14 +258,38 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if env_bool("WARDEN_HTTPS", default=False):
+_HTTPS = env_bool("WARDEN_HTTPS", default=False)
+# HSTS covers Warden's own host name, and its subdomains unless WARDEN_HSTS_INCLUDE_SUBDOMAINS=0.
+# Preloading puts the whole registrable domain into browsers' built-in list, which takes months
+# to undo: only the domain's owner can decide that, so it is opt-in (README: Configuration).
+_HSTS_SECONDS = env_int("WARDEN_HSTS_SECONDS", 31536000, minimum=0)
+_HSTS_SUBDOMAINS = env_bool("WARDEN_HSTS_INCLUDE_SUBDOMAINS", default=True)
+_HSTS_PRELOAD = env_bool("WARDEN_HSTS_PRELOAD", default=False)
+if _HSTS_PRELOAD:
+    # What the preload list itself requires of a domain; anything less it refuses.
+    if not _HTTPS:
+        raise ImproperlyConfigured("WARDEN_HSTS_PRELOAD needs WARDEN_HTTPS=1")
+    if not _HSTS_SUBDOMAINS:
+        raise ImproperlyConfigured("WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_INCLUDE_SUBDOMAINS=1")
+    if _HSTS_SECONDS < 31536000:
+        raise ImproperlyConfigured(
+            "WARDEN_HSTS_PRELOAD needs WARDEN_HSTS_SECONDS of at least 31536000 (one year)"
+        )
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if _HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("WARDEN_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = env_int("WARDEN_HSTS_SECONDS", 31536000, minimum=0)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_SECONDS = _HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _HSTS_SUBDOMAINS
+    SECURE_HSTS_PRELOAD = _HSTS_PRELOAD
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Leaving these off is a documented choice (above), not an oversight `check --deploy`
+    # should keep reporting.
+    if not _HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+    if not _HSTS_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("WARDEN_TIME_ZONE", "UTC")
@@ -247,8 +302,30 @@ STATICFILES_DIRS = [
     (name, BASE_DIR / "static" / name) for name in ("css", "js", "img")
 ]  # not static/editor: the editor's sources
 STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static"))
+# WhiteNoise serves what collectstatic put in STATIC_ROOT, from every web process: names carry
+# a hash of the content, so browsers may cache them for a year, and gzip and brotli copies are
+# made once at collectstatic. With DEBUG on, it serves the sources unhashed instead.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
-EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- Email: an SMTP server from EMAIL_URL or the separate EMAIL_* variables; else the console --
+# (governance/env.py: smtp_from_env). The URL itself stays out of the settings, since Django's
+# error pages hide only settings named like PASS or KEY.
+_smtp = smtp_from_env()
+if _smtp is not None:
+    EMAIL_HOST, EMAIL_PORT = _smtp.host, _smtp.port
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp.user, _smtp.password
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _smtp.use_tls, _smtp.use_ssl
+# Seconds to wait on the mail server (Django's default waits for ever, holding a worker).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = env_str(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _smtp is not None
+    else "django.core.mail.backends.console.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "warden@localhost")
 
 # --- Notifications (approvals/notifications.py): email above, plus two optional webhooks ------

@@ -10,6 +10,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from audit.kinds import EventKind
 from audit.services import event_record
 
 
@@ -36,13 +37,13 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    event_record(kind="auth.login", actor=user, source_ip=client_ip(request))
+    event_record(kind=EventKind.AUTH_LOGIN, actor=user, source_ip=client_ip(request))
 
 
 @receiver(user_logged_out)
 def _logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if user is not None:
-        event_record(kind="auth.logout", actor=user, source_ip=client_ip(request))
+        event_record(kind=EventKind.AUTH_LOGOUT, actor=user, source_ip=client_ip(request))
 
 
 @receiver(user_login_failed)
@@ -51,4 +52,4 @@ def _login_failed(
 ) -> None:
     # Never record the attempted password; the username is what an investigator needs.
     name = str(credentials.get("username") or credentials.get("login") or "")[:150]
-    event_record(kind="auth.login_failed", actor_name=name, source_ip=client_ip(request))
+    event_record(kind=EventKind.AUTH_LOGIN_FAILED, actor_name=name, source_ip=client_ip(request))

@@ -93,6 +93,32 @@ SEEDING_MIGRATIONS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_from_the_sources(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Plain static names, served from the sources: the test server's static handler (and a
+    page rendered in a test) cannot use the hashed names that collectstatic's manifest gives.
+    tests/test_static.py fetches the hashed, compressed files from gunicorn instead.
+
+    Set on the settings themselves, not through override_settings, whose wrapper lists
+    attributes it then refuses to give (Celery reads every setting, see test_worker)."""
+    from django.conf import settings
+
+    if not settings.configured:  # engine and driver tests may run without Django
+        return
+    from django.test.signals import setting_changed
+
+    for name, value in {
+        "STORAGES": {
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        "STATIC_ROOT": str(tmp_path_factory.mktemp("static")),  # nothing collected
+        "WHITENOISE_USE_FINDERS": True,
+    }.items():
+        setattr(settings, name, value)
+        setting_changed.send(sender=type(settings), setting=name, value=value, enter=True)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Login rate limits live in the cache: one test's lockout must not leak into another."""

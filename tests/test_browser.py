@@ -324,3 +324,75 @@ def test_screen_readers_hear_the_outcome_of_a_run_not_the_whole_grid(
     page.wait_for_selector("[data-status=succeeded]")
     assert "Page 2 of 2" in page.locator(".pager").inner_text()
     page.context.close()
+
+
+def _hold_two_writes(page: Any, *, submit: Any) -> list[str]:
+    """Submit a write with a purpose, then another with none; the purposes approvers got."""
+    from approvals.models import ApprovalRequest
+
+    for sql, purpose in (
+        ("UPDATE accounts SET balance = 0 WHERE id = 1", "Refund for ticket #1234"),
+        ("UPDATE accounts SET balance = 0 WHERE id = 2", None),
+    ):
+        if purpose is not None:
+            page.locator("details.purpose summary").click()
+            page.fill("#purpose", purpose)
+        submit(page, sql)
+        page.wait_for_selector("[data-status=pending_approval]")
+    requests = ApprovalRequest.objects.order_by("pk")
+    return [r.purpose for r in requests]
+
+
+def test_the_purpose_goes_with_one_statement_only(
+    browser: Any, live_server: Any, alice: Any, ledger: Any
+) -> None:
+    page = _sign_in(browser, live_server, "alice", "**/editor/**")
+
+    def submit(page: Any, sql: str) -> None:
+        shown = page.evaluate("(document.querySelector('#result .run') || {}).id || ''")
+        page.locator(".cm-content").focus()
+        page.keyboard.press("Control+a")
+        page.keyboard.type(sql)
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function(  # the new run is in place of the one shown before
+            "id => { const run = document.querySelector('#result .run');"
+            " return run && run.id !== id; }",
+            arg=shown,
+        )
+
+    first, second = _hold_two_writes(page, submit=submit)
+    assert first == "Refund for ticket #1234"
+    assert second == ""  # the approver must not read the first statement's reason
+    assert page.input_value("#purpose") == ""
+    if os.environ.get("WARDEN_EDITOR_SCREENSHOTS"):
+        for width, height in ((1440, 900), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.locator("details.purpose summary").click()
+            page.screenshot(
+                path=f"{os.environ['WARDEN_EDITOR_SCREENSHOTS']}/editor-{width}.png",
+                full_page=True,
+            )
+            page.locator("details.purpose summary").click()
+    page.context.close()
+
+
+def test_without_javascript_the_purpose_goes_with_one_statement_only(
+    browser: Any, live_server: Any, alice: Any, ledger: Any
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "alice-pass-123!")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url("**/editor/**")
+
+    def submit(page: Any, sql: str) -> None:
+        page.fill("textarea#sql", sql)
+        page.locator("#run-button").click()
+        page.wait_for_url("**/editor/?run=*")
+
+    first, second = _hold_two_writes(page, submit=submit)
+    assert (first, second) == ("Refund for ticket #1234", "")
+    assert page.input_value("#purpose") == ""
+    context.close()

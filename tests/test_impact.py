@@ -69,7 +69,8 @@ def test_a_failing_preview_never_quotes_a_masked_value_to_the_requester(
     assert run.status == "pending_approval"
     run.approval.refresh_from_db()
     impact = run.approval.impact
-    assert impact["error"].startswith("Statement 1:"), impact
+    assert impact["error"].startswith("A value is not valid input for its type"), impact
+    assert "(SQLSTATE 22P02)" in impact["error"]
     assert not re.search(r"\d{3}-\d{2}-\d{4}", impact["error"]), impact["error"]
     page = client_for(alice).get(reverse("approval_detail", args=[run.approval.pk]))
     assert not re.search(rb"\d{3}-\d{2}-\d{4}", page.content)
@@ -84,3 +85,17 @@ def test_sqlite_previews_have_the_masking_functions(alice: Any, sqlite_conn: Any
     assert "WARDEN_PSEUDONYM" in run.statements[-1].upper()  # the sample masks full_name
     run.approval.refresh_from_db()
     assert run.approval.impact["rows"] == [2], run.approval.impact
+
+
+def test_a_preview_that_runs_out_of_time_says_so(alice: Any, ledger: Any) -> None:
+    ledger.statement_timeout_ms = 300
+    ledger.save()
+    slow = (
+        "UPDATE accounts SET balance = balance WHERE (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
+        " SELECT x + 1 FROM c WHERE x < 100000000) SELECT count(*) FROM c) > 0"
+    )
+    run = submit(alice, ledger, slow)
+    run.approval.refresh_from_db()
+    impact = run.approval.impact
+    assert impact["error"] == "The preview ran longer than the 0.3 s it may take.", impact
+    assert balances(ledger) == [100] * 5

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -81,6 +82,27 @@ def test_discovery_finds_every_pii_column_and_nothing_else(demo: Any) -> None:
     for key in NOT_SENSITIVE:
         assert key not in found, key
     body = CatalogColumn.objects.get(table__connection=demo, name="body")
+    assert body.free_text
+
+
+def test_a_huge_ticket_does_not_hide_the_free_text_column_from_discovery(
+    tmp_path: Path, groups: Any
+) -> None:
+    from tests.conftest import make_connection
+
+    path = tmp_path / "tickets.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE support_tickets (id INTEGER PRIMARY KEY, body TEXT)")
+        db.executemany(
+            "INSERT INTO support_tickets (body) VALUES (?)",
+            [(f"Please call me back at 415-555-01{i:02d} or write to p{i}@example.com",)
+             for i in range(10)]
+            + [("x" * 3_000_000,)],  # larger than a value may be fetched
+        )  # fmt: skip
+    connection = make_connection(name="tickets", engine="sqlite", database=str(path))
+    summary = catalog_refresh(connection=connection)
+    assert summary.unsampled == 0
+    body = CatalogColumn.objects.get(table__connection=connection, name="body")
     assert body.free_text
 
 
@@ -261,17 +283,11 @@ def test_errors_never_echo_masked_values(pg_conn: Any, alice: Any) -> None:
     # email is confidential, not restricted: filtering on it runs, and the cast fails
     run = submit(alice, pg_conn, "SELECT id FROM customers WHERE email::int > 0")
     assert run.status == "failed"
-    assert "invalid input syntax" in run.error
+    assert "(SQLSTATE 22P02)" in run.error and "own message is not shown" in run.error
     assert "@" not in run.error and not pii.find_in_text(run.error)
     event = AuditEvent.objects.get(run_id=run.pk, kind="query.failed")
     assert not pii.find_in_text(event.detail["target_error"])
-
-
-def test_scrub_error_drops_quoted_values() -> None:
-    from governance.services.masking import scrub_error
-
-    message = "invalid input syntax for type integer: \"123-45-6789\" near 'x@y.com'"
-    assert scrub_error(message) == ("invalid input syntax for type integer: [value] near [value]")
+    assert event.detail["error_code"] == "22P02"
 
 
 def test_a_postgres_export_streams_masked_rows_through_copy(
@@ -358,14 +374,6 @@ def test_mysql_variable_assignment_is_a_session_statement(mysql_conn: Any, alice
         "SELECT @w AS leaked",
     )
     assert run.status == "denied"
-
-
-def test_unquoted_numbers_in_errors_are_scrubbed() -> None:
-    from governance.services.masking import scrub_error
-
-    assert scrub_error("requested character too large for encoding: 282323658") == (
-        "requested character too large for encoding: [number]"
-    )
 
 
 def test_transformed_free_text_is_redacted_not_scanned(demo: Any, alice: Any) -> None:
@@ -486,7 +494,7 @@ def test_a_failing_write_never_quotes_a_protected_value(pg_conn: Any, carol: Any
         "(SELECT id FROM customers WHERE CAST(email AS integer) = 1)",
     )
     assert run.status == "failed"
-    assert "invalid input syntax" in run.error and "[value]" in run.error
+    assert run.error.startswith("A value is not valid input for its type")
     event = AuditEvent.objects.get(run_id=run.pk, kind="query.failed")
     for text in (run.error, str(event.detail)):
-        assert not any(ch.isdigit() for ch in text.split("integer")[-1][:20]), text
+        assert not re.search(r"\d{3}-\d{2}-\d{4}", text), text

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from audit.models import AuditEvent
 from governance.models import QueryRun
 from governance.services.caller import Caller, event
@@ -32,7 +33,7 @@ def new_run(user: Any, connection: Any, status: str) -> QueryRun:
 
 def test_it_inserts_the_run_and_its_event_as_the_orm_would(alice: Any, sqlite_conn: Any) -> None:
     run = new_run(alice, sqlite_conn, Status.QUEUED)
-    submitted = event("query.submitted", Caller(user=alice), sqlite_conn, sql="SELECT 1")
+    submitted = event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn, sql="SELECT 1")
     run_insert(run, [submitted])
     stored = QueryRun.objects.get(pk=run.pk)
     assert stored.created_at == run.created_at and stored.statements == ["SELECT 1"]
@@ -48,9 +49,9 @@ def test_an_outcome_only_moves_a_run_still_in_the_expected_status(
     alice: Any, sqlite_conn: Any
 ) -> None:
     run = new_run(alice, sqlite_conn, Status.QUEUED)
-    run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
+    run_insert(run, [event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn)])
     QueryRun.objects.filter(pk=run.pk).update(status=Status.CANCELLED)
-    outcome = event("query.succeeded", Caller(user=alice), sqlite_conn, run_id=run.pk)
+    outcome = event(EventKind.QUERY_SUCCEEDED, Caller(user=alice), sqlite_conn, run_id=run.pk)
     moved = run_update(run.pk, Status.RUNNING, {"status": Status.SUCCEEDED, "rows": [[1]]}, outcome)
     assert moved is False
     stored = QueryRun.objects.get(pk=run.pk)
@@ -61,10 +62,12 @@ def test_an_outcome_only_moves_a_run_still_in_the_expected_status(
 
 def test_an_outcome_sets_the_fields_of_a_running_run(alice: Any, sqlite_conn: Any) -> None:
     run = new_run(alice, sqlite_conn, Status.RUNNING)
-    run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)])
+    run_insert(run, [event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn)])
     finished = timezone.now()
     fields = {"status": Status.FAILED, "error": "x", "row_count": None, "finished_at": finished}
-    assert run_update(run.pk, Status.RUNNING, fields, event("query.failed", Caller(user=alice)))
+    assert run_update(
+        run.pk, Status.RUNNING, fields, event(EventKind.QUERY_FAILED, Caller(user=alice))
+    )
     stored = QueryRun.objects.get(pk=run.pk)
     assert (stored.status, stored.error, stored.finished_at) == (Status.FAILED, "x", finished)
 
@@ -75,7 +78,7 @@ def test_a_reads_intent_waits_for_no_disk_and_leaves_the_session_as_it_was(
     from django.db import connection as db
 
     run = new_run(alice, sqlite_conn, Status.QUEUED)
-    submitted = event("query.submitted", Caller(user=alice), sqlite_conn, sql="SELECT 1")
+    submitted = event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn, sql="SELECT 1")
     run_insert(run, [submitted], durable=False)
     stored = QueryRun.objects.get(pk=run.pk)
     assert stored.statements == ["SELECT 1"] and stored.status == Status.QUEUED
@@ -120,7 +123,9 @@ def test_with_server_side_binding_the_intent_waits_for_the_disk(
     db.close()  # reconnect with it
     try:
         run = new_run(alice, sqlite_conn, Status.QUEUED)
-        run_insert(run, [event("query.submitted", Caller(user=alice), sqlite_conn)], durable=False)
+        run_insert(
+            run, [event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn)], durable=False
+        )
     finally:
         del options["server_side_binding"]
         db.features.__dict__.pop("uses_server_side_binding", None)

@@ -467,3 +467,46 @@ def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(alice: Any
     page = client_for(alice).get(reverse("editor"))
     assert b'<link rel="icon" href="/static/img/favicon.svg"' in page.content
     assert finders.find("img/favicon.svg")
+
+
+DEMO_BANNER = b"public built-in secret key"
+
+
+def test_every_page_says_when_warden_runs_on_the_public_key(alice: Any, carol: Any) -> None:
+    from django.test import override_settings
+
+    from governance.env import PUBLIC_DEMO_SECRET_KEY
+
+    pages = [reverse("account_login"), "/django-admin/login/"]
+    signed_in = [reverse("editor"), reverse("history"), "/django-admin/"]
+    with override_settings(SECRET_KEY=PUBLIC_DEMO_SECRET_KEY):
+        carol.is_staff = True
+        carol.save()
+        for path in pages:
+            assert DEMO_BANNER in Client().get(path).content, path
+        for path in signed_in:
+            assert DEMO_BANNER in client_for(carol).get(path).content, path
+    for path in pages:
+        assert DEMO_BANNER not in Client().get(path).content, path
+    assert DEMO_BANNER not in client_for(alice).get(reverse("editor")).content
+
+
+def test_a_refused_submission_keeps_its_purpose_and_an_accepted_one_empties_it(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    # Refused: nothing was submitted, so the purpose typed is still this statement's.
+    client = client_for(alice)
+    data = {"connection": sqlite_conn.pk, "sql": " ", "purpose": "month-end <check>"}
+    refused = client.post(reverse("run_create"), data)
+    assert refused.status_code == 400
+    assert b'value="month-end &lt;check&gt;"' in refused.content
+    # Accepted through htmx: the page keeps its form, so the field is swapped out empty.
+    accepted = client.post(
+        reverse("run_create"), {**data, "sql": "SELECT 1"}, headers={"HX-Request": "true"}
+    )
+    (field,) = re.findall(r"<input id=\"purpose\"[^>]*>", accepted.content.decode())
+    assert 'hx-swap-oob="true"' in field and "value=" not in field
+    # A status poll of the same run leaves whatever is being typed for the next one alone.
+    run = QueryRun.objects.get()
+    poll = client.get(reverse("run_detail", args=[run.pk]), headers={"HX-Request": "true"})
+    assert b'id="purpose"' not in poll.content

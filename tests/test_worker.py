@@ -52,12 +52,16 @@ def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
         cwd=ROOT,
         env=subprocess_env(REDIS_URL=REDIS_URL),
     )
-    saved = dict(celery_app.conf)
-    _reconfigure(task_always_eager=False, broker_url=REDIS_URL)
-    try:
-        yield process
+    try:  # the worker is stopped whatever fails here, or it outlives the test run
+        saved = dict(celery_app.conf)
+        _reconfigure(task_always_eager=False, broker_url=REDIS_URL)
+        try:
+            yield process
+        finally:
+            _reconfigure(
+                task_always_eager=saved["task_always_eager"], broker_url=saved["broker_url"]
+            )
     finally:
-        _reconfigure(task_always_eager=saved["task_always_eager"], broker_url=saved["broker_url"])
         process.terminate()
         try:
             process.wait(20)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import masking, pii
 from .analyzer import analyze, clear_analyze_cache, dialect_for_engine
+from .credentials import CredentialUse, clear_credentials_cache, credential_uses
 from .defaults import DEFAULT_RULES
 from .policy import (
     Context,
@@ -39,6 +40,7 @@ def clear_caches() -> None:
     """Forget cached analyses and decisions (tests, or after changing catalogues)."""
     clear_analyze_cache()
     clear_decide_cache()
+    clear_credentials_cache()
 
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Analysis",
     "Category",
     "Context",
+    "CredentialUse",
     "Decision",
     "Reason",
     "Risk",
@@ -60,6 +63,7 @@ __all__ = [
     "clear_caches",
     "columns_touched",
     "copies_sensitive_to_public",
+    "credential_uses",
     "decide",
     "dialect_for_engine",
     "masking",

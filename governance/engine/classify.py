@@ -13,7 +13,7 @@ from dataclasses import replace
 from sqlglot import exp
 
 from .filters import is_unfiltered
-from .functions import SYSTEM_SCHEMAS, function_effect
+from .functions import SQLITE_SCHEMA_PRAGMAS, SYSTEM_SCHEMAS, function_effect
 from .types import Category, Risk
 from .verdict import Verdict, unknown
 
@@ -25,11 +25,7 @@ _DDL_OBJECTS = frozenset(
 )  # fmt: skip
 _CODE_OBJECTS = frozenset({"FUNCTION", "PROCEDURE", "TRIGGER", "RULE", "MACRO", "EVENT"})
 _PRIVILEGE_OBJECTS = frozenset({"ROLE", "USER", "GROUP", "POLICY"})
-_READ_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-     "foreign_key_list", "database_list", "collation_list", "function_list", "pragma_list",
-     "module_list", "compile_options"}
-)  # fmt: skip
+_READ_PRAGMAS = SQLITE_SCHEMA_PRAGMAS | {"compile_options"}
 _PRIVILEGE_SETTINGS = frozenset({"role", "password", "session_authorization", "default_role"})
 
 
@@ -363,6 +359,17 @@ def _node_effects(node: exp.Expr, root: exp.Expr, dialect: str) -> Iterator[Verd
         effect = _function_effect(node, dialect)
         if effect is not None:
             yield effect
+    if dialect == "sqlite" and _is_named_table(node) and node.name.lower().startswith("pragma_"):
+        # `FROM pragma_integrity_check` calls the table-valued function without parentheses
+        yield from _bare_pragma_effect(node.name.lower())
+
+
+def _bare_pragma_effect(name: str) -> Iterator[Verdict]:
+    effect = function_effect(name, "sqlite")
+    if effect is not None:
+        category, risk = effect
+        note = f"Calls {name}(), {_EFFECT_PHRASES[category]}."
+        yield Verdict(category, risk, "", frozenset({"unknown_function"}), note=note)
 
 
 def functions_of(tree: exp.Expr) -> tuple[str, ...]:

@@ -114,12 +114,21 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: SQLite pragmas that only describe the schema (``PRAGMA x`` and the table-valued function
+#: ``pragma_x(...)``). The others read data (integrity_check, foreign_key_check) or state.
+SQLITE_SCHEMA_PRAGMAS = _words(
+    """table_info table_xinfo table_list index_list index_info index_xinfo foreign_key_list
+    database_list collation_list function_list module_list pragma_list"""
+)
+
 _COMMON = _words(_SQLGLOT_SAFE)
 
 SAFE_FUNCTIONS: dict[str, frozenset[str]] = {
     "postgres": _COMMON | _words(_POSTGRES_SAFE),
     "mysql": _COMMON | _words(_MYSQL_SAFE),
-    "sqlite": _COMMON | _words(_SQLITE_SAFE),
+    "sqlite": _COMMON
+    | _words(_SQLITE_SAFE)
+    | frozenset("pragma_" + name for name in SQLITE_SCHEMA_PRAGMAS),
 }
 
 # Functions with an effect, and the category that effect belongs to.
@@ -153,8 +162,8 @@ _special(Category.ADMIN, Risk.HIGH, "pg_sleep pg_sleep_for pg_sleep_until sleep 
 _special(
     Category.FILE,
     Risk.CRITICAL,
-    """pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file pg_ls_logdir pg_ls_waldir
-    pg_ls_tmpdir pg_ls_archive_statusdir pg_file_write pg_file_rename pg_file_unlink
+    """pg_read_file pg_read_file_old pg_read_binary_file pg_ls_dir pg_stat_file pg_ls_logdir
+    pg_ls_waldir pg_ls_tmpdir pg_ls_archive_statusdir pg_file_write pg_file_rename pg_file_unlink
     lo_import lo_export load_file readfile writefile read_csv read_parquet to_file""",
 )
 _special(Category.WRITE, Risk.MEDIUM, "lo_create lo_creat lo_unlink lo_put lo_from_bytea")

@@ -126,6 +126,8 @@ def explain_verdict(rest: str, dialect: str, inner: Inner) -> Verdict:
     while i < len(tokens) and tokens[i].text.upper() in {"ANALYZE", "ANALYSE", "VERBOSE"}:
         analyze = analyze or tokens[i].text.upper() != "VERBOSE"
         i += 1
+    if dialect == "sqlite" and [t.text.upper() for t in tokens[i : i + 2]] == ["QUERY", "PLAN"]:
+        i += 2
     if i >= len(tokens):
         return unknown("EXPLAIN")
     verdict = inner(rest[tokens[i].start :])
@@ -140,6 +142,11 @@ def _wrapped_verdict(first: str, rest_words: list[str], rest: str, dialect: str,
                      inner: Inner) -> Verdict | None:  # fmt: skip
     if first in {"EXPLAIN", "DESCRIBE", "DESC"}:
         return explain_verdict(rest, dialect, inner)
+    if first in {"ANALYZE", "ANALYSE"} and rest_words[:2] == ["FORMAT", "="]:
+        # MariaDB's ANALYZE FORMAT=JSON <statement>: the same, printed as JSON.
+        tokens, _ = tokenize(rest, dialect)
+        if len(tokens) > 3 and tokens[3].text.upper() in _WRAPPABLE:
+            rest, rest_words = rest[tokens[3].start :], rest_words[3:]
     if first in {"ANALYZE", "ANALYSE"} and rest_words[:1] and rest_words[0] in _WRAPPABLE:
         # MariaDB's ANALYZE <statement> runs the statement and reports on it.
         verdict = inner(rest)

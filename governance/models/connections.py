@@ -120,6 +120,8 @@ class Connection(models.Model):
             user=self.username,
             password=self.get_password(),
             statement_timeout_ms=self.statement_timeout_ms,
+            max_cell_bytes=settings.WARDEN_MAX_CELL_BYTES,
+            max_run_bytes=settings.WARDEN_MAX_RUN_BYTES,
         )
 
 

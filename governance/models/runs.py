@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from audit.kinds import EventKind
 from governance.models.connections import Connection
 
 
@@ -21,6 +22,15 @@ class QueryRun(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         REJECTED = "rejected", "Rejected by an approver"
         EXPIRED = "expired", "Approval expired"
+
+    # The audit event that records a run ending in each status.
+    OUTCOME_EVENTS: dict[str, EventKind] = {
+        Status.SUCCEEDED: EventKind.QUERY_SUCCEEDED,
+        Status.FAILED: EventKind.QUERY_FAILED,
+        Status.CANCELLED: EventKind.QUERY_CANCELLED,
+        Status.REJECTED: EventKind.QUERY_REJECTED,
+        Status.EXPIRED: EventKind.QUERY_EXPIRED,
+    }
 
     class Mode(models.TextChoices):
         INTERACTIVE = "interactive", "Interactive"
@@ -59,6 +69,8 @@ class QueryRun(models.Model):
     row_count = models.BigIntegerField(null=True, blank=True)
     truncated = models.BooleanField(default=False)
     masked = models.JSONField(default=list)
+    # Which batch statement's rows `rows` are (its masking explains them); None: no rows.
+    result_statement = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     error_kind = models.CharField(max_length=16, blank=True)
     backend_id = models.CharField(max_length=64, blank=True)

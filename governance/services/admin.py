@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import AccessGrant, Connection, Guardrail
@@ -36,7 +37,7 @@ def _snapshot(connection: Connection) -> dict[str, Any]:
     return data
 
 
-def _audit(kind: str, caller: Caller, connection: Connection | None, **detail: Any) -> None:
+def _audit(kind: EventKind, caller: Caller, connection: Connection | None, **detail: Any) -> None:
     record(kind, caller, connection, detail=detail)
 
 
@@ -61,7 +62,7 @@ def connection_save(
     if not created and before.get("has_password") and password:
         changes["password"] = ["(set)", "(changed)"]
     _audit(
-        "connection.created" if created else "connection.updated",
+        EventKind.CONNECTION_CREATED if created else EventKind.CONNECTION_UPDATED,
         caller,
         connection,
         changes=changes,
@@ -81,7 +82,7 @@ def _refresh_catalog_later(connection_id: int) -> None:
 
 @transaction.atomic
 def connection_delete(*, caller: Caller, connection: Connection) -> None:
-    _audit("connection.deleted", caller, connection, snapshot=_snapshot(connection))
+    _audit(EventKind.CONNECTION_DELETED, caller, connection, snapshot=_snapshot(connection))
     connection.delete()
 
 
@@ -94,7 +95,7 @@ def connection_test(*, caller: Caller, connection: Connection) -> tuple[bool, st
         ok, message = False, str(exc)
     else:
         ok, message = True, f"Connected: {version}"
-    _audit("connection.tested", caller, connection, ok=ok, message=message)
+    _audit(EventKind.CONNECTION_TESTED, caller, connection, ok=ok, message=message)
     return ok, message
 
 
@@ -119,7 +120,7 @@ def grant_create(
         created_by=caller.user if caller.user.is_authenticated else None,
     )
     _audit(
-        "grant.created",
+        EventKind.GRANT_CREATED,
         caller,
         connection,
         grant=grant.pk,
@@ -134,7 +135,7 @@ def grant_create(
 @transaction.atomic
 def grant_revoke(*, caller: Caller, grant: AccessGrant) -> None:
     _audit(
-        "grant.revoked",
+        EventKind.GRANT_REVOKED,
         caller,
         grant.connection,
         grant=grant.pk,
@@ -175,7 +176,7 @@ def guardrail_save(*, caller: Caller, form: Any) -> Guardrail:
     Guardrail.objects.filter(pk=guardrail.pk).update(updated_at=timezone.now())
     after = _guardrail_snapshot(guardrail)
     record(
-        "guardrail.created" if created else "guardrail.updated",
+        EventKind.GUARDRAIL_CREATED if created else EventKind.GUARDRAIL_UPDATED,
         caller,
         rule=guardrail.name,
         detail={"changes": {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}},
@@ -186,7 +187,7 @@ def guardrail_save(*, caller: Caller, form: Any) -> Guardrail:
 @transaction.atomic
 def guardrail_delete(*, caller: Caller, guardrail: Guardrail) -> None:
     record(
-        "guardrail.deleted",
+        EventKind.GUARDRAIL_DELETED,
         caller,
         rule=guardrail.name,
         detail={"snapshot": _guardrail_snapshot(guardrail)},

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from audit.kinds import EventKind
 from audit.models import AuditEvent
 from audit.services import event_build
 from governance.models import Connection
@@ -30,13 +31,15 @@ def web_caller(request: HttpRequest) -> Caller:
     return Caller(user=request.user, channel="web", source_ip=client_ip(request))
 
 
-def record(kind: str, caller: Caller, connection: Connection | None = None, **fields: Any) -> None:
+def record(
+    kind: EventKind, caller: Caller, connection: Connection | None = None, **fields: Any
+) -> None:
     """An audit event for `caller`, naming the connection it concerns."""
     event(kind, caller, connection, **fields).save(force_insert=True)
 
 
 def event(
-    kind: str, caller: Caller, connection: Connection | None = None, **fields: Any
+    kind: EventKind, caller: Caller, connection: Connection | None = None, **fields: Any
 ) -> AuditEvent:
     """The unsaved audit event `record` writes (for writers that batch it with other rows)."""
     return event_build(

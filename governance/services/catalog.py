@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from sqlglot import exp
 
+from audit.kinds import EventKind
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.engine import pii
@@ -40,21 +43,50 @@ def table_key(connection: Connection, schema: str, name: str) -> str:
     return name.lower() if default else f"{schema}.{name}".lower()
 
 
-def _sample_sql(info: targets.TableInfo, dialect: str, default_schema: bool) -> str:
-    """`SELECT <columns> FROM <table> LIMIT n`, every identifier quoted by sqlglot."""
+_TEXT_TYPES = ("char", "text", "clob", "string")
+
+
+def _sample_sql(
+    info: targets.TableInfo, dialect: str, default_schema: bool, *, cut: bool = False
+) -> str:
+    """`SELECT <columns> FROM <table> LIMIT n`, every identifier quoted by sqlglot; ``cut``:
+    text columns are read as the prefix of their values."""
     table = exp.table_(info.name, db=None if default_schema else info.schema, quoted=True)
-    columns = [exp.column(c.name, quoted=True) for c in info.columns]
+    columns: list[exp.Expr] = []
+    for c in info.columns:
+        if cut and any(word in c.type.lower() for word in _TEXT_TYPES):
+            # at most 4 bytes a character: the prefix is within the bound of one value
+            chars = exp.Literal.number(max(256, settings.WARDEN_MAX_CELL_BYTES // 4))
+            this = exp.column(c.name, quoted=True)
+            prefix = exp.Substring(this=this, start=exp.Literal.number(1), length=chars)
+            columns.append(exp.alias_(prefix, c.name, quoted=True))
+        else:
+            columns.append(exp.column(c.name, quoted=True))
     return exp.select(*columns).from_(table).limit(SAMPLE_ROWS).sql(dialect=dialect)
 
 
 def _samples(
-    session: targets.TargetSession, connection: Connection, info: targets.TableInfo
+    session: targets.TargetSession,
+    connection: Connection,
+    info: targets.TableInfo,
+    config: targets.TargetConfig,
 ) -> dict[str, list[Any]] | None:
     default = info.schema in DEFAULT_SCHEMAS or info.schema == connection.database
     try:
-        result = session.execute(
-            [_sample_sql(info, connection.dialect, default)], read_only=True, max_rows=SAMPLE_ROWS
-        )
+        try:
+            sample = _sample_sql(info, connection.dialect, default)
+            result = session.execute([sample], read_only=True, max_rows=SAMPLE_ROWS)
+        except targets.TargetError as exc:
+            if exc.kind != "too_large":
+                raise
+            # One large text (a long ticket) must not leave the table unsampled, or its
+            # free-text columns would go unclassified, and unscanned: read the prefixes of the
+            # values. SQLite reads a value whole before cutting it, so the session that cuts
+            # may read values as large as a whole run, never more.
+            wide = dataclasses.replace(config, max_cell_bytes=config.max_run_bytes)
+            with targets.connect(wide) as cutter:
+                cut = _sample_sql(info, connection.dialect, default, cut=True)
+                result = cutter.execute([cut], read_only=True, max_rows=SAMPLE_ROWS)
     except targets.TargetError as exc:
         log.info("catalog: cannot sample %s.%s: %s", info.schema, info.name, exc.kind)
         return None
@@ -88,12 +120,12 @@ def catalog_refresh(*, connection: Connection, caller: Caller | None = None) -> 
     found: list[tuple[targets.TableInfo, dict[str, list[Any]] | None]] = []
     with targets.connect(config) as session:
         for info in session.introspect():
-            found.append((info, _samples(session, connection, info)))
+            found.append((info, _samples(session, connection, info, config)))
     with transaction.atomic():
         summary = _store(connection, found)
         Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
         record(
-            "catalog.refreshed",
+            EventKind.CATALOG_REFRESHED,
             caller or Caller(user=None, channel="system"),
             connection,
             detail=summary.__dict__,

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance.models import (
     CatalogColumn,
     CatalogTable,
@@ -45,7 +46,7 @@ def column_review(
     connection = column.table.connection
     _bump(connection)
     record(
-        "catalog.column_reviewed",
+        EventKind.CATALOG_COLUMN_REVIEWED,
         caller,
         connection,
         detail={
@@ -65,7 +66,10 @@ def column_rediscover(*, caller: Caller, column: CatalogColumn) -> None:
     column.save()
     _bump(column.table.connection)
     record(
-        "catalog.column_released", caller, column.table.connection, detail={"column": str(column)}
+        EventKind.CATALOG_COLUMN_RELEASED,
+        caller,
+        column.table.connection,
+        detail={"column": str(column)},
     )
 
 
@@ -76,7 +80,7 @@ def table_label_set(*, caller: Caller, table: CatalogTable, label: str) -> None:
     table.save()
     _bump(table.connection)
     record(
-        "catalog.table_labelled",
+        EventKind.CATALOG_TABLE_LABELLED,
         caller,
         table.connection,
         detail={"table": table.qualified_name, "before": before, "after": label},
@@ -94,7 +98,7 @@ def masking_rule_set(*, caller: Caller, semantic_type: str, strategy: str) -> No
     # Cached masking plans are keyed by catalog version: move every connection's.
     Connection.objects.update(catalog_version=F("catalog_version") + 1)
     record(
-        "masking.rule_changed",
+        EventKind.MASKING_RULE_CHANGED,
         caller,
         detail={"semantic_type": semantic_type, "before": before, "after": strategy},
     )
@@ -114,7 +118,7 @@ def exemption_create(
     )
     _bump(column.table.connection)
     record(
-        "unmask.granted",
+        EventKind.UNMASK_GRANTED,
         caller,
         column.table.connection,
         detail={
@@ -132,7 +136,7 @@ def exemption_create(
 def exemption_revoke(*, caller: Caller, exemption: UnmaskExemption) -> None:
     connection = exemption.column.table.connection
     record(
-        "unmask.revoked",
+        EventKind.UNMASK_REVOKED,
         caller,
         connection,
         detail={"exemption": exemption.pk, "column": str(exemption.column)},

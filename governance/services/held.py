@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance.models import QueryRun
 from governance.services.caller import Caller, record
 from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
@@ -61,7 +62,7 @@ def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datet
     if not released:
         return False
     run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
-    _record_run("query.released", run, detail={"approval": approval})
+    _record_run(EventKind.QUERY_RELEASED, run, detail={"approval": approval})
     if run.mode == QueryRun.Mode.INTERACTIVE:
         transaction.on_commit(partial(_dispatch, run))
     return True
@@ -75,11 +76,11 @@ def run_close(*, run: QueryRun, status: str, error: str, detail: dict[str, Any])
     )
     if closed:
         run.status, run.error = status, error
-        _record_run(f"query.{status}", run, error=error, detail=detail)
+        _record_run(QueryRun.OUTCOME_EVENTS[status], run, error=error, detail=detail)
     return bool(closed)
 
 
-def _record_run(kind: str, run: QueryRun, **fields: Any) -> None:
+def _record_run(kind: EventKind, run: QueryRun, **fields: Any) -> None:
     """Audit `kind` about a held run, naming its requester, connection, SQL and decision."""
     record(
         kind,

@@ -277,30 +277,58 @@ def _exemptions_used(
 Rows = Sequence[Sequence[Any]]
 
 
-def safety_net(run: Any) -> Callable[[Rows], Rows] | None:
-    """A row filter replacing PII found inside free-text output columns that are not masked.
-
-    Columns are found by lineage: an output column fed by a free-text catalog column (e.g.
-    support_tickets.body). Off when the connection's `scan_free_text` is off.
-    """
+def _lineage(run: Any, statement: int | None, width: int | None) -> dict[str, Any] | None:
+    """The masking plan's entry for batch statement ``statement``, if it traced the columns
+    that came back (``width`` of them; None: not known yet)."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
-    shown = [s for s in statements if s]
-    if not run.connection.scan_free_text or not shown:
+    if statement is None or not 0 <= statement < len(statements):
         return None
+    entry = statements[statement]
+    columns = entry.get("columns") if isinstance(entry, dict) else None
+    if not columns or (width is not None and len(columns) != width):
+        return None  # not analysed, or not the columns that came back
+    return dict(entry)
+
+
+def masked_columns(run: Any, *, statement: int | None, width: int) -> list[str]:
+    """The masked output columns of the statement whose rows a run returned."""
+    entry = _lineage(run, statement, width)
+    return [c["name"] for c in entry["columns"] if c["masked"]] if entry else []
+
+
+def safety_net(
+    run: Any, *, statement: int | None, width: int | None = None
+) -> Callable[[Rows], Rows] | None:
+    """A row filter replacing PII found in the free text of the rows batch statement
+    ``statement`` returned (``width`` columns), exactly those rows.
+
+    Where the masking plan traced that statement's columns, the filter scans the unmasked
+    ones fed by a free-text catalog column (e.g. support_tickets.body). Where it did not (a
+    SHOW, a statement the plan did not analyse, columns other than those traced), it fails
+    closed and scans every text cell. Off when the connection's `scan_free_text` is off.
+    """
+    if not run.connection.scan_free_text or statement is None:
+        return None
+    entry = _lineage(run, statement, width)
+    if entry is None:
+        return _scrubber(None)
     free_text = free_text_sources(run.connection)
     indexes = [
         i
-        for i, column in enumerate(shown[-1]["columns"])
+        for i, column in enumerate(entry["columns"])
         if not column["masked"] and {tuple(s) for s in column["sources"]} & free_text
     ]
-    if not indexes:
-        return None
+    return _scrubber(indexes) if indexes else None
+
+
+def _scrubber(indexes: list[int] | None) -> Callable[[Rows], Rows]:
+    """Replace embedded PII in the text cells at ``indexes`` (None: in every text cell)."""
 
     def scrub(rows: Rows) -> Rows:
         cleaned = []
         for row in rows:
             values = list(row)
-            for i in indexes:
+            for i in range(len(values)) if indexes is None else indexes:
                 if i < len(values) and isinstance(values[i], str):
                     values[i] = pii.redact_text(values[i])
             cleaned.append(values)
@@ -369,38 +397,3 @@ def touches_sensitive(run: Any) -> bool:
             if bare not in known:
                 return True
     return False
-
-
-def scrub_error(message: str) -> str:
-    """A target error without the values it may quote.
-
-    Databases quote the offending value in errors ("invalid input syntax for type integer:
-    \"123-45-6789\""), which would reveal a masked value; every quoted part is dropped and
-    the detectors run over the rest.
-    """
-    out: list[str] = []
-    quote: str | None = None
-    for char in message:
-        if quote is None:
-            if char in "\"'`":
-                quote = char
-                out.append("[value]")
-            else:
-                out.append(char)
-        elif char == quote:
-            quote = None
-    return _digit_runs(pii.redact_text("".join(out)))
-
-
-def _digit_runs(text: str) -> str:
-    """Numbers of 3+ digits become [number]: errors echo computed values without quotes."""
-    out: list[str] = []
-    run: list[str] = []
-    for char in [*text, ""]:
-        if char.isdigit():
-            run.append(char)
-            continue
-        out.append("[number]" if len(run) >= 3 else "".join(run))
-        run = []
-        out.append(char)
-    return "".join(out)

@@ -13,21 +13,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.kinds import EventKind
 from governance import engine, hooks, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
 from governance.models import Connection, QueryRun
-from governance.roles import has_role
+from governance.roles import ADMIN
 from governance.services.access import decision_inputs
 from governance.services.caller import Caller, event, record
 from governance.services.cancel import cancel_checker, cancel_watch
+from governance.services.errors import public_error
 from governance.services.masking import (
     MaskPlan,
     keyed_statements,
     mask_plan,
+    masked_columns,
     safety_net,
-    scrub_error,
-    touches_sensitive,
 )
 from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sessions import session_for
@@ -82,7 +83,14 @@ def _printable(sql: Any) -> str:
 
 def sql_reject(*, caller: Caller, connection: Connection | None, sql: Any, error: str) -> None:
     """Record input refused before it reached the engine (never lost, never a 500)."""
-    record("query.rejected", caller, connection, sql=_printable(sql), error=error, decision="deny")
+    record(
+        EventKind.QUERY_REJECTED,
+        caller,
+        connection,
+        sql=_printable(sql),
+        error=error,
+        decision="deny",
+    )
 
 
 def _decide(
@@ -100,7 +108,9 @@ def _decide(
         )
     decision = engine.decide(sql, dialect=connection.dialect, context=context, rules=rules)
     detail = decision.to_dict()
-    refusals = _batch_refusals(detail, context, mode)
+    refusals = _batch_refusals(detail, context, mode) + _credential_refusals(
+        sql, connection, detail, context
+    )
     if plan is not None:
         detail["masking"] = plan.to_dict()
         refusals += [("masking", held) for held in plan.held]
@@ -119,7 +129,8 @@ def _to_run(statements: list[dict[str, Any]], plan: MaskPlan | None) -> list[str
 
 
 def _masked_names(plan: MaskPlan | None) -> list[str]:
-    """Masked output columns of the last read (the result a caller sees)."""
+    """Masked output columns of the last read, as submitted (what ran records the masked
+    columns of the statement whose rows it returned)."""
     if plan is None:
         return []
     shown = [r for r in plan.results if r is not None]
@@ -154,6 +165,26 @@ def _batch_refusals(
     return refusals
 
 
+SERVER_FILES = (
+    "This statement reads or writes files on the database server, where credentials are kept "
+    "(password files, pg_hba.conf, keys); only administrators may do that."
+)
+
+
+def _credential_refusals(
+    sql: str, connection: Connection, detail: dict[str, Any], context: engine.Context
+) -> list[tuple[str, str]]:
+    """Credentials and server files are for administrators only, whatever the guardrails say."""
+    if ADMIN in context.groups:
+        return []
+    default_schema = connection.database if connection.dialect == "mysql" else ""
+    uses = engine.credential_uses(sql, connection.dialect, default_schema=default_schema)
+    refusals = [("credentials", use.message) for use in uses]
+    if any(s["category"] == "file" for s in detail["statements"]):
+        refusals.append(("server-files", SERVER_FILES))
+    return refusals
+
+
 def _deciding_rule(detail: dict[str, Any]) -> str:
     """The rule that made the batch's decision (the first reason with the batch's action)."""
     action = detail["decision"]
@@ -168,7 +199,7 @@ def decision_check(*, caller: Caller, connection: Connection, sql: str) -> dict[
     sql = sql_validate(sql)
     detail, _ = _decide(caller, connection, sql, QueryRun.Mode.CHECK)
     record(
-        "query.checked",
+        EventKind.QUERY_CHECKED,
         caller,
         connection,
         sql=sql,
@@ -227,7 +258,7 @@ def run_submit(
     )
     events = [
         event(
-            "query.submitted",
+            EventKind.QUERY_SUBMITTED,
             caller,
             connection,
             sql=sql,
@@ -241,7 +272,7 @@ def run_submit(
     if plan is not None and status != Status.DENIED:
         events += [
             event(
-                "unmask.used",
+                EventKind.UNMASK_USED,
                 caller,
                 connection,
                 detail={
@@ -308,16 +339,6 @@ def _start(run: QueryRun, backend_id: str | None = None) -> bool:
     return claimed == 1
 
 
-def _public_error(run: QueryRun, exc: targets.TargetError) -> str:
-    # Connection details (hosts, users, auth failures) are for administrators only.
-    if exc.kind in ("connect", "auth") and not has_role(run.user, "admin"):
-        return "Could not connect to the target database. An administrator can see why."
-    if exc.kind == "timeout":
-        timeout_s = run.connection.statement_timeout_ms / 1000
-        return f"The statement ran longer than this connection's {timeout_s:g} s timeout."
-    return exc.message
-
-
 def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     audit_detail = fields.pop("_audit_detail", None) or {}
@@ -326,7 +347,7 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     fields.update(status=status, finished_at=timezone.now(), duration_ms=duration_ms)
     caller = Caller.of_run(run)
     outcome = event(
-        f"query.{status}",
+        QueryRun.OUTCOME_EVENTS[status],
         caller,
         run.connection,
         run_id=run.pk,
@@ -346,26 +367,14 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
-    if isinstance(exc, DecryptionError):
-        kind, public, private = (
-            "connect",
-            "The connection's stored secret cannot be used.",
-            str(exc),
-        )
-    else:
-        kind, public, private = exc.kind, _public_error(run, exc), exc.message
-    if touches_sensitive(run):  # errors can quote masked values: never show or store them
-        public, private = scrub_error(public), scrub_error(private)
-    status = Status.CANCELLED if kind == "cancelled" else Status.FAILED
-    if status == Status.CANCELLED:
-        public = "Cancelled on the target database."
+    error = public_error(run, exc)  # the server's words only where nothing sensitive is near
     _finish(
         run,
-        status,
+        Status.CANCELLED if error.kind == "cancelled" else Status.FAILED,
         started,
-        error=public,
-        error_kind=kind,
-        _audit_detail={"error_kind": kind, "target_error": private},
+        error=error.shown,
+        error_kind=error.kind,
+        _audit_detail=error.audit,
     )
 
 
@@ -426,7 +435,6 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             if _start(run):
                 _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
             return
-    scrub = safety_net(run)
     try:
         with session_for(
             run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
@@ -455,6 +463,9 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             _unexpected(run, started, exc)
         return
     try:
+        # Exactly the statement whose rows came back is scanned and named as masked.
+        shown, width = result.statement, len(result.columns)
+        scrub = safety_net(run, statement=shown, width=width)
         _finish(
             run,
             Status.SUCCEEDED,
@@ -466,6 +477,8 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             ],
             row_count=result.row_count,
             truncated=result.truncated,
+            masked=masked_columns(run, statement=shown, width=width),
+            result_statement=shown,
         )
     except Exception as exc:
         log.exception("run %s: storing the result failed", run_id)
@@ -502,7 +515,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
     if QueryRun.objects.filter(
         pk=run.pk, status__in=[Status.QUEUED, Status.PENDING_APPROVAL]
     ).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now, error="Cancelled."):
-        record("query.cancelled", caller, run.connection, run_id=run.pk, sql=run.sql)
+        record(EventKind.QUERY_CANCELLED, caller, run.connection, run_id=run.pk, sql=run.sql)
         for hook in hooks.cancelled_run_hooks:
             hook(run)
         return True
@@ -516,7 +529,7 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
         except (targets.TargetError, DecryptionError) as exc:
             log.warning("cancel of run %s failed: %s", run.pk, type(exc).__name__)
     record(
-        "query.cancel_requested",
+        EventKind.QUERY_CANCEL_REQUESTED,
         caller,
         run.connection,
         run_id=run.pk,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-ERROR_KINDS = frozenset({"connect", "auth", "timeout", "cancelled", "readonly", "execution"})
+ERROR_KINDS = frozenset(
+    {"connect", "auth", "timeout", "cancelled", "readonly", "execution", "too_large"}
+)
 MAX_MESSAGE_CHARS = 2000
 TRANSACTION_CONTROL_MESSAGE = "transaction control is not allowed"
+MIB = 1024 * 1024
+DEFAULT_MAX_CELL_BYTES = 1 * MIB
+DEFAULT_MAX_RUN_BYTES = 64 * MIB
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,9 @@ class TargetConfig:
     password: str = field(default="", repr=False)
     statement_timeout_ms: int = 30_000
     connect_timeout_s: int = 10
+    # What a run may fetch: every value (cell) and, for interactive results, all rows together.
+    max_cell_bytes: int = DEFAULT_MAX_CELL_BYTES
+    max_run_bytes: int = DEFAULT_MAX_RUN_BYTES
 
 
 @dataclass(frozen=True)
@@ -32,11 +43,18 @@ class Column:
 
 @dataclass
 class Result:
+    """What a batch returns: the rows of its last statement that returned rows with at least
+    one column (a query, a SHOW, a write's RETURNING), or, when none did, the row count of its
+    last statement. ``statement`` is the index of the statement whose rows these are (None
+    when no statement returned rows), so that callers mask and scan exactly what is shown.
+    """
+
     columns: list[Column]
     rows: list[tuple[Any, ...]]
     row_count: int
     truncated: bool
     statement_count: int
+    statement: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,25 +80,70 @@ class Preview:
     rows: tuple[int | None, ...]
     estimated: bool
     note: str
-    error: str | None = None
-    error_kind: str | None = None
+    error: TargetError | None = None  # its ``statement`` is the index where the preview stopped
+
+    @property
+    def error_kind(self) -> str | None:
+        return None if self.error is None else self.error.kind
 
 
 class TargetError(Exception):
-    """A failure talking to a target database; ``str(e) == e.message``."""
+    """A failure talking to a target database; ``str(e) == e.message``.
 
-    def __init__(self, kind: str, message: str) -> None:
+    ``code`` is the engine's own code of the error: a PostgreSQL SQLSTATE ("22P02"), a
+    MySQL/MariaDB error number ("1292") or an SQLite (extended) result code name
+    ("SQLITE_CONSTRAINT_UNIQUE"); None when Warden raised it. ``statement`` is the index of the
+    batch statement that failed (None: not one of them, e.g. connecting or committing) and
+    ``position`` the 1-based character offset in that statement's text, as the caller passed
+    it, where the server says the error is. ``column`` names the result column of a
+    "too_large" error.
+
+    ``server_text`` says whether ``message`` holds text from the server, which can quote the
+    values a statement touched; errors Warden words itself say False. Callers that must not
+    show data build the words from the code instead (see ``errors.coded_sentence``).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        code: str | None = None,
+        statement: int | None = None,
+        position: int | None = None,
+        column: str | None = None,
+        server_text: bool = True,
+    ) -> None:
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown TargetError kind {kind!r}")
         self.kind = kind
         self.message = trim_message(message)
+        self.code = code
+        self.statement = statement
+        self.position = position
+        self.column = column
+        self.server_text = server_text
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
-        return f"TargetError(kind={self.kind!r}, message={self.message!r})"
+        return (
+            f"TargetError(kind={self.kind!r}, message={self.message!r}, code={self.code!r}, "
+            f"statement={self.statement!r}, position={self.position!r})"
+        )
+
+    def at(self, statement: int | None) -> TargetError:
+        """The same error, marked as raised by batch statement ``statement`` (unless known)."""
+        if self.statement is None:
+            self.statement = statement
+        return self
+
+
+def own_error(kind: str, message: str, **fields: Any) -> TargetError:
+    """An error Warden words itself (no text from the server in it)."""
+    return TargetError(kind, message, server_text=False, **fields)
 
 
 def trim_message(message: str) -> str:
@@ -178,12 +241,12 @@ def check_statements(statements: Sequence[str], max_rows: int) -> list[str]:
         raise TypeError("statements must be a sequence of strings, not one string")
     items = list(statements)
     if not items:
-        raise TargetError("execution", "no statement to run")
+        raise own_error("execution", "no statement to run")
     if max_rows < 0:
         raise ValueError("max_rows must be >= 0")
-    for item in items:
+    for index, item in enumerate(items):
         if not isinstance(item, str) or not item.strip():
-            raise TargetError("execution", "empty statement")
+            raise own_error("execution", "empty statement", statement=index)
     return items
 
 
@@ -211,3 +274,118 @@ def first_keyword(statement: str) -> str:
     while i < n and (statement[i].isalnum() or statement[i] == "_"):
         i += 1
     return statement[start:i].lower()
+
+
+# -- byte bounds ----------------------------------------------------------------------------
+CELL_LIMIT = "max_cell_bytes"  # the code of a too_large error: which bound was passed
+RUN_LIMIT = "max_run_bytes"
+_SMALL = (int, float, bool)  # numbers, counted as 8 bytes; dates, UUIDs and the like as 16
+_FIXED_SIZES: dict[type, int] = {
+    int: 8,
+    float: 8,
+    bool: 8,
+    type(None): 0,
+    dt.date: 16,
+    dt.datetime: 16,
+    dt.time: 16,
+    dt.timedelta: 16,
+    decimal.Decimal: 16,
+    uuid.UUID: 16,
+}
+
+
+def size_text(size: int) -> str:
+    """``1048576`` → ``1 MiB``: limits as people write them.
+
+    >>> size_text(64 * 1024 * 1024), size_text(1536), size_text(1000)
+    ('64 MiB', '1.5 KiB', '1,000 bytes')
+    """
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size:,} bytes"
+
+
+def value_bytes(value: Any, limit: int) -> int:
+    """The bytes of one fetched value (text as UTF-8), counted up to just past ``limit``.
+
+    Arrays and JSON values count their parts; numbers count 8 bytes and other scalars
+    (dates, UUIDs...) 16.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, memoryview):
+        return value.nbytes
+    if isinstance(value, _SMALL):
+        return 8
+    if isinstance(value, list | tuple | dict):
+        items: Any = value.items() if isinstance(value, dict) else value
+        total = 2
+        for item in items:
+            total += 1 + value_bytes(item, limit - total)
+            if total > limit:
+                break
+        return total
+    return 16
+
+
+def too_large(
+    limit_name: str, limit: int, column: str | None = None, *, one_row: bool = False
+) -> TargetError:
+    """The error of a value, a row (``one_row``) or a result past its bound (Warden's words)."""
+    if one_row:
+        message = f"A row is larger than {size_text(limit)}, the most one row may be."
+    elif limit_name == CELL_LIMIT:
+        where = f'in column "{column}"' if column is not None else "in the result"
+        message = f"A value {where} is larger than {size_text(limit)}, the most one value may be."
+    else:
+        message = (
+            f"The result is larger than {size_text(limit)}, the most one run may fetch; "
+            "select fewer rows or columns."
+        )
+    return own_error("too_large", message, code=limit_name, column=column)
+
+
+class Meter:
+    """Counts the bytes of rows as they arrive and stops a value or a result that is too large.
+
+    ``run_limit`` None: no bound on the whole result (exports are bounded by their row limit).
+    """
+
+    def __init__(self, columns: Sequence[str], *, cell_limit: int, run_limit: int | None) -> None:
+        self.columns = list(columns)
+        self.cell_limit = cell_limit
+        self.run_limit = run_limit
+        self.total = 0
+
+    def add(self, row: Sequence[Any]) -> None:
+        cell_limit, total, fixed = self.cell_limit, self.total, _FIXED_SIZES
+        for value in row:
+            kind = type(value)
+            if kind is str:  # the common cases inline: a few hundred thousand cells a second
+                size = len(value) if value.isascii() else value_bytes(value, cell_limit)
+            elif kind in fixed:
+                total += fixed[kind]
+                continue
+            else:
+                size = value_bytes(value, cell_limit)
+            if size > cell_limit:
+                self._too_large_cell(row)
+            total += size
+        self.total = total
+        if self.run_limit is not None and total > self.run_limit:
+            raise too_large(RUN_LIMIT, self.run_limit)
+
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def _too_large_cell(self, row: Sequence[Any]) -> None:
+        for index, value in enumerate(row):
+            if value_bytes(value, self.cell_limit) > self.cell_limit:
+                name = self.columns[index] if index < len(self.columns) else None
+                raise too_large(CELL_LIMIT, self.cell_limit, name)

@@ -4,11 +4,19 @@ No CLIENT_MULTI_STATEMENTS (the server refuses ``SELECT 1; SELECT 2``), no LOCAL
 utf8mb4, autocommit off, unbuffered cursors. Reads set the *session* to read-only as well as
 the transaction, because a DDL statement implicitly commits the read-only transaction and would
 otherwise run outside it.
+
+Rows stream through an unbuffered cursor one at a time; the server bounds every value by its
+``max_allowed_packet``, and a ``Meter`` counts each value and the result as they arrive. A read
+that passes a bound ends by closing the connection: draining the rest would fetch it all.
+
+Errors carry the error number, the index of the batch statement that failed and, for syntax
+errors, the position the server names ("near '…' at line n"), found in the statement's text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,6 +28,7 @@ from .base import (
     TRANSACTION_CONTROL_MESSAGE,
     Column,
     Keyed,
+    Meter,
     Preview,
     Result,
     SessionBase,
@@ -28,6 +37,7 @@ from .base import (
     TargetError,
     check_statements,
     first_keyword,
+    own_error,
 )
 from .preview import Budget, not_previewed, plan, try_statements
 
@@ -37,6 +47,7 @@ _KEY_VARIABLES = ("warden_pk_i", "warden_pk_o")
 
 DEFAULT_PORT = 3306
 BINARY_CHARSET = 63
+EXPLAIN = "EXPLAIN "
 
 _TIMEOUT_CODES = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time
 _CANCEL_CODES = frozenset({1317})  # KILL QUERY
@@ -88,7 +99,11 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
-def map_error(exc: BaseException) -> TargetError:
+def map_error(
+    exc: BaseException, statement: int | None = None, sent: str = "", offset: int = 0
+) -> TargetError:
+    """``exc`` as a TargetError; ``sent`` is the text sent for batch statement ``statement``,
+    which starts ``offset`` characters into it (after an ``EXPLAIN``, say)."""
     code = _code(exc)
     if code in _TIMEOUT_CODES:
         kind = "timeout"
@@ -102,7 +117,49 @@ def map_error(exc: BaseException) -> TargetError:
         kind = "connect"  # client-side errors: lost connection, cannot connect...
     else:
         kind = "execution"
-    return TargetError(kind, _message(exc))
+    message = _message(exc)
+    position = None
+    if code in _SYNTAX_CODES and sent:
+        found = syntax_position(message, sent)
+        position = found - offset if found is not None and found > offset else None
+    return TargetError(
+        kind,
+        message,
+        code=None if code is None else str(code),
+        statement=statement,
+        position=position,
+    )
+
+
+_SYNTAX_CODES = frozenset({1064, 1149})
+_NEAR = re.compile(r"near '(?P<text>.*)' at line (?P<line>[0-9]+)\Z", re.DOTALL)
+
+
+def syntax_position(message: str, sent: str) -> int | None:
+    """Where in ``sent`` (1-based) a syntax error is, from the server's "near '…' at line n".
+
+    The server quotes the text that follows the error (up to 80 characters): the position is
+    where that text starts in ``sent``, on or after line n; None when it is not found there.
+
+    >>> syntax_position("… to use near 'FROM' at line 2", "SELECT 1 +\\nFROM t")
+    12
+    >>> syntax_position("… to use near '' at line 1", "SELECT 1 +")
+    11
+    """
+    match = _NEAR.search(message)
+    if match is None:
+        return None
+    line = int(match.group("line"))
+    start = 0
+    for _ in range(line - 1):
+        start = sent.find("\n", start) + 1
+        if start == 0:
+            return None
+    text = match.group("text").rstrip("\ufffd")  # a character the server cut in two
+    if not text:
+        return len(sent.rstrip()) + 1
+    found = sent.find(text, start)
+    return found + 1 if found >= 0 else None
 
 
 # Warden reads SQL as the server does by default: '…' strings with backslash escapes and
@@ -130,7 +187,7 @@ PARSING_MODES_OFF = f"SET SESSION sql_mode = TRIM(BOTH ',' FROM {_MODES_EXPR})"
 
 def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
     if not config.host:
-        raise TargetError("connect", "no host configured for the MySQL connection")
+        raise own_error("connect", "no host configured for the MySQL connection")
     try:
         return pymysql.connect(
             host=config.host,
@@ -149,7 +206,7 @@ def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
     except pymysql.err.MySQLError as exc:
         error = map_error(exc)
         kind = "auth" if error.kind == "auth" else "connect"
-        raise TargetError(kind, error.message) from None
+        raise TargetError(kind, error.message, code=error.code) from None
 
 
 def _column_type(type_code: int, charsetnr: int | None) -> str:
@@ -208,7 +265,7 @@ class MySQLSession(SessionBase):
         except pymysql.err.MySQLError:
             self._conn.close()
 
-    def _check_in_transaction(self, read_only: bool) -> None:
+    def _check_in_transaction(self, read_only: bool, statement: int | None = None) -> None:
         # A buffered round trip refreshes the server status flags, and tells whether a
         # statement flipped the session out of read-only mode.
         row = self._command(f"SELECT @@session.{self._read_only_var}")
@@ -216,10 +273,17 @@ class MySQLSession(SessionBase):
         in_trans = bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
         still_read_only = bool(row and int(row[0][0]) == 1)
         if read_only and not (in_trans and still_read_only):
-            raise TargetError("readonly", TRANSACTION_CONTROL_MESSAGE)
+            raise own_error("readonly", TRANSACTION_CONTROL_MESSAGE, statement=statement)
         # Writes: DDL commits implicitly on MySQL, so only refuse a switch to autocommit.
         if not read_only and status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT:
-            raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+            raise own_error("execution", TRANSACTION_CONTROL_MESSAGE, statement=statement)
+
+    def _meter(self, columns: Sequence[Column], run_limit: bool) -> Meter:
+        return Meter(
+            [c.name for c in columns],
+            cell_limit=self._config.max_cell_bytes,
+            run_limit=self._config.max_run_bytes if run_limit else None,
+        )
 
     def _bind_key(self, keyed: bool) -> None:
         """Set the key's HMAC pads in the session variables a keyed statement reads.
@@ -231,7 +295,8 @@ class MySQLSession(SessionBase):
         """
         if keyed:
             ipad, opad = self.key_pads()
-            self._command(f"SET @{_KEY_VARIABLES[0]} = %s, @{_KEY_VARIABLES[1]} = %s", (ipad, opad))
+            names = _KEY_VARIABLES
+            self._command(f"SET @{names[0]} = %s, @{names[1]} = %s", (ipad, opad))
 
     def _unbind_key(self) -> None:
         if self._conn.open:
@@ -239,8 +304,11 @@ class MySQLSession(SessionBase):
                 self._command(f"SET @{_KEY_VARIABLES[0]} = NULL, @{_KEY_VARIABLES[1]} = NULL")
 
     def _run_one(
-        self, statement: str, max_rows: int, keyed: bool = False
+        self, statement: str, max_rows: int, *, read_only: bool, meter: Meter, keyed: bool = False
     ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
+        """Run one statement: its columns (None: no rows), kept rows, row count and whether
+        rows were left out. Rows are counted by ``meter`` as they are kept: a read fails when
+        they pass a bound; a write's returned rows are a sample, cut short there instead."""
         self._bind_key(keyed)
         cur = self._conn.cursor(SSCursor)
         try:
@@ -248,12 +316,34 @@ class MySQLSession(SessionBase):
             if not cur.description:
                 return None, [], cur.rowcount, False
             columns = _columns(cur)
-            rows = list(cur.fetchmany(max_rows + 1))
-            truncated = len(rows) > max_rows
-            del rows[max_rows:]
+            meter.columns = [c.name for c in columns]
+            rows: list[tuple[Any, ...]] = []
+            truncated = False
+            while (row := cur.fetchone()) is not None:  # one row packet at a time
+                if len(rows) == max_rows:
+                    truncated = True
+                    break
+                try:
+                    meter.add(row)
+                except TargetError:
+                    if read_only:
+                        self._abandon(cur)
+                        raise
+                    truncated = True
+                    break
+                rows.append(row)
             return columns, rows, len(rows), truncated
         finally:
-            cur.close()  # drains what is left of an unbuffered result
+            if self._conn.open:
+                cur.close()  # drains what is left of an unbuffered result
+
+    def _abandon(self, cur: SSCursor) -> None:
+        """Drop the connection under an unbuffered result: draining it would fetch it all."""
+        result: Any = getattr(cur, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False  # nothing left to read: the socket goes
+        with contextlib.suppress(pymysql.err.Error, OSError):
+            self._conn.close()
 
     # -- public API -------------------------------------------------------------------------
     def execute(
@@ -261,24 +351,30 @@ class MySQLSession(SessionBase):
     ) -> Result:
         items = check_statements(statements, max_rows)
         self._begin(read_only)
+        meter = self._meter([], run_limit=True)
+        index, statement = 0, ""
         try:
             last_rows: Result | None = None
             last_count = -1
             for index, statement in enumerate(items):
                 columns, rows, count, truncated = self._run_one(
-                    statement, max_rows, keyed=index in keyed
+                    statement, max_rows, read_only=read_only, meter=meter, keyed=index in keyed
                 )
                 if columns is not None:
-                    last_rows = Result(columns, rows, count, truncated, len(items))
+                    last_rows = Result(columns, rows, count, truncated, len(items), index)
                 last_count = count
-                self._check_in_transaction(read_only)
+                self._check_in_transaction(read_only, index)
+            index, statement = -1, ""
             if read_only:
                 self._rollback()
             else:
                 self._conn.commit()
         except pymysql.err.MySQLError as exc:
             self._rollback()
-            raise map_error(exc) from None
+            raise map_error(exc, index if index >= 0 else None, statement) from None
+        except TargetError as exc:
+            self._rollback()
+            raise exc.at(index if index >= 0 else None) from None
         except BaseException:
             self._rollback()
             raise
@@ -304,33 +400,39 @@ class MySQLSession(SessionBase):
         except pymysql.err.MySQLError as exc:
             cur.close()
             self._rollback()
-            raise map_error(exc) from None
+            raise map_error(exc, 0, statement) from None
         except BaseException:
             self._rollback()
             raise
-        return columns, self._batches(cur, read_only, batch_size)
+        meter = self._meter(columns, run_limit=False)
+        return columns, self._batches(cur, meter, read_only, batch_size)
 
     def _batches(
-        self, cur: SSCursor, read_only: bool, batch_size: int
+        self, cur: SSCursor, meter: Meter, read_only: bool, batch_size: int
     ) -> Iterator[list[tuple[Any, ...]]]:
         finished = False
         try:
             if cur.description:
                 while batch := list(cur.fetchmany(batch_size)):
+                    meter.add_rows(batch)
                     yield batch
             cur.close()
-            self._check_in_transaction(read_only)
+            self._check_in_transaction(read_only, 0)
             if read_only:
                 self._rollback()
             else:
                 self._conn.commit()
             finished = True
         except pymysql.err.MySQLError as exc:
-            raise map_error(exc) from None
+            raise map_error(exc, 0) from None
+        except TargetError as exc:
+            self._abandon(cur)
+            raise exc.at(0) from None
         finally:
             if not finished:
                 try:
-                    cur.close()
+                    if self._conn.open:
+                        cur.close()
                 except pymysql.err.MySQLError:
                     self._conn.close()
                 self._rollback()
@@ -357,24 +459,28 @@ class MySQLSession(SessionBase):
             why = "MySQL commits schema changes implicitly, so they cannot be tried and undone."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
-        with_key = {statements[i] for i in keyed if 0 <= i < len(statements)}
 
         def start() -> str | None:
             self._begin(read_only=False)
             return self._dry_run_obstacle(tables)
 
-        def step(statement: str, dry_run: bool) -> int | None:
+        sent: dict[str, Any] = {"text": "", "offset": 0}  # for the statement tried now
+
+        def step(index: int, statement: str, dry_run: bool) -> int | None:
             seconds = budget.remaining_ms() / 1000
             if self.is_mariadb:
                 self._command("SET SESSION max_statement_time = %s", (seconds,))
             else:
                 self._command("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
-            self._bind_key(statement in with_key)
+            prefix = "" if dry_run else EXPLAIN
+            self._bind_key(index in keyed)
+            sent.update(text=prefix + statement, offset=len(prefix))
             rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            sent.update(text="", offset=0)
             self._command("SELECT 1")  # refreshes the server status flags
             status = int(getattr(self._conn, "server_status", 0) or 0)
             if not status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
-                raise TargetError("execution", TRANSACTION_CONTROL_MESSAGE)
+                raise own_error("execution", TRANSACTION_CONTROL_MESSAGE)
             return rows
 
         try:
@@ -385,10 +491,11 @@ class MySQLSession(SessionBase):
                 step=step,
                 rollback=self._rollback,
                 db_error=pymysql.err.MySQLError,
-                map_error=map_error,
+                # the statement's index is added by try_statements
+                map_error=lambda exc: map_error(exc, None, sent["text"], sent["offset"]),
             )
         finally:
-            if with_key:
+            if keyed:
                 self._unbind_key()
 
     def _dry_run_obstacle(self, tables: Sequence[str]) -> str | None:
@@ -437,7 +544,7 @@ class MySQLSession(SessionBase):
 
     def _estimated_rows(self, statement: str) -> int | None:
         with self._conn.cursor() as cur:
-            cur.execute("EXPLAIN " + statement)
+            cur.execute(EXPLAIN + statement)
             names = [str(item[0]).lower() for item in cur.description or ()]
             return explain_estimate(names, list(cur.fetchall()))
 

@@ -7,27 +7,41 @@ tells whether the statement returns rows. Row-returning statements are then read
 with a plain execute to get their row count.
 
 The common case, one query read-only, takes one round trip instead: BEGIN READ ONLY, the
-timeout, `DECLARE … CURSOR FOR <query>`, `FETCH cap + 1` and ROLLBACK are sent together in
-pipeline mode. The pipeline uses the extended protocol too, so the query is still refused if
-it holds more than one command; it ends the DECLARE's text, so it parses as it would alone;
-and the FETCH bounds what comes back.
+timeout, `DECLARE warden_raw … CURSOR FOR <query>`, `DECLARE warden_capped … CURSOR FOR
+<guarded query>`, `FETCH cap + 1 FROM warden_capped` and ROLLBACK are sent together in pipeline
+mode. The pipeline uses the extended protocol too, so the query is still refused if it holds
+more than one command. The query ends the first DECLARE's text, so it parses as it would
+alone; only if it does does the server go on (an error skips the rest of the pipeline) to the
+second, where ``pg_guard`` wraps it so that the server refuses rows too large to fetch. The
+first cursor is never read. The FETCH bounds how many rows come back.
+
+Byte bounds (``TargetConfig.max_cell_bytes`` / ``max_run_bytes``): queries are wrapped by
+``pg_guard`` wherever they run, so a value or a result over its bound is refused by the server
+before it is sent; what arrives is counted again by a ``Meter``. Statements that cannot be
+wrapped (a write's RETURNING, SHOW, EXPLAIN) are counted as their rows arrive, one at a time.
+
+Errors carry the SQLSTATE, the index of the batch statement that failed and the server's
+statement position mapped back to the text the caller passed (minus the prefixes above).
 """
 
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
-from psycopg import capabilities, pq, sql
+from psycopg import capabilities, pq
 from psycopg.conninfo import make_conninfo
 
 from .base import (
+    CELL_LIMIT,
+    RUN_LIMIT,
     TRANSACTION_CONTROL_MESSAGE,
     Column,
     Keyed,
+    Meter,
     Preview,
     Result,
     SessionBase,
@@ -36,7 +50,10 @@ from .base import (
     TargetError,
     check_statements,
     first_keyword,
+    own_error,
+    too_large,
 )
+from .pg_guard import guarded, refusal, row_bound
 from .pg_reach import dry_run_obstacle
 from .pg_support import connection_params, is_auth_failure
 from .preview import Budget, not_previewed, plan, try_statements
@@ -69,6 +86,9 @@ _BUILTIN_TYPES: dict[int, str] = {
 }
 # Statements that are queries, so they can be read through a cursor (`DECLARE … CURSOR FOR`).
 CAPPABLE = frozenset({"select", "with", "values", "table"})
+RAW_PREFIX = "DECLARE warden_raw NO SCROLL CURSOR FOR"
+CAPPED_PREFIX = "DECLARE warden_capped NO SCROLL CURSOR FOR\n"
+EXPORT_PREFIX = "DECLARE warden_export NO SCROLL CURSOR FOR\n"
 _TYPE_ALIASES: dict[str, str] = {"character varying": "varchar", "character": "char"}
 
 
@@ -85,38 +105,94 @@ def _open(config: TargetConfig) -> psycopg.Connection[tuple[Any, ...]]:
     except psycopg.Error as exc:
         message = str(exc)
         kind = "auth" if is_auth_failure(exc.sqlstate, message) else "connect"
-        raise TargetError(kind, message) from None
+        raise TargetError(kind, message, code=exc.sqlstate) from None
     return conn
 
 
-def map_error(exc: psycopg.Error) -> TargetError:
-    sqlstate = exc.sqlstate
-    primary = exc.diag.message_primary or str(exc)
-    if sqlstate == "57014":
-        kind = "timeout" if "statement timeout" in primary else "cancelled"
-    elif sqlstate == "25006":
-        kind = "readonly"
-    elif sqlstate in {"57P01", "57P02"}:
-        kind = "cancelled"
-    elif sqlstate is None and isinstance(exc, psycopg.OperationalError):
-        kind = "connect"
-    else:
-        kind = "execution"
-    return TargetError(kind, primary)
+@dataclass(frozen=True)
+class Sent:
+    """Where a batch statement is in the text sent to the server, to map error positions."""
+
+    statement: int | None = None  # its index in the batch
+    offset: int = 0  # characters sent before it
+    length: int = 0  # its own length
 
 
-def _error_from_pgresult(res: pq.abc.PGresult, encoding: str) -> TargetError:
+def map_error(
+    exc: psycopg.Error, sent: Sent = Sent(), config: TargetConfig | None = None
+) -> TargetError:
+    diag = exc.diag
+    return _target_error(
+        exc.sqlstate,
+        diag.message_primary or str(exc),
+        diag.statement_position,
+        sent,
+        config,
+        connection_lost=exc.sqlstate is None and isinstance(exc, psycopg.OperationalError),
+    )
+
+
+def _error_from_pgresult(
+    res: pq.abc.PGresult, encoding: str, sent: Sent, config: TargetConfig | None
+) -> TargetError:
     state = res.error_field(pq.DiagnosticField.SQLSTATE)
     primary = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
-    sqlstate = state.decode() if state else None
+    position = res.error_field(pq.DiagnosticField.STATEMENT_POSITION)
     message = (primary or res.error_message).decode(encoding, "replace")
+    return _target_error(
+        state.decode() if state else None,
+        message,
+        position.decode() if position else None,
+        sent,
+        config,
+    )
+
+
+def _target_error(
+    sqlstate: str | None,
+    message: str,
+    position: str | None,
+    sent: Sent,
+    config: TargetConfig | None,
+    *,
+    connection_lost: bool = False,
+) -> TargetError:
+    if sqlstate == "22P02" and (bound := refusal(message)) is not None:
+        limits = config or TargetConfig("postgresql")
+        cell, run = limits.max_cell_bytes, limits.max_run_bytes
+        if bound == "cell":
+            error = too_large(CELL_LIMIT, cell)
+        elif bound == "row":
+            largest = row_bound(cell, run)
+            error = too_large(CELL_LIMIT if largest < run else RUN_LIMIT, largest, one_row=True)
+        else:
+            error = too_large(RUN_LIMIT, run)
+        return error.at(sent.statement)
     if sqlstate == "57014":
         kind = "timeout" if "statement timeout" in message else "cancelled"
     elif sqlstate == "25006":
         kind = "readonly"
+    elif sqlstate in {"57P01", "57P02"}:
+        kind = "cancelled"
+    elif connection_lost:
+        kind = "connect"
     else:
         kind = "execution"
-    return TargetError(kind, message)
+    return TargetError(
+        kind,
+        message,
+        code=sqlstate,
+        statement=sent.statement,
+        position=_position(position, sent),
+    )
+
+
+def _position(raw: str | None, sent: Sent) -> int | None:
+    """The server's 1-based character position, as a position in the caller's statement."""
+    if sent.statement is None or not raw or not raw.isdigit():
+        return None
+    position = int(raw) - sent.offset
+    return position if 1 <= position <= sent.length + 1 else None
 
 
 class CopyCount:
@@ -132,10 +208,12 @@ class PostgresSession(SessionBase):
         self._config = config
         self._types: dict[int, str] = dict(_BUILTIN_TYPES)
         self.backend_id: str | None = str(conn.info.backend_pid)
+        self._sent = Sent()  # the batch statement being sent now, for error positions
 
     # -- transaction plumbing ---------------------------------------------------------------
     def _begin(self, read_only: bool) -> None:
         self._ensure_idle()
+        self._sent = Sent()
         with self._or_rollback():
             # One round trip: both commands are ours, and the timeout is an integer. It must be a
             # SELECT, not SET LOCAL: a query takes the transaction's snapshot, after which
@@ -149,19 +227,23 @@ class PostgresSession(SessionBase):
     @contextlib.contextmanager
     def _or_rollback(self) -> Iterator[None]:
         """Roll the transaction back on any failure inside; database errors become
-        TargetErrors."""
+        TargetErrors, marked with the batch statement that was being sent."""
         try:
             yield
         except psycopg.Error as exc:
+            error = map_error(exc, self._sent, self._config)
             self._rollback()
-            raise map_error(exc) from None
+            raise error from None
+        except TargetError as exc:
+            self._rollback()
+            raise exc.at(self._sent.statement) from None
         except BaseException:
             self._rollback()
             raise
 
     def _ensure_idle(self) -> None:
         if self._conn.closed:
-            raise TargetError("connect", "the connection is closed")
+            raise own_error("connect", "the connection is closed")
         if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
             self._rollback()
 
@@ -175,13 +257,52 @@ class PostgresSession(SessionBase):
             self._conn.close()  # unknown state: never reuse it
 
     def _commit(self) -> None:
+        self._sent = Sent()
         cur = self._conn.execute("COMMIT")
         if cur.statusmessage != "COMMIT":
-            raise TargetError("execution", "the transaction was rolled back by the server")
+            raise own_error("execution", "the transaction was rolled back by the server")
 
     def _check_in_transaction(self, read_only: bool) -> None:
         if self._conn.info.transaction_status != pq.TransactionStatus.INTRANS:
-            raise TargetError("readonly" if read_only else "execution", TRANSACTION_CONTROL_MESSAGE)
+            kind = "readonly" if read_only else "execution"
+            raise own_error(kind, TRANSACTION_CONTROL_MESSAGE, statement=self._sent.statement)
+
+    def _standard_strings(self) -> bool:
+        """How the server reads backslashes in '…' now (a statement may have changed it)."""
+        return self._conn.info.parameter_status("standard_conforming_strings") != "off"
+
+    def _guarded(
+        self,
+        index: int,
+        statement: str,
+        *,
+        rows: int | None = None,
+        export: bool = False,
+        prefix: str = "",
+    ) -> tuple[str, Sent]:
+        """``statement`` wrapped by ``pg_guard`` (after ``prefix``), and where it is in it:
+        with at most ``rows`` rows fetched, their total is bounded too; an export's values are
+        bounded by the server (nothing counts them on the way, for COPY).
+
+        The statement must have been parsed alone already (see pg_guard).
+        """
+        config = self._config
+        text, offset = guarded(
+            statement,
+            cell_limit=config.max_cell_bytes,
+            run_limit=config.max_run_bytes,
+            rows=rows,
+            exact_cells=export,
+            standard_strings=self._standard_strings(),
+        )
+        return prefix + text, Sent(index, len(prefix) + offset, len(statement))
+
+    def _meter(self, columns: Sequence[Column], run_limit: bool) -> Meter:
+        return Meter(
+            [c.name for c in columns],
+            cell_limit=self._config.max_cell_bytes,
+            run_limit=self._config.max_run_bytes if run_limit else None,
+        )
 
     # -- statement helpers ------------------------------------------------------------------
     def _describe(self, statement: str) -> list[Column] | None:
@@ -190,10 +311,10 @@ class PostgresSession(SessionBase):
         pgconn = self._conn.pgconn
         res = pgconn.prepare(b"", statement.encode(encoding))
         if res.status != pq.ExecStatus.COMMAND_OK:
-            raise _error_from_pgresult(res, encoding)
+            raise _error_from_pgresult(res, encoding, self._sent, self._config)
         desc = pgconn.describe_prepared(b"")
         if desc.status != pq.ExecStatus.COMMAND_OK:
-            raise _error_from_pgresult(desc, encoding)
+            raise _error_from_pgresult(desc, encoding, self._sent, self._config)
         if desc.nfields == 0:
             return None
         names = [(desc.fname(i) or b"?column?").decode(encoding) for i in range(desc.nfields)]
@@ -221,45 +342,71 @@ class PostgresSession(SessionBase):
         return self.key_pads() if keyed else None
 
     def _run_one(
-        self, statement: str, max_rows: int, may_abandon: bool, keyed: bool = False
+        self,
+        index: int,
+        statement: str,
+        max_rows: int,
+        *,
+        read_only: bool,
+        last: bool,
+        meter: Meter,
+        keyed: bool = False,
     ) -> tuple[list[Column] | None, list[tuple[Any, ...]], int, bool]:
+        """Run batch statement ``index``: its columns (None: no rows), kept rows, row count and
+        whether rows were left out.
+
+        Rows arrive one at a time and are counted by ``meter`` as they are kept: a read fails
+        when they pass a bound; a write's returned rows are a sample, cut short there instead.
+        """
+        self._sent = Sent(index, 0, len(statement))
         if first_keyword(statement) == "copy":
             # the COPY sub-protocol would leave the connection waiting for data
-            raise TargetError("execution", "COPY is not supported here; use an export")
+            raise own_error("execution", "COPY is not supported here; use an export")
         columns = self._describe(statement)
+        query = read_only and first_keyword(statement) in CAPPABLE
         params = self._params(keyed)
         # RawCursor: the statement is sent as written (no %-placeholders of psycopg's own);
         # the only parameters are the key's pads, which a user's statement cannot name.
         with psycopg.RawCursor(self._conn) as cur:
-            if columns is None:
+            if columns is None and not query:
                 cur.execute(statement, params, prepare=False)  # verified to be one command
                 return None, [], cur.rowcount, False
-            size = min(max_rows + 1, 1000) if capabilities.has_stream_chunked() else 1
+            text = statement
+            if query and columns is not None:  # a read-only query: the server bounds its rows
+                text, self._sent = self._guarded(index, statement)
+            meter.columns = [c.name for c in columns or ()]
             rows: list[tuple[Any, ...]] = []
             truncated = False
             seen = 0  # every row, kept or not: a write's RETURNING counts the rows it changed
             stream = cast(
-                "Generator[tuple[Any, ...], None, None]",
-                cur.stream(statement, params, size=max(size, 1)),
+                "Generator[tuple[Any, ...], None, None]", cur.stream(text, params, size=1)
             )
             try:
                 for row in stream:
                     seen += 1
-                    if len(rows) < max_rows:
+                    if columns is None:  # a query without columns (SELECT FROM t): counted
+                        continue
+                    if not truncated and len(rows) < max_rows and _keep(meter, row, read_only):
                         rows.append(row)
                         continue
                     truncated = True
-                    if may_abandon:
+                    if read_only and last:
                         break  # closing the stream cancels the rest; the tx is rolled back
             finally:
                 stream.close()
-            return columns, rows, len(rows) if may_abandon else seen, truncated
+            if columns is None:
+                return None, [], seen, False
+            return columns, rows, len(rows) if read_only and last else seen, truncated
 
     def _read_capped(self, statement: str, max_rows: int, keyed: bool = False) -> Result:
         """One query in a read-only transaction, at most `max_rows` rows, in one round trip."""
         self._ensure_idle()
-        timeout = max(0, int(self._config.statement_timeout_ms))
         params = self._params(keyed)
+        timeout = max(0, int(self._config.statement_timeout_ms))
+        capped, sent = self._guarded(0, statement, rows=max_rows + 1, prefix=CAPPED_PREFIX)
+        # The statement alone, at the same offset, so that error positions map the same way.
+        raw = RAW_PREFIX.ljust(sent.offset - 1) + "\n" + statement
+        self._sent = sent
         with self._or_rollback(), self._conn.cursor() as cur:
             with self._conn.pipeline() as pipeline:
                 try:
@@ -267,10 +414,10 @@ class PostgresSession(SessionBase):
                     # SET LOCAL is safe here: the user's text can only be a query, which takes
                     # the snapshot, so nothing in it can switch the transaction to READ WRITE.
                     self._conn.execute(f"SET LOCAL statement_timeout = {timeout}")
-                    # The statement ends the text, so it parses exactly as it would alone.
-                    psycopg.RawCursor(self._conn).execute(
-                        f"DECLARE warden_capped NO SCROLL CURSOR FOR\n{statement}", params
-                    )
+                    # Ends the text, so it parses exactly as it would alone; if it does not, the
+                    # server skips the rest of the pipeline and the wrapper never runs.
+                    psycopg.RawCursor(self._conn).execute(raw, params)
+                    psycopg.RawCursor(self._conn).execute(capped, params)
                     cur.execute(f"FETCH FORWARD {max_rows + 1} FROM warden_capped")
                     self._conn.execute("ROLLBACK")
                 except psycopg.Error:
@@ -279,13 +426,18 @@ class PostgresSession(SessionBase):
                     with contextlib.suppress(psycopg.Error):
                         pipeline.sync()
                     raise
-            rows = cur.fetchall()
             description = cur.description or []
             types = self._type_names([d.type_code for d in description])
-        columns = [Column(d.name, types.get(d.type_code, "unknown")) for d in description]
-        truncated = len(rows) > max_rows
-        del rows[max_rows:]
-        return Result(columns, rows, len(rows), truncated, 1)
+            columns = [Column(d.name, types.get(d.type_code, "unknown")) for d in description]
+            # The server kept what the FETCH returns within the bounds (pg_guard); the
+            # values are counted exactly once they are here.
+            rows = cur.fetchall()
+            truncated = len(rows) > max_rows
+            del rows[max_rows:]
+            self._meter(columns, run_limit=True).add_rows(rows)
+        if not columns:  # SELECT FROM t: no rows to show, as in a batch (see Result)
+            return Result([], [], len(rows), truncated, 1)
+        return Result(columns, rows, len(rows), truncated, 1, 0)
 
     # -- public API -------------------------------------------------------------------------
     def execute(
@@ -295,19 +447,27 @@ class PostgresSession(SessionBase):
         if read_only and len(items) == 1 and first_keyword(items[0]) in CAPPABLE:
             return self._read_capped(items[0], max_rows, keyed=0 in keyed)
         self._begin(read_only)
+        meter = self._meter([], run_limit=True)
         with self._or_rollback():
             last_rows: Result | None = None
             last_count = -1
             for index, statement in enumerate(items):
                 is_last = index == len(items) - 1
                 columns, rows, count, truncated = self._run_one(
-                    statement, max_rows, may_abandon=read_only and is_last, keyed=index in keyed
+                    index,
+                    statement,
+                    max_rows,
+                    read_only=read_only,
+                    last=is_last,
+                    meter=meter,
+                    keyed=index in keyed,
                 )
                 if columns is not None:
-                    last_rows = Result(columns, rows, count, truncated, len(items))
+                    last_rows = Result(columns, rows, count, truncated, len(items), index)
                 last_count = count
                 if not (truncated and read_only and is_last):
                     self._check_in_transaction(read_only)
+            self._sent = Sent()
             if read_only:
                 self._rollback()
             else:
@@ -323,33 +483,38 @@ class PostgresSession(SessionBase):
             raise ValueError("batch_size must be >= 1")
         check_statements([statement], 0)
         self._begin(read_only)
+        self._sent = Sent(0, 0, len(statement))
         with self._or_rollback():
             columns = self._describe(statement) or []
-            cur = psycopg.RawServerCursor(self._conn, f"warden_export_{uuid.uuid4().hex}")
-            cur.itersize = batch_size
-            # DECLARE ... CURSOR FOR <one verified statement>, the key's pads bound if keyed
-            cur.execute(statement, self._params(keyed))
+            if read_only and first_keyword(statement) in CAPPABLE:
+                text, sent = self._guarded(0, statement, export=True, prefix=EXPORT_PREFIX)
+            else:
+                text, sent = EXPORT_PREFIX + statement, Sent(0, len(EXPORT_PREFIX), len(statement))
+            self._sent = sent
+            # DECLARE ... CURSOR FOR <one statement>, the key's pads bound when it needs them
+            psycopg.RawCursor(self._conn).execute(text, self._params(keyed), prepare=False)
             self._check_in_transaction(read_only)
-        return columns, self._batches(cur, read_only, batch_size)
+        return columns, self._batches(self._meter(columns, run_limit=False), read_only, batch_size)
 
     def _batches(
-        self,
-        cur: psycopg.RawServerCursor[tuple[Any, ...]],
-        read_only: bool,
-        batch_size: int,
+        self, meter: Meter, read_only: bool, batch_size: int
     ) -> Iterator[list[tuple[Any, ...]]]:
         finished = False
+        fetch = f"FETCH FORWARD {int(batch_size)} FROM warden_export"
         try:
-            while batch := cur.fetchmany(batch_size):
+            while batch := self._conn.execute(fetch, prepare=False).fetchall():
+                meter.add_rows(batch)
                 yield batch
-            cur.close()
+            self._sent = Sent()
             if read_only:
                 self._rollback()
             else:
                 self._commit()
             finished = True
         except psycopg.Error as exc:
-            raise map_error(exc) from None
+            raise map_error(exc, self._sent, self._config) from None
+        except TargetError as exc:
+            raise exc.at(0) from None
         finally:
             if not finished:
                 self._rollback()
@@ -358,33 +523,30 @@ class PostgresSession(SessionBase):
         """Stream one query's rows as CSV (with a header) through COPY … TO STDOUT.
 
         The statement is described first (the server refuses several commands there), then
-        wrapped as `COPY (SELECT * FROM (<query>) LIMIT n) TO STDOUT` inside a read-only
-        transaction: the export runs at the speed of the database's own CSV writer.
+        wrapped as `COPY (<guarded query> LIMIT n) TO STDOUT` inside a read-only transaction:
+        the export runs at the speed of the database's own CSV writer, and the guard refuses
+        values over the cell bound before they are sent.
         """
         check_statements([statement], 0)
         self._begin(read_only=True)
+        self._sent = Sent(0, 0, len(statement))
         with self._or_rollback():
             if self._describe(statement) is None:
-                raise TargetError("execution", "an export must be a query that returns rows")
+                raise own_error("execution", "an export must be a query that returns rows")
         counter = CopyCount()
         limit = max(0, int(limit))
         # One row more than the limit tells a cut export from one that fits exactly; it is
-        # read and dropped. The newline keeps a trailing `-- comment` from eating the `)`.
-        # The statement was parsed alone above, so it cannot close the parenthesis early.
-        query = sql.SQL(
-            "COPY (SELECT * FROM ({}\n) AS warden_export LIMIT {}) "
-            "TO STDOUT WITH (FORMAT csv, HEADER)"
-        ).format(
-            sql.SQL(statement.rstrip().rstrip(";")),  # type: ignore[arg-type]
-            sql.Literal(limit + 1),
-        )
+        # read and dropped. The statement was parsed alone above, so it cannot close the
+        # parenthesis early.
+        query, self._sent = self._guarded(0, statement, export=True, prefix="COPY (")
+        query += f"\nLIMIT {limit + 1}) TO STDOUT WITH (FORMAT csv, HEADER)"
         return self._copy_chunks(query, counter, limit), counter
 
-    def _copy_chunks(self, query: sql.Composed, counter: CopyCount, limit: int) -> Iterator[bytes]:
+    def _copy_chunks(self, query: str, counter: CopyCount, limit: int) -> Iterator[bytes]:
         finished = False
         try:
             with self._conn.cursor() as cur:
-                with cur.copy(query) as copy:
+                with cur.copy(query) as copy:  # no parameters: the text goes as it is
                     # libpq hands COPY data over one row at a time, the header first.
                     for index, chunk in enumerate(copy):
                         if index <= limit:
@@ -395,7 +557,7 @@ class PostgresSession(SessionBase):
             self._rollback()
             finished = True
         except psycopg.Error as exc:
-            raise map_error(exc) from None
+            raise map_error(exc, self._sent, self._config) from None
         finally:
             if not finished:
                 self._rollback()
@@ -423,20 +585,21 @@ class PostgresSession(SessionBase):
             why = "PostgreSQL schema changes take strong locks, so they are not tried."
             return not_previewed(len(items), why)
         budget = Budget(timeout_ms)
-        with_key = {statements[i] for i in keyed if 0 <= i < len(statements)}
 
         def start() -> str | None:
             self._begin(read_only=False)
             return dry_run_obstacle(self._conn, tables)
 
-        def step(statement: str, dry_run: bool) -> int | None:
+        def step(index: int, statement: str, dry_run: bool) -> int | None:
+            self._sent = Sent()
             timeout = str(budget.remaining_ms())
             self._conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
-            params = self._params(statement in with_key)
+            self._sent = Sent(index, 0, len(statement))
+            params = self._params(index in keyed)
             if dry_run:
                 rows = self._changed_rows(statement, params)
             else:
-                rows = self._estimated_rows(statement, params)
+                rows = self._estimated_rows(index, statement, params)
             self._check_in_transaction(read_only=False)
             return rows
 
@@ -447,13 +610,17 @@ class PostgresSession(SessionBase):
             step=step,
             rollback=self._rollback,
             db_error=psycopg.Error,
-            map_error=map_error,
+            map_error=lambda exc: map_error(exc, self._sent, self._config),
         )
 
-    def _estimated_rows(self, statement: str, params: tuple[bytes, bytes] | None) -> int | None:
+    def _estimated_rows(
+        self, index: int, statement: str, params: tuple[bytes, bytes] | None = None
+    ) -> int | None:
         self._describe(statement)  # refuses several commands
+        explain = "EXPLAIN (FORMAT JSON) "
+        self._sent = Sent(index, len(explain), len(statement))
         with psycopg.RawCursor(self._conn) as cur:
-            cur.execute(f"EXPLAIN (FORMAT JSON) {statement}", params, prepare=False)
+            cur.execute(explain + statement, params, prepare=False)
             row = cur.fetchone()
         plans: Any = row[0] if row else None
         # One entry per query a rule adds (a utility such as NOTIFY is a bare name): the
@@ -469,7 +636,9 @@ class PostgresSession(SessionBase):
             return int(rows) if isinstance(rows, int | float) else None
         return None
 
-    def _changed_rows(self, statement: str, params: tuple[bytes, bytes] | None) -> int | None:
+    def _changed_rows(
+        self, statement: str, params: tuple[bytes, bytes] | None = None
+    ) -> int | None:
         columns = self._describe(statement)  # refuses several commands
         with psycopg.RawCursor(self._conn) as cur:
             if columns is None:
@@ -538,6 +707,17 @@ class PostgresSession(SessionBase):
         if not self._conn.closed:
             self._rollback()
             self._conn.close()
+
+
+def _keep(meter: Meter, row: tuple[Any, ...], strict: bool) -> bool:
+    """Count ``row`` into ``meter``; False when it passes a bound and ``strict`` is off."""
+    try:
+        meter.add(row)
+    except TargetError:
+        if strict:
+            raise
+        return False
+    return True
 
 
 def connect(config: TargetConfig, pseudonym_key: bytes | None = None) -> PostgresSession:

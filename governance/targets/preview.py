@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import Preview, TargetError, check_statements, first_keyword
+from .base import Preview, TargetError, check_statements, first_keyword, own_error
 
 PLAIN_WRITES = frozenset({"insert", "update", "delete", "merge", "replace", "with"})
 DRY_RUN_NOTE = "Ran inside a transaction that was rolled back; nothing was changed."
@@ -66,7 +66,7 @@ class Budget:
         """Milliseconds left; raises TargetError("timeout") once none are."""
         left = int((self._end - time.monotonic()) * 1000)
         if left <= 0:
-            raise TargetError("timeout", "the preview ran out of time")
+            raise own_error("timeout", "the preview ran out of time")
         return left
 
 
@@ -75,7 +75,7 @@ def try_statements(
     count: int,
     *,
     start: Callable[[], str | None],
-    step: Callable[[str, bool], int | None],
+    step: Callable[[int, str, bool], int | None],
     rollback: Callable[[], None],
     db_error: type[BaseException],
     map_error: Callable[[Any], TargetError],
@@ -83,10 +83,11 @@ def try_statements(
     """Preview the first ``count`` of ``items``, one driver's way, and always roll back.
 
     ``start`` opens the transaction and says why a dry run must not happen (None: it may);
-    ``step(statement, dry_run)`` runs the statement or asks the planner, and returns its rows.
+    ``step(index, statement, dry_run)`` runs the statement or asks the planner, and returns
+    its rows. The error of a preview that stopped says at which statement.
     """
     rows: list[int | None] = [None] * len(items)
-    index = 0
+    current: int | None = None  # the statement being tried
     method, note = "none", "The preview could not start; nothing was run."
     error: TargetError | None = None
     try:
@@ -96,17 +97,18 @@ def try_statements(
         else:
             method = "explain"
             note = f"{obstacle}, so nothing was run: these are the planner's estimates."
-        for index, statement in enumerate(items[:count]):
-            rows[index] = step(statement, method == "dry_run")
+        for current, statement in enumerate(items[:count]):
+            rows[current] = step(current, statement, method == "dry_run")
     except TargetError as exc:
         error = exc
     except db_error as exc:
         error = map_error(exc)
     finally:
         rollback()
-    if error is not None:
-        rows[index] = None
-    return outcome(method, rows, count, note, error, index)
+    if error is not None and current is not None:
+        rows[current] = None
+        error.at(current)
+    return outcome(method, rows, count, note, error)
 
 
 def not_previewed(count: int, why: str) -> Preview:
@@ -119,17 +121,18 @@ def outcome(
     previewed: int,
     note: str,
     error: TargetError | None = None,
-    failed_at: int = 0,
 ) -> Preview:
-    """The Preview of a run that tried the first ``previewed`` statements of ``rows``."""
+    """The Preview of a run that tried the first ``previewed`` statements of ``rows``.
+
+    ``error`` (with the index of the statement where it stopped) is kept as it is: its
+    message may quote data, so the note never includes it and callers choose what to show.
+    """
     parts = [note]
     if previewed < len(rows):
         parts.append(
             f"Statement {previewed + 1} is not a plain write, so it and the statements after it"
             " were not tried."
         )
-    if error is None:
-        return Preview(method, tuple(rows), method == "explain", " ".join(parts))
-    parts.append(f"The preview stopped at statement {failed_at + 1}.")
-    message = f"Statement {failed_at + 1}: {error.message}"
-    return Preview(method, tuple(rows), method == "explain", " ".join(parts), message, error.kind)
+    if error is not None and error.statement is not None:
+        parts.append(f"The preview stopped at statement {error.statement + 1}.")
+    return Preview(method, tuple(rows), method == "explain", " ".join(parts), error)

@@ -4,6 +4,14 @@ Reads use a connection opened with ``file:…?mode=ro`` plus an authorizer refus
 action; both read and write connections refuse ATTACH/DETACH, pragmas with an argument,
 ``load_extension`` and transaction control from user statements. A progress handler enforces the
 statement timeout and polls ``should_cancel``.
+
+Byte bounds: the engine's own length limit (SQLITE_LIMIT_LENGTH) is set to the bound of one
+value on the read connection, so no larger string or blob is ever built; on the write
+connection, where it also bounds what a statement may write, to the bound of a whole run. A
+``Meter`` counts the rows as they are fetched, one at a time.
+
+Errors carry the (extended) result code name, e.g. SQLITE_CONSTRAINT_UNIQUE, and the index of
+the batch statement that failed; SQLite reports no position.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from typing import Any
 from urllib.parse import quote
 
 from .base import (
+    CELL_LIMIT,
     TRANSACTION_CONTROL_MESSAGE,
     CancelCheck,
     Column,
     Keyed,
+    Meter,
     Preview,
     Result,
     SessionBase,
@@ -27,6 +37,8 @@ from .base import (
     TargetConfig,
     TargetError,
     check_statements,
+    own_error,
+    too_large,
 )
 from .preview import Budget, not_previewed, plan, try_statements
 
@@ -72,10 +84,12 @@ _FILE_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
 Functions = Mapping[str, tuple[int, Callable[..., str | int | float | None]]]
 _FUNCTION_ACTION = getattr(sqlite3, "SQLITE_FUNCTION", 31)
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
-# Pragmas that take a table/index name as argument and only read.
+# Pragmas that take a table/index name as argument and only read (the engine's schema pragmas
+# that take one; tests/targets/test_sqlite.py checks the two lists agree).
 _READ_PRAGMAS_WITH_ARG = frozenset(
-    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
+    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+     "foreign_key_list"}
+)  # fmt: skip
 _WRITE_PRAGMAS = frozenset({"optimize", "wal_checkpoint", "incremental_vacuum", "shrink_memory"})
 
 
@@ -118,7 +132,7 @@ class SQLiteSession(SessionBase):
         functions: Functions | None = None,
     ) -> None:
         if not config.database:
-            raise TargetError("connect", "no database file configured for the SQLite connection")
+            raise own_error("connect", "no database file configured for the SQLite connection")
         self._config = config
         self._should_cancel = should_cancel
         self._functions = dict(functions or {})
@@ -135,7 +149,7 @@ class SQLiteSession(SessionBase):
             self._ro.execute("SELECT count(*) FROM sqlite_master").fetchall()
         except sqlite3.Error as exc:
             self._ro.close()
-            raise TargetError("connect", str(exc)) from None
+            raise TargetError("connect", str(exc), code=_code(exc)) from None
 
     # -- connections ------------------------------------------------------------------------
     def _open(self, read_only: bool) -> sqlite3.Connection:
@@ -151,15 +165,25 @@ class SQLiteSession(SessionBase):
                 cached_statements=0,
             )
         except sqlite3.Error as exc:
-            raise TargetError("connect", f"{exc}: {self._config.database}") from None
+            message = f"{exc}: {self._config.database}"
+            raise TargetError("connect", message, code=_code(exc)) from None
         if hasattr(conn, "enable_load_extension"):
             conn.enable_load_extension(False)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self._length_limit(read_only))
         conn.set_authorizer(self._authorizer_for(read_only))
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
         for name, (n_args, function) in self._functions.items():
             # Masking expressions call these (SQLite has no hash functions of its own).
             conn.create_function(name, n_args, function, deterministic=True)
         return conn
+
+    def _length_limit(self, read_only: bool) -> int:
+        """The largest string or blob the connection builds (at least SQLite's own 1,000)."""
+        config = self._config
+        limit = (
+            config.max_cell_bytes if read_only else max(config.max_cell_bytes, config.max_run_bytes)
+        )
+        return max(1000, min(int(limit), 2**31 - 1))
 
     def _connection(self, read_only: bool) -> sqlite3.Connection:
         if read_only:
@@ -238,17 +262,23 @@ class SQLiteSession(SessionBase):
             with contextlib.suppress(sqlite3.Error):
                 self._control(conn, "ROLLBACK")
 
-    def _map_error(self, exc: sqlite3.Error) -> TargetError:
-        message = str(exc)
+    def _map_error(
+        self, exc: sqlite3.Error, statement: int | None = None, read_only: bool = True
+    ) -> TargetError:
+        message, code = str(exc), _code(exc)
         if self._interrupt == "timeout":
-            return TargetError("timeout", "statement timeout exceeded")
+            return own_error("timeout", "statement timeout exceeded", statement=statement)
         if self._interrupt == "cancelled":
-            return TargetError("cancelled", "statement cancelled")
-        if self._denied is not None and "not authorized" in message:
-            return TargetError("readonly", self._denied)
-        if "readonly database" in message or "read-only" in message:
-            return TargetError("readonly", message)
-        return TargetError("execution", message)
+            return own_error("cancelled", "statement cancelled", statement=statement)
+        if self._denied is not None and code == "SQLITE_AUTH":
+            return own_error("readonly", self._denied, code=code, statement=statement)
+        if code == "SQLITE_TOOBIG":
+            error = too_large(CELL_LIMIT, self._length_limit(read_only))
+            return error.at(statement)
+        kind = (
+            "readonly" if code is not None and code.startswith("SQLITE_READONLY") else "execution"
+        )
+        return TargetError(kind, message, code=code, statement=statement)
 
     # -- public API -------------------------------------------------------------------------
     def execute(
@@ -258,36 +288,39 @@ class SQLiteSession(SessionBase):
         registered ``warden_pseudonym`` function, never in a statement."""
         items = check_statements(statements, max_rows)
         conn = self._connection(read_only)
+        config = self._config
+        meter = Meter([], cell_limit=config.max_cell_bytes, run_limit=config.max_run_bytes)
+        index: int | None = None
         self._arm()
         try:
             self._control(conn, "BEGIN")
             last_rows: Result | None = None
             last_count = -1
-            for statement in items:
+            for index, statement in enumerate(items):
                 self._arm()
                 cur = conn.execute(statement)
                 if cur.description is not None:
-                    rows = cur.fetchmany(max_rows + 1)
-                    truncated = len(rows) > max_rows
-                    del rows[max_rows:]
-                    count = len(rows)
-                    if truncated and not read_only:  # a write's RETURNING: count every row
-                        count += 1 + sum(1 for _ in cur)
-                    last_rows = Result(_columns(cur, rows), rows, count, truncated, len(items))
+                    meter.columns = [str(item[0]) for item in cur.description]
+                    rows, count, truncated = _fetch(cur, max_rows, meter, strict=read_only)
+                    columns = _columns(cur, rows)
+                    last_rows = Result(columns, rows, count, truncated, len(items), index)
                     last_count = count
                 else:
                     last_count = cur.rowcount
                 cur.close()
                 if not conn.in_transaction:
-                    raise TargetError(
-                        "readonly" if read_only else "execution", TRANSACTION_CONTROL_MESSAGE
-                    )
+                    kind = "readonly" if read_only else "execution"
+                    raise own_error(kind, TRANSACTION_CONTROL_MESSAGE)
+            index = None
             self._arm()
             self._control(conn, "ROLLBACK" if read_only else "COMMIT")
         except sqlite3.Error as exc:
-            error = self._map_error(exc)
+            error = self._map_error(exc, index, read_only)
             self._rollback(conn)
             raise error from None
+        except TargetError as exc:
+            self._rollback(conn)
+            raise exc.at(index) from None
         except BaseException:
             self._rollback(conn)
             raise
@@ -310,18 +343,23 @@ class SQLiteSession(SessionBase):
             cur = conn.execute(statement)
             first = cur.fetchmany(batch_size) if cur.description is not None else []
         except sqlite3.Error as exc:
-            error = self._map_error(exc)
+            error = self._map_error(exc, 0, read_only)
             self._rollback(conn)
             raise error from None
         finally:
             self._deadline = None
-        return _columns(cur, first), self._batches(conn, cur, first, read_only, batch_size)
+        config = self._config
+        names = [str(item[0]) for item in cur.description or ()]
+        meter = Meter(names, cell_limit=config.max_cell_bytes, run_limit=None)
+        batches = self._batches(conn, cur, first, meter, read_only, batch_size)
+        return _columns(cur, first), batches
 
     def _batches(
         self,
         conn: sqlite3.Connection,
         cur: sqlite3.Cursor,
         first: list[Any],
+        meter: Meter,
         read_only: bool,
         batch_size: int,
     ) -> Iterator[list[tuple[Any, ...]]]:
@@ -329,6 +367,7 @@ class SQLiteSession(SessionBase):
         try:
             batch = first
             while batch:
+                meter.add_rows(batch)
                 yield batch
                 self._arm()
                 batch = cur.fetchmany(batch_size)
@@ -337,7 +376,9 @@ class SQLiteSession(SessionBase):
             self._control(conn, "ROLLBACK" if read_only else "COMMIT")
             finished = True
         except sqlite3.Error as exc:
-            raise self._map_error(exc) from None
+            raise self._map_error(exc, 0, read_only) from None
+        except TargetError as exc:
+            raise exc.at(0) from None
         finally:
             self._deadline = None
             if not finished:
@@ -371,7 +412,7 @@ class SQLiteSession(SessionBase):
             opened.append(conn)
             self._control(conn, "BEGIN")
 
-        def step(statement: str, dry_run: bool) -> int:
+        def step(index: int, statement: str, dry_run: bool) -> int:
             (conn,) = opened
             self._deadline = time.monotonic() + budget.remaining_ms() / 1000
             rows = self._changed_rows(conn, statement)
@@ -395,7 +436,7 @@ class SQLiteSession(SessionBase):
             step=step,
             rollback=rollback,
             db_error=sqlite3.Error,
-            map_error=self._map_error,
+            map_error=lambda exc: self._map_error(exc, None, read_only=False),
         )
 
     @staticmethod
@@ -440,6 +481,38 @@ class SQLiteSession(SessionBase):
                 self._rollback(conn)
                 conn.close()
         self._rw = None
+
+
+def _code(exc: sqlite3.Error) -> str | None:
+    """The (extended) result code's name; Python's own errors (misuse) have none."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return name if isinstance(name, str) and name.startswith("SQLITE_") else None
+
+
+def _fetch(
+    cur: sqlite3.Cursor, max_rows: int, meter: Meter, *, strict: bool
+) -> tuple[list[tuple[Any, ...]], int, bool]:
+    """Up to ``max_rows`` rows, fetched one at a time and counted by ``meter``; the row count
+    and whether rows were left out. A read (``strict``) fails when the rows pass a bound; a
+    write's returned rows are a sample, cut short there, and every row is counted."""
+    rows: list[tuple[Any, ...]] = []
+    truncated = False
+    for row in cur:
+        if len(rows) < max_rows:
+            try:
+                meter.add(row)
+            except TargetError:
+                if strict:
+                    raise
+            else:
+                rows.append(row)
+                continue
+        truncated = True
+        break
+    count = len(rows)
+    if truncated and not strict:  # a write's RETURNING: count every row
+        count += 1 + sum(1 for _ in cur)
+    return rows, count, truncated
 
 
 def connect(

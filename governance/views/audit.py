@@ -7,8 +7,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from audit.kinds import FAMILIES, EventKind, stored_names
 from audit.models import AuditEvent
 from governance.roles import ADMIN, AUDITOR, role_required
+
+
+def _kind_choices() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The filter's options from the registry: each family, then each of its kinds."""
+    return [
+        (
+            f"{family}.",
+            label,
+            [(k.value, str(k.label)) for k in EventKind if k.startswith(f"{family}.")],
+        )
+        for family, label in FAMILIES.items()
+    ]
 
 
 @role_required(AUDITOR, ADMIN)
@@ -19,8 +32,13 @@ def audit_events(request: HttpRequest) -> HttpResponse:
         request.GET.get(name, "").replace("\x00", "").strip()[:size]
         for name, size in (("kind", 64), ("actor", 150), ("connection", 100))
     )
-    if kind:
+    error = ""
+    if kind in EventKind.values:  # with the older names its rows were stored under
+        events = events.filter(kind__in=stored_names(EventKind(kind)))
+    elif kind.endswith(".") and kind[:-1] in FAMILIES:
         events = events.filter(kind__startswith=kind)
+    elif kind:
+        error, events = "Unknown event kind: choose one from the list.", events.none()
     if actor:
         events = events.filter(actor_name=actor)
     if connection:
@@ -29,5 +47,12 @@ def audit_events(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "audit/events.html",
-        {"page": page, "kind": kind, "actor": actor, "connection": connection},
+        {
+            "page": page,
+            "kind": kind,
+            "kinds": _kind_choices(),
+            "actor": actor,
+            "connection": connection,
+            "error": error,
+        },
     )

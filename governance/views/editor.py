@@ -36,10 +36,16 @@ def _int(raw: str | None) -> int | None:
 
 
 def _masking_shown(run: QueryRun) -> dict[str, Any] | None:
-    """The masking of the statement whose result is shown (the last read), if any."""
+    """The masking of the statement whose rows are shown, if any."""
     statements = (run.decision_detail.get("masking") or {}).get("statements") or []
-    shown = [s for s in statements if s]
-    return shown[-1] if shown else None
+    index = run.result_statement
+    if index is None and run.columns:  # recorded before runs said which statement it was
+        shown = [i for i, s in enumerate(statements) if s]
+        index = shown[-1] if shown else None
+    if index is None or not 0 <= index < len(statements):
+        return None
+    entry = statements[index]
+    return entry if isinstance(entry, dict) else None
 
 
 def _grid_columns(run: QueryRun) -> list[dict[str, Any]]:
@@ -155,6 +161,7 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
                 "connections": connections_for(request.user),
                 "selected": connection.pk if connection else None,
                 "sql": sql if isinstance(sql, str) else "",
+                "purpose": request.POST.get("purpose", ""),  # not submitted: still this one's
                 "error": error,
                 "recent": _recent(request),
             },
@@ -162,7 +169,8 @@ def run_create(request: HtmxHttpRequest) -> HttpResponse:
         )
     if request.htmx:
         run.refresh_from_db()  # in-process execution may already have finished it
-        context = _run_context(request, run, with_recent=True)
+        # The purpose was this statement's: the form's field is emptied for the next one.
+        context = {**_run_context(request, run, with_recent=True), "purpose_oob": True}
         response = render(request, "governance/editor.html#run", context)
         response["HX-Push-Url"] = f"{reverse('editor')}?run={run.pk}"
         return response

@@ -38,6 +38,23 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "DESCRIBE t", R, Risk.LOW),
     (MY, "EXPLAIN SELECT * FROM t", R, Risk.LOW),
     (LITE, "PRAGMA table_info(t)", R, Risk.LOW),
+    # SQLite's pragma table-valued functions that only describe the schema
+    (LITE, "SELECT name FROM pragma_table_info('orders')", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_table_xinfo('orders', 'main')", R, Risk.LOW),
+    (LITE, "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_table_list", R, Risk.LOW),
+    (LITE, "SELECT * FROM PRAGMA_INDEX_LIST('orders')", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_index_info('idx')", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_index_xinfo('idx')", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_foreign_key_list('orders')", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_database_list", R, Risk.LOW),
+    (LITE, "SELECT * FROM pragma_collation_list()", R, Risk.LOW),
+    (LITE, "SELECT name FROM pragma_function_list", R, Risk.LOW),
+    (LITE, "SELECT name FROM pragma_module_list", R, Risk.LOW),
+    (LITE, "SELECT name FROM pragma_pragma_list", R, Risk.LOW),
+    (LITE, "EXPLAIN QUERY PLAN SELECT * FROM t WHERE id = 1", R, Risk.LOW),
+    (LITE, "explain query plan select * from t", R, Risk.LOW),
+    (LITE, "EXPLAIN SELECT * FROM t", R, Risk.LOW),
     (LITE, "SELECT ifnull(a, 1), strftime('%Y', d) FROM t", R, Risk.LOW),
     # writes
     (PG, "INSERT INTO t VALUES (1)", W, Risk.MEDIUM),
@@ -57,6 +74,7 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1", W, Risk.MEDIUM),
     (MY, "SELECT * FROM t LOCK IN SHARE MODE", W, Risk.MEDIUM),
     (MY, "ANALYZE DELETE FROM t WHERE id = 1", W, Risk.MEDIUM),
+    (MY, "ANALYZE FORMAT=JSON DELETE FROM t WHERE id = 1", W, Risk.MEDIUM),
     (LITE, "INSERT OR REPLACE INTO t VALUES (1)", W, Risk.MEDIUM),
     # ddl
     (PG, "CREATE TABLE t (a int)", D, Risk.HIGH),
@@ -178,6 +196,7 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "LOCK TABLES t WRITE", A, Risk.HIGH),
     (MY, "SET GLOBAL max_connections = 5", A, Risk.CRITICAL),
     (MY, "SELECT SLEEP(5)", A, Risk.HIGH),
+    (PG, "SELECT pg_read_file_old('pg_hba.conf', 0, 100)", F, Risk.CRITICAL),
     (MY, "FLUSH PRIVILEGES", A, Risk.HIGH),
     # transaction
     (PG, "BEGIN", T, Risk.MEDIUM),
@@ -195,6 +214,13 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (PG, "DECLARE c CURSOR FOR SELECT 1", U, Risk.HIGH),
     (PG, "1 + 1", U, Risk.HIGH),
     (PG, "EXPLAIN ANALYZE SELECT my_func()", U, Risk.HIGH),
+    # pragma functions that read data or state, not the schema
+    (LITE, "SELECT * FROM pragma_integrity_check", U, Risk.HIGH),
+    (LITE, "SELECT * FROM pragma_quick_check()", U, Risk.HIGH),
+    (LITE, "SELECT * FROM pragma_foreign_key_check('orders')", U, Risk.HIGH),
+    (LITE, "SELECT * FROM PRAGMA_COMPILE_OPTIONS", U, Risk.HIGH),
+    (LITE, "SELECT * FROM pragma_data_version", U, Risk.HIGH),
+    (LITE, "SELECT pragma_page_count()", U, Risk.HIGH),
 ]
 
 
@@ -220,6 +246,9 @@ def test_it_classifies(dialect: str, sql: str, category: Category, risk: Risk) -
         (PG, "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", "upsert"),
         (MY, "REPLACE INTO t VALUES (1)", "replace"),
         (PG, "SELECT * FROM t FOR SHARE", "locking_read"),
+        (MY, "ANALYZE FORMAT=JSON SELECT * FROM t", "explain_analyze"),
+        (MY, "ANALYZE format = json SELECT * FROM t", "explain_analyze"),
+        (LITE, "EXPLAIN QUERY PLAN SELECT * FROM t", "explain"),
     ],
 )
 def test_it_flags(dialect: str, sql: str, flag: str) -> None:

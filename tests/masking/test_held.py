@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.engine.masking import mask_select
+from governance.engine.masking import MaskingPolicy, mask_select
 
 from .policy import static_policy
 
@@ -48,6 +48,28 @@ HELD = [
     ("mysql", "SELECT * FROM mysql.general_log"),
     ("mysql", "HANDLER customers OPEN"),
     ("sqlite", "SELECT * FROM sqlite_stat4"),
+    # statistics and histograms hold column values (min/max, bucket bounds, sampled rows)
+    ("mysql", "SELECT min_value, max_value FROM mysql.column_stats"),
+    ("mysql", "SELECT histogram FROM `mysql`.`COLUMN_STATS` WHERE column_name = 'email'"),
+    ("mysql", "SELECT * FROM orders WHERE id IN (SELECT 1 FROM mysql.column_stats)"),
+    ("mysql", "WITH s AS (SELECT * FROM mysql.column_stats) SELECT * FROM s"),
+    ("mysql", "SELECT * FROM mysql.table_stats"),
+    ("mysql", "SELECT * FROM mysql.index_stats"),
+    ("mysql", "SELECT * FROM mysql.innodb_table_stats"),
+    ("mysql", "SELECT stat_value FROM MYSQL.INNODB_INDEX_STATS"),
+    ("mysql", "SELECT * FROM column_stats"),
+    ("mysql", "SELECT histogram FROM information_schema.column_statistics"),
+    # InnoDB full-text indexes list the words of the indexed columns
+    ("mysql", "SELECT word FROM information_schema.INNODB_FT_INDEX_TABLE"),
+    ("mysql", "SELECT word FROM information_schema.innodb_ft_index_cache"),
+    # the optimizer trace quotes the query with the values of const rows substituted
+    ("mysql", "SELECT trace FROM information_schema.OPTIMIZER_TRACE"),
+    ("mysql", "SELECT variable_value FROM information_schema.user_variables"),
+    ("postgres", "SELECT * FROM pg_stats_ext_exprs"),
+    ("postgres", "SELECT * FROM orders WHERE status IN (SELECT attname FROM pg_statistic)"),
+    # SQL of the statements prepared on the connection; raw database pages
+    ("sqlite", "SELECT sql FROM sqlite_stmt"),
+    ("sqlite", "SELECT data FROM sqlite_dbpage"),
     ("postgres", "SELECT ssn FROM customers; SELECT 1"),
     ("postgres", "SELECT FROM WHERE ((("),
     ("postgres", "UPDATE customers SET ssn = 'x' RETURNING ssn"),
@@ -71,6 +93,7 @@ ALLOWED = [
     ("postgres", "SELECT table_name FROM information_schema.tables"),
     ("postgres", "SELECT relname FROM pg_class"),
     ("mysql", "SELECT table_name FROM information_schema.tables"),
+    ("mysql", "SELECT index_name, cardinality FROM information_schema.statistics"),
     ("sqlite", "SELECT name FROM sqlite_master"),
     ("postgres", "SELECT g FROM generate_series(1, 3) AS g"),
     ("postgres", "SELECT count(c.*) FROM customers c"),
@@ -84,3 +107,10 @@ def test_not_held(dialect: str, sql: str) -> None:
     result = mask_select(sql, dialect, POLICY)
     assert result.held is None
     assert not any(c.masked for c in result.columns)
+
+
+def test_a_user_table_named_like_a_statistics_table_is_not_held() -> None:
+    schema = (*POLICY.schema, ("table_stats", (("id", "bigint"),)))
+    policy = MaskingPolicy(schema=schema, rules=POLICY.rules)
+    assert mask_select("SELECT id FROM table_stats", "mysql", policy).held is None
+    assert mask_select("SELECT id FROM mysql.table_stats", "mysql", policy).held

@@ -250,3 +250,26 @@ def test_unknown_engine() -> None:
     with pytest.raises(TargetError) as info:
         connect(TargetConfig("oracle"))
     assert info.value.kind == "connect"
+
+
+def test_a_batch_returns_its_last_statement_with_columns_and_says_which(engine: Engine) -> None:
+    """The same rule on every engine: rows of the last statement that returned rows with at
+    least one column (even none of them), else the last statement's row count."""
+    assert _run(engine, ["SELECT id, name FROM t"]).statement == 0
+    later = _run(engine, ["SELECT id, name FROM t", "SELECT 1 AS one FROM t WHERE id < 0"])
+    assert (later.statement, later.rows, [c.name for c in later.columns]) == (1, [], ["one"])
+    middle = _run(engine, ["SELECT 1 AS one", "SELECT id, name FROM t ORDER BY id"])
+    assert middle.statement == 1 and len(middle.rows) == 3
+    if engine.name == "postgresql":  # a query without columns returns no rows to show
+        zero = _run(engine, ["SELECT id FROM t", "SELECT FROM t"])
+        assert zero.statement == 0 and len(zero.rows) == 3
+        alone = _run(engine, ["SELECT FROM t"])
+        assert (alone.statement, alone.rows, alone.row_count) == (None, [], 3)
+    table = f"w_{engine.name}_rule"
+    writes = _run(
+        engine,
+        [f"CREATE TABLE {table} (id int)", f"INSERT INTO {table} VALUES (1), (2)",
+         f"DROP TABLE {table}"],
+        read_only=False,
+    )  # fmt: skip
+    assert (writes.statement, writes.rows) == (None, [])

@@ -107,7 +107,7 @@ def test_timeout_returns_an_error_and_rolls_back(engine: Engine) -> None:
         assert preview.method == "dry_run"
         assert preview.rows == (1, None)
         assert preview.error_kind == "timeout"
-        assert preview.error is not None and preview.error.startswith("Statement 2: ")
+        assert preview.error is not None and preview.error.statement == 1
         assert "stopped at statement 2" in preview.note
         _assert_no_open_transaction(engine, session)
         _assert_reusable(session)
@@ -125,7 +125,12 @@ def test_failing_statement_gives_a_clear_error_and_rolls_back(engine: Engine) ->
         assert preview.rows == (1, None)
         assert preview.error_kind == "execution"
         assert preview.error is not None
-        assert preview.error.startswith("Statement 2: ") and "nope" in preview.error
+        assert preview.error.statement == 1 and "nope" in preview.error.message
+        assert (
+            preview.error.code
+            == {"postgresql": "42703", "mysql": "1054", "sqlite": "SQLITE_ERROR"}[engine.name]
+        )
+        assert "nope" not in preview.note  # the server's words stay in the error
         _assert_no_open_transaction(engine, session)
         _assert_reusable(session)
     _assert_unchanged(engine)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from governance.engine.functions import SQLITE_SCHEMA_PRAGMAS
 from governance.targets import TargetConfig, TargetError, connect
+from governance.targets.sqlite import _READ_PRAGMAS_WITH_ARG
 
 from .conftest import Engine
 
@@ -71,6 +73,29 @@ def test_table_valued_functions_read(sqlite_engine: Engine) -> None:
     error = _refused(sqlite_engine, "UPDATE sqlite_master SET sql = 'x'", read_only=True)
     assert error.kind in {"readonly", "execution"} and "sqlite_master" in error.message
     assert sqlite_engine.scalar("SELECT count(*) FROM sqlite_master WHERE sql = 'x'") == 0
+
+
+# The schema pragmas that take a table or index name as their argument.
+_WITH_ARGUMENT = {"table_info", "table_xinfo", "table_list", "index_list", "index_info",
+                  "index_xinfo", "foreign_key_list"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SQLITE_SCHEMA_PRAGMAS))
+def test_every_schema_pragma_the_engine_reads_runs_read_only(
+    sqlite_engine: Engine, name: str
+) -> None:
+    """The engine classifies these as reads; the driver's authorizer must agree."""
+    calls = [f"SELECT * FROM pragma_{name}", f"PRAGMA {name}"]
+    if name in _WITH_ARGUMENT:
+        calls += [f"SELECT * FROM pragma_{name}('t')", f"PRAGMA {name}(t)"]
+    with connect(sqlite_engine.config) as session:
+        for statement in calls:
+            session.execute([statement], read_only=True, max_rows=1000)
+
+
+def test_the_driver_reads_no_pragma_with_an_argument_that_the_engine_refuses() -> None:
+    assert _READ_PRAGMAS_WITH_ARG == _WITH_ARGUMENT
+    assert _WITH_ARGUMENT <= SQLITE_SCHEMA_PRAGMAS
 
 
 def test_begin_and_savepoint_refused(sqlite_engine: Engine) -> None:

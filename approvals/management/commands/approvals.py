@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Review
 from approvals.services import ReviewRefused, plain_text, request_review
 from approvals.summary import request_summary
 from governance.services.caller import Caller
@@ -119,7 +119,8 @@ class Command(BaseCommand):
             self._say("runs as:\n" + "\n".join(f"  {s}" for s in data["runs"]))
         for review in data["reviews"]:
             comment = f": {review['comment']}" if review["comment"] else ""
-            self._say(f"  {review['verdict']} by {review['reviewer']}{comment}")
+            said = Review.Verdict.said(review["verdict"])
+            self._say(f"  {said} by {review['reviewer']}{comment}")
         return EXIT["ok"]
 
     def _review(self, options: dict[str, Any]) -> int:

@@ -83,7 +83,30 @@ _HELD_TABLES: dict[str, frozenset[str]] = {
             "innodb_lock_waits",
         }
     ),
-    "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4"}),
+    # sqlite_stmt: SQL of the statements prepared on the connection; sqlite_dbpage: raw pages
+    "sqlite": frozenset({"sqlite_stat3", "sqlite_stat4", "sqlite_stmt", "sqlite_dbpage"}),
+}
+#: System tables held where their schema is named, or bare when the catalogue has no user table
+#: of that name: statistics and histograms (min/max values, bucket bounds), full-text index
+#: words, the optimizer trace (the query with the values of const rows substituted) and the
+#: session's user variables.
+_HELD_SYSTEM_TABLES: dict[str, frozenset[tuple[str, str]]] = {
+    "postgres": frozenset(),
+    "mysql": frozenset(
+        {
+            ("mysql", "column_stats"),
+            ("mysql", "table_stats"),
+            ("mysql", "index_stats"),
+            ("mysql", "innodb_table_stats"),
+            ("mysql", "innodb_index_stats"),
+            ("information_schema", "column_statistics"),
+            ("information_schema", "innodb_ft_index_table"),
+            ("information_schema", "innodb_ft_index_cache"),
+            ("information_schema", "optimizer_trace"),
+            ("information_schema", "user_variables"),
+        }
+    ),
+    "sqlite": frozenset(),
 }
 _OTHERS_SQL = "exposes other sessions' SQL text"
 _ECHOED = "repeats values quoted by an earlier statement's warnings (unmasked)"
@@ -193,6 +216,13 @@ def _held_show_command(tree: exp.Expr) -> bool:
     return any(token.text.upper() in _HELD_SHOW_WORDS for token in tokens)
 
 
+def _held_system_table(db: str, name: str, dialect: str, policy: MaskingPolicy) -> bool:
+    for schema, held in _HELD_SYSTEM_TABLES[dialect]:
+        if name == held and (db == schema or (not db and name not in policy.table_names)):
+            return True
+    return False
+
+
 def held_reason(
     tree: exp.Expr, dialect: str, policy: MaskingPolicy, *, depth: int = 0
 ) -> str | None:
@@ -216,7 +246,11 @@ def held_reason(
         if not isinstance(table.this, exp.Identifier):
             continue
         db, name = table.db.lower(), table.name.lower()
-        if name in _HELD_TABLES[dialect] or db in _HELD_SCHEMAS[dialect]:
+        if (
+            name in _HELD_TABLES[dialect]
+            or db in _HELD_SCHEMAS[dialect]
+            or _held_system_table(db, name, dialect, policy)
+        ):
             where = f"{db}.{name}" if db else name
             return (
                 f"{where} exposes stored values or other sessions' SQL text, which masking "

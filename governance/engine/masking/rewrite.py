@@ -8,6 +8,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
+from .explain import explain_result
 from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
 from .functions import keyed, mask_expression, normalize_dialect
 from .guards import held_reason, table_use
@@ -15,7 +16,7 @@ from .lineage import Trace, Tracer
 from .probes import Resolve, by_name, probes_and_touch, uncertain_probes
 from .types import ColumnRule, MaskingPolicy, MaskResult, OutputColumn, Strategy
 
-# EXPLAIN is not here: EXPLAIN ANALYZE evaluates the raw values, and its errors echo them.
+# EXPLAIN is not here: explain.py decides which forms plan without evaluating values.
 _SAFE_COMMANDS = frozenset({"SHOW", "DESCRIBE", "DESC", "SET", "RESET", "USE"})
 
 
@@ -43,6 +44,9 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
         dialect = normalize_dialect(dialect)
     except ValueError as exc:
         return held_result(str(exc), conservative=True)
+    explained = explain_result(sql, dialect, policy, mask_select)
+    if explained is not None:
+        return explained
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except Exception:

@@ -155,9 +155,11 @@ class Command(BaseCommand):
             self.stdout.write("started a celery worker (REDIS_URL is set)")
         else:
             self.stdout.write("queries run in-process (set REDIS_URL for Celery workers)")
+        # Served as in production: hashed, compressed files from STATIC_ROOT (WhiteNoise).
+        call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write(f"\nWarden is at http://{addr}/ — Ctrl+C to stop.\n")
         try:
-            call_command("runserver", addr, use_reloader=False, insecure_serving=True)
+            call_command("runserver", addr, use_reloader=False)
         finally:
             if worker is not None:
                 worker.terminate()

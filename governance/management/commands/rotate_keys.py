@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit.kinds import EventKind
 from audit.services import event_record
 from governance import crypto
 from governance.models import Connection
@@ -35,6 +36,8 @@ class Command(BaseCommand):
                 )
                 rotated += 1
             event_record(
-                kind="keys.rotated", channel="cli", detail={"rotated": rotated, "key": primary}
+                kind=EventKind.KEYS_ROTATED,
+                channel="cli",
+                detail={"rotated": rotated, "key": primary},
             )
         self.stdout.write(f"re-encrypted {rotated} secret(s) with key {primary}")

@@ -1,0 +1,101 @@
+"""Every kind of audit event, in one registry: its stored name and what people read.
+
+Code records a member of `EventKind`, never a string it builds, so a kind cannot be
+misspelled (`approval.rejectd`), and the audit page, its filter and any report read the same
+labels. `event_build` refuses a kind that is not registered.
+
+The trail is append-only: rows recorded under an older name keep it. `LEGACY` says which
+current kind each old name stands for, so they are still labelled and filtered with it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class EventKind(models.TextChoices):
+    # Sign-in
+    AUTH_LOGIN = "auth.login", "Signed in"
+    AUTH_LOGOUT = "auth.logout", "Signed out"
+    AUTH_LOGIN_FAILED = "auth.login_failed", "Sign-in failed"
+    AUTH_LOGIN_THROTTLED = "auth.login_throttled", "Sign-in refused after repeated failures"
+    # Statements
+    QUERY_SUBMITTED = "query.submitted", "Statement submitted and decided"
+    QUERY_CHECKED = "query.checked", "Statement checked (not run)"
+    # Input refused before it was parsed, and a held statement an approver rejected.
+    QUERY_REJECTED = "query.rejected", "Statement refused or rejected"
+    QUERY_RELEASED = "query.released", "Approved statement released to run"
+    QUERY_SUCCEEDED = "query.succeeded", "Statement succeeded"
+    QUERY_FAILED = "query.failed", "Statement failed"
+    QUERY_CANCEL_REQUESTED = "query.cancel_requested", "Cancellation requested"
+    QUERY_CANCELLED = "query.cancelled", "Statement cancelled"
+    QUERY_EXPIRED = "query.expired", "Statement not run: its approval expired"
+    # Approval requests
+    APPROVAL_REQUESTED = "approval.requested", "Approval requested"
+    APPROVAL_APPROVED = "approval.approved", "Request approved by a reviewer"
+    APPROVAL_REJECTED = "approval.rejected", "Request rejected by a reviewer"
+    APPROVAL_GRANTED = "approval.granted", "Request fully approved"
+    APPROVAL_WITHDRAWN = "approval.withdrawn", "Request withdrawn"
+    APPROVAL_EXPIRED = "approval.expired", "Request expired unanswered"
+    APPROVAL_POLICY_CREATED = "approval_policy.created", "Approval policy created"
+    APPROVAL_POLICY_UPDATED = "approval_policy.updated", "Approval policy changed"
+    APPROVAL_POLICY_DELETED = "approval_policy.deleted", "Approval policy deleted"
+    # Access
+    GRANT_CREATED = "grant.created", "Access granted"
+    GRANT_REVOKED = "grant.revoked", "Access revoked"
+    ACCESS_GRANTED = "access.granted", "Time-boxed access granted on approval"
+    ACCESS_EXPIRED = "access.expired", "Time-boxed access ended"
+    UNMASK_GRANTED = "unmask.granted", "Unmasked access to a column granted"
+    UNMASK_REVOKED = "unmask.revoked", "Unmasked access to a column revoked"
+    UNMASK_EXPIRED = "unmask.expired", "Unmasked access to a column ended"
+    UNMASK_USED = "unmask.used", "Column read unmasked"
+    # Configuration
+    CONNECTION_CREATED = "connection.created", "Connection created"
+    CONNECTION_UPDATED = "connection.updated", "Connection changed"
+    CONNECTION_DELETED = "connection.deleted", "Connection deleted"
+    CONNECTION_TESTED = "connection.tested", "Connection tested"
+    GUARDRAIL_CREATED = "guardrail.created", "Guardrail created"
+    GUARDRAIL_UPDATED = "guardrail.updated", "Guardrail changed"
+    GUARDRAIL_DELETED = "guardrail.deleted", "Guardrail deleted"
+    CATALOG_REFRESHED = "catalog.refreshed", "Catalog discovered"
+    CATALOG_COLUMN_REVIEWED = "catalog.column_reviewed", "Column classification confirmed"
+    CATALOG_COLUMN_RELEASED = "catalog.column_released", "Column classification cleared"
+    CATALOG_TABLE_LABELLED = "catalog.table_labelled", "Table sensitivity set"
+    MASKING_RULE_CHANGED = "masking.rule_changed", "Masking rule changed"
+    KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
+
+
+# Names rows were once recorded under, and the kind each means. Never recorded again.
+LEGACY: dict[str, EventKind] = {
+    "approval.rejectd": EventKind.APPROVAL_REJECTED,  # a misspelling, until 2026-12
+}
+
+# The families a filter offers: the part of a kind's name before the dot.
+FAMILIES: dict[str, str] = {
+    "auth": "Sign-in",
+    "query": "Statements",
+    "approval": "Approval requests",
+    "approval_policy": "Approval policies",
+    "grant": "Access grants",
+    "access": "Time-boxed access",
+    "unmask": "Unmasked access",
+    "connection": "Connections",
+    "guardrail": "Guardrails",
+    "catalog": "Catalog",
+    "masking": "Masking rules",
+    "keys": "Encryption keys",
+}
+
+
+def kind_label(kind: str) -> str:
+    """What people read for a stored kind, old names included; an unknown one as it is."""
+    if kind in EventKind.values:
+        return str(EventKind(kind).label)
+    if kind in LEGACY:
+        return str(LEGACY[kind].label)
+    return kind
+
+
+def stored_names(kind: EventKind) -> list[str]:
+    """Every name rows of `kind` are stored under: its own, and any older spelling."""
+    return [kind.value, *(old for old, new in LEGACY.items() if new == kind)]
