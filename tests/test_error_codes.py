@@ -30,7 +30,16 @@ from governance.services.runs import run_submit
 from tests.conftest import MY, PG, grant, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relaxed_probes")]
+
+
+@pytest.fixture
+def relaxed_probes(groups: Any) -> None:
+    """Most of these statements are inference probes, which the default guardrail holds; an
+    admin may relax it, and errors must stay worded from their code even then."""
+    from governance.models import Guardrail
+
+    Guardrail.objects.filter(name="hold-restricted-predicates").update(enabled=False)
 
 DIGITS = "'0123456789', 'abcdefghij'"
 WITHHELD = "own message is not shown"
@@ -124,6 +133,11 @@ def test_postgres_errors_on_sensitive_tables_quote_no_value(
     catalog_refresh(connection=pg_conn)
     pg_conn.refresh_from_db()
     run = submit(alice, pg_conn, sql)
+    values = set().union(*(pg_values(pg_target, PII.format(c)) for c in COLUMNS))
+    if run.status == "succeeded":  # count() of a derived value is redacted, so never computed
+        assert run.rows == [["****"]], run.rows
+        assert_no_values(run, values, run.rows)
+        return
     assert run.status == "failed", (run.status, run.reasons)
     assert "(SQLSTATE 22P02)" in run.error and WITHHELD in run.error, run.error
     values = set().union(*(pg_values(pg_target, PII.format(c)) for c in COLUMNS))
