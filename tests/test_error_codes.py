@@ -41,6 +41,7 @@ def relaxed_probes(groups: Any) -> None:
 
     Guardrail.objects.filter(name="hold-restricted-predicates").update(enabled=False)
 
+
 DIGITS = "'0123456789', 'abcdefghij'"
 WITHHELD = "own message is not shown"
 

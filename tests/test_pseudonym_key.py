@@ -11,14 +11,12 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from io import StringIO
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
 from django.core.management import call_command
 from django.test import Client
@@ -30,7 +28,8 @@ from governance.services.catalog import catalog_refresh
 from governance.services.masking import pseudonym_key
 from governance.services.runs import run_submit
 from governance.targets.base import hmac_pads
-from tests.conftest import MY, PG
+from tests.adversarial.leaks import target_rows
+from tests.conftest import PG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,28 +69,12 @@ def test_pseudonyms_are_the_hmac_of_the_value_under_the_connections_key(
     connection.refresh_from_db()
     run = _submit(alice, connection, "SELECT id, full_name FROM customers ORDER BY id LIMIT 5")
     assert run.status == "succeeded", run.error
-    raw = dict(_raw(connection, "SELECT id, full_name FROM customers ORDER BY id LIMIT 5"))
+    raw = dict(target_rows(connection, "SELECT id, full_name FROM customers ORDER BY id LIMIT 5"))
     key = pseudonym_key(connection)
     for row_id, shown in run.rows:
         digest = hmac.new(key, raw[row_id].encode(), hashlib.sha256).hexdigest()
         assert shown == "anon_" + digest[:16]
     _assert_no_key(key, "the run", json.dumps([run.statements, run.decision_detail]))
-
-
-def _raw(connection: Any, sql: str) -> list[tuple[Any, ...]]:
-    if connection.engine == "sqlite":
-        with sqlite3.connect(connection.database) as lite:
-            return list(lite.execute(sql))
-    if connection.engine == "mysql":
-        my = pymysql.connect(database=connection.database, **MY)
-        try:
-            with my.cursor() as cur:
-                cur.execute(sql)
-                return list(cur.fetchall())
-        finally:
-            my.close()
-    with psycopg.connect(dbname=connection.database, **PG) as pg:
-        return list(pg.execute(sql).fetchall())
 
 
 def test_a_held_statement_shows_its_masked_sql_without_the_key(

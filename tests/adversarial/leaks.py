@@ -10,8 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
+
+import psycopg
+import pymysql
+
+from tests.conftest import MY, PG
 
 DIGITS_TO_LETTERS = str.maketrans("0123456789", "abcdefghij")
 MIN_LENGTH = 6  # shorter values (a 4-digit tail) are what partial masking shows on purpose
@@ -60,6 +66,23 @@ class Secrets:
         text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
         found = self.found_in(text)
         assert not found, f"{what} leaks {found[:3]}: {text[:500]}"
+
+
+def target_rows(connection: Any, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read straight from a connection's target (the ground truth)."""
+    if connection.engine == "sqlite":
+        with sqlite3.connect(connection.database) as lite:
+            return list(lite.execute(sql))
+    if connection.engine == "mysql":
+        my = pymysql.connect(database=connection.database, **MY)
+        try:
+            with my.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            my.close()
+    with psycopg.connect(dbname=connection.database, **PG) as pg:
+        return list(pg.execute(sql).fetchall())
 
 
 def run_document(run: Any) -> dict[str, Any]:

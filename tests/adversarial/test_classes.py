@@ -9,20 +9,16 @@ masked *with rows*, so a regression that refuses everything fails too.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-import psycopg
-import pymysql
 import pytest
 
 from governance.models import QueryRun
 from governance.services.caller import Caller
 from governance.services.catalog import catalog_refresh
 from governance.services.runs import run_submit
-from tests.conftest import MY, PG
 
-from .leaks import Secrets, run_document
+from .leaks import Secrets, run_document, target_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,28 +31,12 @@ SENSITIVE = (
 )
 
 
-def _raw(connection: Any, sql: str) -> list[tuple[Any, ...]]:
-    if connection.engine == "sqlite":
-        with sqlite3.connect(connection.database) as lite:
-            return list(lite.execute(sql))
-    if connection.engine == "mysql":
-        my = pymysql.connect(database=connection.database, **MY)
-        try:
-            with my.cursor() as cur:
-                cur.execute(sql)
-                return list(cur.fetchall())
-        finally:
-            my.close()
-    with psycopg.connect(dbname=connection.database, **PG) as pg:
-        return list(pg.execute(sql).fetchall())
-
-
 @pytest.fixture(params=ENGINES)
 def governed(request: pytest.FixtureRequest) -> tuple[Any, str, Secrets]:
     connection = request.getfixturevalue(request.param)
     catalog_refresh(connection=connection)
     connection.refresh_from_db()
-    secrets = Secrets(v for row in _raw(connection, SENSITIVE) for v in row)
+    secrets = Secrets(v for row in target_rows(connection, SENSITIVE) for v in row)
     return connection, DIALECT[request.param], secrets
 
 

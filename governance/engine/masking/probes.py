@@ -25,7 +25,7 @@ on non-restricted columns (a lookup by e-mail) are what analysts do every day an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -364,15 +364,22 @@ def probes_and_touch(
         trace = trace_of(column)
         return trace is None or trace.unknown or not (trace.sources or trace.counted)
 
+    for column, rules in _sensitive_references(tree, resolve):
+        touched = True
+        probes.update(column_probes(column, rules, resolve, generated))
+    return tuple(sorted(probes)), touched
+
+
+def _sensitive_references(
+    tree: exp.Expr, resolve: Resolve
+) -> Iterator[tuple[exp.Column, list[tuple[ColumnRule, str]]]]:
+    """Every column reference in ``tree`` whose value comes from a ruled column, with the rules."""
     for column in tree.find_all(exp.Column):
         if isinstance(column.this, exp.Star):
             continue
         rules = resolve(column)
-        if not rules:
-            continue
-        touched = True
-        probes.update(column_probes(column, rules, resolve, generated))
-    return tuple(sorted(probes)), touched
+        if rules:
+            yield column, rules
 
 
 def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str]) -> Resolve:
@@ -422,12 +429,7 @@ def uncertain_probes(
         return table.rsplit(".", 1)[-1] not in policy.table_names
 
     probes: set[Probe] = set()
-    for column in tree.find_all(exp.Column):
-        if isinstance(column.this, exp.Star):
-            continue
-        rules = resolve(column)
-        if not rules:
-            continue
+    for column, rules in _sensitive_references(tree, resolve):
         probes.update(column_probes(column, rules, resolve, generated))
         for rule, table in rules:
             if rule.restricted:
