@@ -164,3 +164,21 @@ def test_statements_that_name_the_key_variables_never_run(
 def test_a_statement_naming_a_parameter_never_runs(pg_conn: Any, carol: Any) -> None:
     run = _submit(carol, pg_conn, "SELECT $1, full_name FROM customers")
     assert run.status == "denied" and run.reasons[0]["rule"] == "reserved"
+
+
+def test_mysql_clears_the_key_variables_right_after_each_masked_statement(
+    mysql_conn: Any,
+) -> None:
+    from governance import targets
+
+    config = mysql_conn.target_config()
+    with targets.connect(config, pseudonym_key=pseudonym_key(mysql_conn)) as session:
+        masked = "SELECT CONCAT(@warden_pk_i IS NOT NULL, @warden_pk_o IS NOT NULL) AS bound"
+        result = session.execute(
+            [masked, "SELECT @warden_pk_i IS NULL AND @warden_pk_o IS NULL AS cleared"],
+            read_only=True,
+            max_rows=10,
+            keyed={0},
+        )
+        # the second statement of the batch ran with the variables already cleared
+        assert result.rows == [(1,)]

@@ -38,6 +38,10 @@ _MAX_WRAPPING = 4  # EXPLAIN ANALYZE EXPLAIN ... is refused beyond this depth
 
 EMPTY = "Empty statement: nothing to run."
 TOO_COMPLEX = "Statement too complex to analyze safely."
+#: Table references one statement may make. The target plans each one (a view such as
+#: information_schema.columns expands to many): three hundred copies of a catalogue view took
+#: PostgreSQL past a gigabyte before its timeout could act, so more are refused up front.
+MAX_TABLE_REFERENCES = 50
 EXECUTABLE_COMMENT = (
     "Contains a MySQL executable comment (/*! ... */), which the server runs as hidden SQL; "
     "Warden refuses it."
@@ -189,6 +193,14 @@ def _classify_chunk(
     if len(trees) != 1 or trees[0] is None:
         return unknown("COMMAND")
     tree = trees[0]
+    references = sum(1 for _ in tree.find_all(exp.Table))
+    if references > MAX_TABLE_REFERENCES:
+        return unknown(
+            tree.key.upper(),
+            f"Names {references} tables or views in one statement; the limit is "
+            f"{MAX_TABLE_REFERENCES}, so that one statement cannot exhaust the database's "
+            "memory. Split it.",
+        ).worsen(Category.UNKNOWN, Risk.HIGH)
     if isinstance(tree, exp.Command) or classify_root(tree, dialect) is None:
         return classify_words(tokens, source, dialect, inner)
     verdict = classify_tree(tree, dialect)

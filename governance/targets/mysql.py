@@ -290,7 +290,7 @@ class MySQLSession(SessionBase):
 
         PyMySQL cannot bind parameters server-side, so the pads travel in this SET's text
         (never in the masked statement's, which the process list shows while it runs); they
-        are set right before each keyed statement and cleared after the run. The engine
+        are set right before each keyed statement and cleared right after it. The engine
         refuses user statements that name @warden… variables, so none can read or set them.
         """
         if keyed:
@@ -336,6 +336,8 @@ class MySQLSession(SessionBase):
         finally:
             if self._conn.open:
                 cur.close()  # drains what is left of an unbuffered result
+            if keyed:  # cleared at once: the batch's next statement must not find the pads
+                self._unbind_key()
 
     def _abandon(self, cur: SSCursor) -> None:
         """Drop the connection under an unbuffered result: draining it would fetch it all."""

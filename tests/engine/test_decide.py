@@ -322,3 +322,13 @@ def test_dialect_for_engine(engine: str, dialect: str) -> None:
 def test_dialect_for_unknown_engine_raises() -> None:
     with pytest.raises(ValueError, match="Unsupported"):
         dialect_for_engine("oracle")
+
+
+def test_a_statement_naming_too_many_tables_is_refused_before_the_database_plans_it() -> None:
+    # 300 copies of information_schema.columns took PostgreSQL past a gigabyte (review).
+    union = " UNION ALL ".join(["SELECT table_name FROM information_schema.columns"] * 60)
+    decision = run(f"SELECT count(*) FROM ({union}) x")
+    assert decision.action == Action.DENY
+    assert "the limit is 50" in decision.analysis.statements[0].explanation
+    fine = " UNION ALL ".join(["SELECT table_name FROM information_schema.columns"] * 40)
+    assert run(f"SELECT count(*) FROM ({fine}) x").action == Action.ALLOW

@@ -391,3 +391,93 @@ def test_ordinary_writes_are_not_held_by_probes(sql: str) -> None:
     from governance.engine.masking import write_probes
 
     assert not [p for p in write_probes(sql, "postgres", POLICY) if p.holds]
+
+
+# Found by the independent review: a sensitive value related to generated rows by any
+# operator (IN, LIKE, range containment), not only =, <, >: the generated column then
+# carries the value out whole.
+@pytest.mark.parametrize(
+    ("dialect", "sql", "column"),
+    [
+        (
+            "postgres",
+            "SELECT c.id, string_agg(s.ch, '' ORDER BY p.k) AS v FROM customers c "
+            "JOIN (SELECT generate_series(1, 80) AS k) p ON true "
+            "JOIN (SELECT chr(generate_series(32, 126)) AS ch) s "
+            "ON s.ch IN (substr(c.email, p.k, 1)) WHERE c.id <= 3 GROUP BY c.id",
+            "customers.email",
+        ),
+        (
+            "postgres",
+            "SELECT c.id, s.d FROM customers c JOIN (SELECT generate_series(DATE '1920-01-01', "
+            "DATE '2015-01-01', INTERVAL '1 day')::date AS d) s ON s.d IN (c.date_of_birth)",
+            "customers.date_of_birth",
+        ),
+        (
+            "postgres",
+            "SELECT e.id, count(*) FROM employees e JOIN orders o "
+            "ON int8range(0, e.salary_cents) @> o.id GROUP BY e.id",
+            "employees.salary_cents",
+        ),
+        (
+            "postgres",
+            "SELECT c.id, s.ch FROM customers c "
+            "JOIN (SELECT chr(generate_series(32, 126)) AS ch) s "
+            "ON substr(c.phone, 1, 1) LIKE s.ch",
+            "customers.phone",
+        ),
+        (
+            "mysql",
+            "SELECT c.id, o.id FROM customers c JOIN orders o "
+            "ON CHAR(o.id + 31 USING utf8mb4) IN (BINARY SUBSTR(c.email, 1, 1))",
+            "customers.email",
+        ),
+        (
+            "sqlite",
+            "WITH RECURSIVE d(x) AS (SELECT date('1920-01-01') UNION ALL SELECT date(x, '+1 day') "
+            "FROM d WHERE x < '2015-01-01') SELECT c.id, d.x FROM customers c JOIN d "
+            "ON d.x IN (c.date_of_birth)",
+            "customers.date_of_birth",
+        ),
+        (
+            "postgres",
+            "SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM (SELECT chr(generate_series("
+            "32, 126)) AS ch) s WHERE s.ch = substr(c.email, 1, 1))",
+            "customers.email",
+        ),
+    ],
+)
+def test_a_value_related_to_generated_rows_by_any_operator_is_held(
+    dialect: str, sql: str, column: str
+) -> None:
+    assert (column, "generator") in _held(sql, dialect)
+
+
+def test_a_plain_join_or_lookup_on_a_real_column_is_not_held() -> None:
+    for sql in (
+        "SELECT c.id FROM customers c JOIN orders o ON o.status = c.email",
+        "SELECT c.id FROM customers c WHERE c.email IN (SELECT status FROM orders)",
+        "SELECT c.id FROM customers c WHERE c.email IN ('a@b.c', 'd@e.f')",
+    ):
+        assert _held(sql) == set(), sql
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT x.full_name FROM (SELECT full_name FROM customers WHERE id = 1 "
+        "UNION ALL SELECT 'Danielle Johnson') x",
+        "SELECT full_name FROM customers UNION ALL SELECT city FROM customers",
+        "SELECT full_name FROM customers UNION SELECT 'Ada Lovelace'",
+    ],
+)
+def test_a_pseudonym_never_answers_for_values_of_the_callers_choosing(sql: str) -> None:
+    result = mask_select(sql, "postgres", POLICY)
+    assert result.columns[0].strategy == "redact" and not result.keyed
+
+
+def test_show_forms_that_print_statements_or_variables_are_held_on_mysql() -> None:
+    for sql in ("SHOW USER_VARIABLES", "SHOW PROFILES", "SHOW PROFILE", "SHOW AUTHORS"):
+        assert mask_select(sql, "mysql", POLICY).held, sql
+    for sql in ("SHOW TABLES", "SHOW FULL COLUMNS FROM customers", "SHOW INDEX FROM customers"):
+        assert mask_select(sql, "mysql", POLICY).held is None, sql

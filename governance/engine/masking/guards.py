@@ -204,6 +204,43 @@ _HELD_SHOW_WORDS = frozenset(
 )
 
 
+#: MySQL/MariaDB SHOW forms that describe the schema or the server (sqlglot's Show names);
+#: every other SHOW is held: PROFILES prints the session's statements, USER_VARIABLES its
+#: variables, and new forms appear with every server release.
+_DESCRIBING_SHOWS = frozenset(
+    {
+        "TABLES",
+        "COLUMNS",
+        "INDEX",
+        "CREATE TABLE",
+        "CREATE VIEW",
+        "CREATE DATABASE",
+        "CREATE SCHEMA",
+        "CREATE TRIGGER",
+        "CREATE FUNCTION",
+        "CREATE PROCEDURE",
+        "CREATE EVENT",
+        "TABLE STATUS",
+        "DATABASES",
+        "SCHEMAS",
+        "VARIABLES",
+        "STATUS",
+        "ENGINES",
+        "STORAGE ENGINES",
+        "PLUGINS",
+        "COLLATION",
+        "CHARACTER SET",
+        "CHARSET",
+        "TRIGGERS",
+        "EVENTS",
+        "FUNCTION STATUS",
+        "PROCEDURE STATUS",
+        "OPEN TABLES",
+        "PRIVILEGES",
+    }
+)
+
+
 def _held_show_command(tree: exp.Expr) -> bool:
     if not (isinstance(tree, exp.Command) and tree.name.upper() == "SHOW"):
         return False
@@ -230,10 +267,15 @@ def held_reason(
     if isinstance(tree, exp.Show) and tree.name.upper() in _HELD_SHOWS:
         what = tree.name.upper()
         return f"SHOW {what} {_HELD_SHOWS[what]}, which masking cannot protect."
-    if dialect == "mysql" and _held_show_command(tree):
+    if dialect == "mysql" and (
+        _held_show_command(tree)
+        or (isinstance(tree, exp.Show) and tree.name.upper() not in _DESCRIBING_SHOWS)
+        or (isinstance(tree, exp.Command) and tree.name.upper() == "SHOW")
+    ):
         return (
-            "This SHOW statement can print other sessions' queries or values quoted by "
-            "earlier statements, which masking cannot protect."
+            "Only SHOW statements that describe the schema or the server's settings run on a "
+            "connection with masked columns; others can print statements' text, the session's "
+            "variables or values quoted by earlier statements, which masking cannot protect."
         )
     for func in tree.find_all(exp.Func):
         name = _function_name(func)

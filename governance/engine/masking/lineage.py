@@ -125,6 +125,10 @@ class Tracer:
                 self._branch_scope(scope, query.right),
             ]
             traces = [self.position(branch, index) for branch in branches]
+            if any(t.sources for t in traces) and not all(t.sources for t in traces):
+                # A literal in another branch would be masked like the column, so the mask
+                # (a pseudonym) would answer for values of the caller's choosing.
+                return combine(traces, "set operation mixing the column with other values")
             return combine(traces, "", direct=True)
         raise LineageError(f"cannot trace outputs of {type(query).__name__}")
 

@@ -70,7 +70,6 @@ SET_RETURNING = frozenset(
 _SRF_CLASSES: tuple[type[exp.Expr], ...] = (exp.UDTF, exp.ExplodingGenerateSeries)
 #: Probe kinds held on every sensitive column, restricted or not: they read values whole.
 HOLDING_KINDS = frozenset({"generator", "copy"})
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.NullSafeEQ)
 
 _WORDS = {
     "filter": "a filter or join condition",
@@ -156,23 +155,22 @@ def _in_recursive_cte(node: exp.Expr) -> bool:
 class Flow:
     """Where one column reference's value goes: probes found on the way, and the end."""
 
-    probes: tuple[tuple[str, str, exp.Expr | None], ...]  # (kind, where, comparison)
+    probes: tuple[tuple[str, str], ...]  # (kind, where)
     computed: bool  # transformed on the way (functions, casts, operators)
     end: str  # "output" | "counted" | "row-source" | "probe"
 
 
 def flow_of(column: exp.Column) -> Flow:
     """Walk from a column reference to the root, noting every place its value shapes rows."""
-    found: list[tuple[str, str, exp.Expr | None]] = []
+    found: list[tuple[str, str]] = []
     computed = False
-    comparison: exp.Expr | None = None
     child: exp.Expr = column
     node = column.parent
 
     def probe(kind: str, where: str) -> None:
-        if kind == "generator" and any(k == "generator" for k, _, _ in found):
+        if kind == "generator" and any(k == "generator" for k, _ in found):
             return  # the innermost row generator says it best
-        found.append((kind, where, comparison))
+        found.append((kind, where))
 
     while node is not None:
         key = child.arg_key
@@ -248,8 +246,6 @@ def flow_of(column: exp.Column) -> Flow:
         elif isinstance(node, exp.CTE | exp.With):
             return Flow(tuple(found), computed, "row-source")
         else:  # a function, cast, operator, comparison…: the value is computed on
-            if isinstance(node, _COMPARISONS) and comparison is None:
-                comparison = node
             in_from = isinstance(node.parent, exp.Table | exp.Lateral | exp.From | exp.Join)
             if _is_set_returning(node) and not in_from:  # FROM functions: said at the Table
                 probe("generator", f"the set-returning function {_function_name(node)}()")
@@ -273,21 +269,64 @@ Resolve = Callable[[exp.Column], list[tuple[ColumnRule, str]]]
 Generated = Callable[[exp.Column], bool]  # a column of rows made up by the query itself
 
 
-def _relates_rows(
-    column: exp.Column, comparison: exp.Expr | None, sensitive: Resolve, generated: Generated
-) -> bool:
-    """A comparison of the value with a column of another row source: a range join against
-    any table, or an equality with generated rows (VALUES, generate_series, a numbers table
-    Warden does not know), turns the value into a count or a copy."""
-    if comparison is None:
-        return False
-    equality = isinstance(comparison, exp.EQ | exp.NullSafeEQ)
-    for other in comparison.find_all(exp.Column):
+_CONNECTIVES = (exp.And, exp.Or, exp.Not, exp.Xor, exp.Where, exp.Having, exp.Qualify, exp.Join)
+
+
+def _atomic_predicate(column: exp.Column) -> exp.Expr:
+    """The predicate around ``column``: the largest node below AND/OR/NOT or the clause."""
+    node: exp.Expr = column
+    while node.parent is not None and not isinstance(node.parent, _CONNECTIVES):
+        node = node.parent
+    return node
+
+
+def _bare(node: exp.Expr | None) -> exp.Expr | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _plain_partner(predicate: exp.Expr, column: exp.Column) -> exp.Column | None:
+    """The other column of ``column = other`` / ``column IN (other)`` / ``column IN (SELECT
+    other …)``: an ordinary join or lookup, whatever either side is called."""
+    predicate = _bare(predicate) or predicate
+    if isinstance(predicate, exp.EQ | exp.NullSafeEQ):
+        sides = [_bare(predicate.this), _bare(predicate.expression)]
+    elif isinstance(predicate, exp.In) and _bare(predicate.this) is column:
+        query = predicate.args.get("query")
+        if isinstance(query, exp.Subquery):
+            query = query.this
+        if isinstance(query, exp.Select) and len(query.expressions) == 1:
+            sides = [column, _bare(query.expressions[0].unalias())]
+        elif len(predicate.expressions) == 1:
+            sides = [column, _bare(predicate.expressions[0])]
+        else:
+            return None
+    else:
+        return None
+    if column not in sides:
+        return None
+    other = sides[1] if sides[0] is column else sides[0]
+    return other if isinstance(other, exp.Column) else None
+
+
+def _relates_rows(column: exp.Column, sensitive: Resolve, generated: Generated) -> bool:
+    """Whether the predicate around the value relates it to a column of another row source.
+
+    ``s.ch IN (substr(c.email, p.k, 1))``, ``int8range(0, salary) @> n.i``, ``n.i <= salary``,
+    ``g.x LIKE c.phone``: whatever the operator, the other row source's column then carries
+    the value out, or counts it, in one query. Only a plain ``col = other`` (or ``IN``) with a
+    column of a real table is an ordinary join or lookup; with generated rows (VALUES,
+    generate_series, a table Warden does not know) even that is a copy.
+    """
+    predicate = _atomic_predicate(column)
+    partner = _plain_partner(predicate, column)
+    for other in predicate.find_all(exp.Column):
         if other is column or isinstance(other.this, exp.Star):
             continue
-        if not other.table or other.table == column.table or sensitive(other):
+        if (other.table and other.table == column.table) or sensitive(other):
             continue
-        if not equality or generated(other):
+        if other is not partner or generated(other):
             return True
     return False
 
@@ -304,10 +343,10 @@ def column_probes(
     probes: list[Probe] = []
     for rule, table in rules:
         restricted = rule.restricted
-        for kind, where, comparison in flow.probes:
+        for kind, where in flow.probes:
             if recursive and kind != "generator":
                 kind, where = "generator", f"{where} inside a recursive CTE"
-            elif kind == "filter" and _relates_rows(column, comparison, resolve, generated):
+            elif kind == "filter" and _relates_rows(column, resolve, generated):
                 kind, where = "generator", f"{where} that compares it with another row source"
             probes.append(Probe(table, rule.column, kind, where, restricted))
         if flow.computed and restricted and not flow.probes:

@@ -151,7 +151,9 @@ def _decide(trace: Trace, policy: MaskingPolicy) -> tuple[ColumnRule | None, Str
             return None, None, "count() reveals no values"
         return None, None, "no sensitive source" if trace.sources else "constant or no source"
     kinds = {(r.strategy, r.semantic_type) for _, r in ruled}
-    if trace.direct and len(kinds) == 1:
+    # Direct only when every source is this one kind of column: a pseudonym over a position
+    # that also carries other columns' values would pseudonymise values of the caller's choice.
+    if trace.direct and len(kinds) == 1 and len(ruled) == len(trace.sources):
         rule = ruled[0][1]
         if rule.strategy == Strategy.SCAN:
             return None, None, f"free text from {names}: scanned for PII on the way out"
