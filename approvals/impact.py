@@ -64,6 +64,19 @@ def _warnings(
     return warnings
 
 
+def _probe_flows(run: Any) -> str:
+    """Where the run's held inference probes flow, or "" when it has none."""
+    statements = (run.decision_detail.get("masking") or {}).get("statements") or []
+    flows = [
+        f"{p['table']}.{p['column']} flows into {p['where']}"
+        for s in statements
+        if s
+        for p in s.get("probes") or []
+        if p.get("holds")
+    ]
+    return f"({'; '.join(sorted(set(flows)))}.)" if flows else ""
+
+
 def impact_compute(request_id: int) -> dict[str, Any] | None:
     """Compute and store the impact of a held statement. Never raises for target trouble."""
     request = (
@@ -89,7 +102,16 @@ def impact_compute(request_id: int) -> dict[str, Any] | None:
         "computed_at": timezone.now().isoformat(),
     }
     dml = [_dry_runnable(s, dialect) for s in statements]
-    if run.read_only:
+    probes = _probe_flows(run)
+    if probes:
+        # A dry run's row counts answer the probe before anyone approved it (the review read a
+        # whole SSN from four held DELETEs), and so would the planner's estimates on MariaDB,
+        # which evaluates constant subqueries while planning: nothing is tried.
+        impact["note"] = (
+            "Not previewed: a row count would answer what the statement asks of sensitive "
+            f"values, before anyone approved it. {probes}"
+        )
+    elif run.read_only:
         impact["note"] = "A read changes nothing."
     elif len(dml) != len(run.statements) or not any(dml):
         impact["note"] = "No row count: only plain INSERT, UPDATE, DELETE and MERGE are previewed."

@@ -185,3 +185,43 @@ def test_legitimate_reads_come_back_masked_with_rows(
     for sql in MASKED:
         run = _submit(alice, connection, sql, secrets)
         assert run.status == "succeeded" and run.rows, (sql, run.status, run.error, run.reasons)
+
+
+# Found by the independent review: the dry run of a held write ran before approval, and its
+# row counts spelled out an SSN (667, 90, 892, 9 → 667-90-8929).
+SSN_BY_ROW_COUNTS = {
+    "mysql": [
+        "DELETE FROM orders WHERE id > 0 AND id <= 0 + (SELECT SUBSTRING(ssn, 1, 3) "
+        "FROM customers WHERE id = 2)",
+        "DELETE FROM orders WHERE id > 1000 AND id <= 1000 + (SELECT SUBSTRING(ssn, 5, 2) "
+        "FROM customers WHERE id = 2)",
+    ],
+    "sqlite": [
+        "DELETE FROM orders WHERE id > 0 AND id <= 0 + (SELECT substr(ssn, 1, 3) "
+        "FROM customers WHERE id = 3)",
+        "DELETE FROM orders WHERE id > 1000 AND id <= 1000 + (SELECT substr(ssn, 5, 2) "
+        "FROM customers WHERE id = 3)",
+    ],
+    "postgres": [
+        "DELETE FROM orders WHERE id > 0 AND id <= 0 + (SELECT CAST(substr(ssn, 1, 3) AS int) "
+        "FROM customers WHERE id = 2)",
+        "UPDATE orders SET status = status WHERE id <= (SELECT length(full_name) FROM customers "
+        "WHERE id = 2)",
+    ],
+}
+
+
+def test_a_held_write_probing_sensitive_values_is_not_previewed(
+    governed: tuple[Any, str, Secrets], alice: Any, carol: Any
+) -> None:
+    from approvals.models import ApprovalRequest
+
+    connection, dialect, secrets = governed
+    # alice holds no write grant (denied); carol, an admin, is held like anyone
+    assert _submit(alice, connection, SSN_BY_ROW_COUNTS[dialect][0], secrets).status == "denied"
+    run = _submit(carol, connection, ";\n".join(SSN_BY_ROW_COUNTS[dialect]), secrets)
+    assert run.status == "pending_approval", (run.status, run.reasons)
+    request = ApprovalRequest.objects.get(run=run)
+    assert request.impact["method"] == "none", request.impact
+    assert request.impact["rows"] == [None] * len(run.statements)
+    assert "Not previewed" in request.impact["note"]

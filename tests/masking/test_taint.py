@@ -259,7 +259,6 @@ ALLOWED = [
     ("postgres", "SELECT id, email FROM customers WHERE email = 'a@b.com'"),
     ("mysql", "SELECT c.id FROM customers c JOIN employees e ON e.work_email = c.email"),
     ("postgres", "SELECT email, count(*) FROM customers GROUP BY email ORDER BY email"),
-    ("postgres", "SELECT o.id FROM orders o JOIN customers c ON c.email = o.status"),
     ("sqlite", "SELECT upper(email), lower(full_name) FROM customers"),
 ]
 
@@ -453,13 +452,29 @@ def test_a_value_related_to_generated_rows_by_any_operator_is_held(
     assert (column, "generator") in _held(sql, dialect)
 
 
-def test_a_plain_join_or_lookup_on_a_real_column_is_not_held() -> None:
+def test_joins_between_sensitive_columns_and_lookups_by_literals_are_not_held() -> None:
     for sql in (
-        "SELECT c.id FROM customers c JOIN orders o ON o.status = c.email",
-        "SELECT c.id FROM customers c WHERE c.email IN (SELECT status FROM orders)",
+        "SELECT c.id FROM customers c JOIN employees e ON e.work_email = c.email",
         "SELECT c.id FROM customers c WHERE c.email IN ('a@b.c', 'd@e.f')",
+        "SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "WHERE c.email = 'a@b.c'",
     ):
         assert _held(sql) == set(), sql
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a column that is not itself sensitive would carry the value out (review: a dense
+        # id column is a dictionary of numbers)
+        "SELECT c.id, o.id FROM customers c JOIN orders o ON o.id = ascii(substr(c.email, 1, 1))",
+        "SELECT e.id, o.id FROM employees e JOIN orders o ON o.id = e.salary_cents",
+        "SELECT o.id FROM orders o WHERE o.id IN (SELECT salary_cents / 10000 FROM employees)",
+        "SELECT c.id FROM customers c JOIN orders o ON o.status = c.email",
+    ],
+)
+def test_a_value_equated_with_a_column_that_is_not_sensitive_is_held(sql: str) -> None:
+    assert any(kind == "generator" for _, kind in _held(sql)), sql
 
 
 @pytest.mark.parametrize(

@@ -266,7 +266,6 @@ def _dedup_before_mask(select: exp.Select) -> bool:
 # ------------------------------------------------------------------------------- probes
 
 Resolve = Callable[[exp.Column], list[tuple[ColumnRule, str]]]
-Generated = Callable[[exp.Column], bool]  # a column of rows made up by the query itself
 
 
 _CONNECTIVES = (exp.And, exp.Or, exp.Not, exp.Xor, exp.Where, exp.Having, exp.Qualify, exp.Join)
@@ -280,54 +279,22 @@ def _atomic_predicate(column: exp.Column) -> exp.Expr:
     return node
 
 
-def _bare(node: exp.Expr | None) -> exp.Expr | None:
-    while isinstance(node, exp.Paren):
-        node = node.this
-    return node
-
-
-def _plain_partner(predicate: exp.Expr, column: exp.Column) -> exp.Column | None:
-    """The other column of ``column = other`` / ``column IN (other)`` / ``column IN (SELECT
-    other …)``: an ordinary join or lookup, whatever either side is called."""
-    predicate = _bare(predicate) or predicate
-    if isinstance(predicate, exp.EQ | exp.NullSafeEQ):
-        sides = [_bare(predicate.this), _bare(predicate.expression)]
-    elif isinstance(predicate, exp.In) and _bare(predicate.this) is column:
-        query = predicate.args.get("query")
-        if isinstance(query, exp.Subquery):
-            query = query.this
-        if isinstance(query, exp.Select) and len(query.expressions) == 1:
-            sides = [column, _bare(query.expressions[0].unalias())]
-        elif len(predicate.expressions) == 1:
-            sides = [column, _bare(predicate.expressions[0])]
-        else:
-            return None
-    else:
-        return None
-    if column not in sides:
-        return None
-    other = sides[1] if sides[0] is column else sides[0]
-    return other if isinstance(other, exp.Column) else None
-
-
-def _relates_rows(column: exp.Column, sensitive: Resolve, generated: Generated) -> bool:
+def _relates_rows(column: exp.Column, sensitive: Resolve) -> bool:
     """Whether the predicate around the value relates it to a column of another row source.
 
     ``s.ch IN (substr(c.email, p.k, 1))``, ``int8range(0, salary) @> n.i``, ``n.i <= salary``,
-    ``g.x LIKE c.phone``: whatever the operator, the other row source's column then carries
-    the value out, or counts it, in one query. Only a plain ``col = other`` (or ``IN``) with a
-    column of a real table is an ordinary join or lookup; with generated rows (VALUES,
-    generate_series, a table Warden does not know) even that is a copy.
+    ``o.id = ascii(substr(c.email, k, 1))``, even a plain ``o.id = e.salary``: whatever the
+    operator, a column that is not itself sensitive then carries the value out, or counts it,
+    in one query (a dense id column is a dictionary of numbers). Joining two sensitive columns
+    (``u.email = c.email``) or comparing with literals stays a lookup.
     """
     predicate = _atomic_predicate(column)
-    partner = _plain_partner(predicate, column)
     for other in predicate.find_all(exp.Column):
         if other is column or isinstance(other.this, exp.Star):
             continue
         if (other.table and other.table == column.table) or sensitive(other):
             continue
-        if other is not partner or generated(other):
-            return True
+        return True
     return False
 
 
@@ -335,7 +302,6 @@ def column_probes(
     column: exp.Column,
     rules: list[tuple[ColumnRule, str]],
     resolve: Resolve,
-    generated: Generated,
 ) -> list[Probe]:
     """Probes of one column reference whose value comes from ``rules`` (rule, table)."""
     flow = flow_of(column)
@@ -346,7 +312,7 @@ def column_probes(
         for kind, where in flow.probes:
             if recursive and kind != "generator":
                 kind, where = "generator", f"{where} inside a recursive CTE"
-            elif kind == "filter" and _relates_rows(column, resolve, generated):
+            elif kind == "filter" and _relates_rows(column, resolve):
                 kind, where = "generator", f"{where} that compares it with another row source"
             probes.append(Probe(table, rule.column, kind, where, restricted))
         if flow.computed and restricted and not flow.probes:
@@ -399,13 +365,9 @@ def probes_and_touch(
             return fallback(column)
         return found
 
-    def generated(column: exp.Column) -> bool:
-        trace = trace_of(column)
-        return trace is None or trace.unknown or not (trace.sources or trace.counted)
-
     for column, rules in _sensitive_references(tree, resolve):
         touched = True
-        probes.update(column_probes(column, rules, resolve, generated))
+        probes.update(column_probes(column, rules, resolve))
     return tuple(sorted(probes)), touched
 
 
@@ -457,19 +419,13 @@ def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str
     return resolve
 
 
-def uncertain_probes(
-    tree: exp.Expr, resolve: Resolve, policy: MaskingPolicy, aliases: dict[str, str]
-) -> tuple[Probe, ...]:
+def uncertain_probes(tree: exp.Expr, resolve: Resolve, policy: MaskingPolicy) -> tuple[Probe, ...]:
     """Probes of a statement whose lineage cannot be traced: every restricted column named
     anywhere holds it, as does any sensitive value in a row generator."""
 
-    def generated(column: exp.Column) -> bool:  # not a catalogue table: assume made-up rows
-        table = aliases.get(column.table.lower(), column.table.lower())
-        return table.rsplit(".", 1)[-1] not in policy.table_names
-
     probes: set[Probe] = set()
     for column, rules in _sensitive_references(tree, resolve):
-        probes.update(column_probes(column, rules, resolve, generated))
+        probes.update(column_probes(column, rules, resolve))
         for rule, table in rules:
             if rule.restricted:
                 probes.add(Probe(table, rule.column, "uncertain", _WORDS["uncertain"], True))

@@ -83,7 +83,7 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             dialect,
             f"no table {names} in this connection's catalogue: it does not exist, or it was "
             "created after the last discovery (an administrator can run discovery)",
-            uncertain_probes(tree, uncertain, policy, use.table_aliases),
+            uncertain_probes(tree, uncertain, policy),
         )
     try:
         qualified = qualify(
@@ -103,7 +103,7 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             tree,
             dialect,
             _why_untraced(exc),
-            uncertain_probes(tree, uncertain, policy, use.table_aliases),
+            uncertain_probes(tree, uncertain, policy),
         )
     return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy, uncertain)
 
