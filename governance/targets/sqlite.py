@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from .base import (
     CELL_LIMIT,
+    RUN_LIMIT,
     TRANSACTION_CONTROL_MESSAGE,
     CancelCheck,
     Column,
@@ -42,6 +43,7 @@ from .base import (
 )
 from .preview import Budget, not_previewed, plan, try_statements
 
+HEAP_FLOOR = 256 * 1024 * 1024  # SQLite's own heap, process-wide, at the least
 PROGRESS_STEPS = 1000  # VM instructions between progress-handler calls
 CANCEL_POLL_S = 0.05
 
@@ -170,12 +172,23 @@ class SQLiteSession(SessionBase):
         if hasattr(conn, "enable_load_extension"):
             conn.enable_load_extension(False)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self._length_limit(read_only))
+        # Values are bounded one by one, but a row of 1,500 of them is not: SQLite's heap is
+        # limited (for the whole process), so one statement cannot take the worker past a few
+        # hundred megabytes; the allocation that fails becomes MemoryError in the fetch (see
+        # _out_of_memory).
+        conn.execute(f"PRAGMA hard_heap_limit = {self._heap_limit()}")
         conn.set_authorizer(self._authorizer_for(read_only))
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
         for name, (n_args, function) in self._functions.items():
             # Masking expressions call these (SQLite has no hash functions of its own).
             conn.create_function(name, n_args, function, deterministic=True)
         return conn
+
+    def _heap_limit(self) -> int:
+        return max(HEAP_FLOOR, 4 * int(self._config.max_run_bytes))
+
+    def _out_of_memory(self) -> TargetError:
+        return too_large(RUN_LIMIT, self._heap_limit(), one_row=True)
 
     def _length_limit(self, read_only: bool) -> int:
         """The largest string or blob the connection builds (at least SQLite's own 1,000)."""
@@ -318,6 +331,9 @@ class SQLiteSession(SessionBase):
             error = self._map_error(exc, index, read_only)
             self._rollback(conn)
             raise error from None
+        except MemoryError:  # the heap limit (see _open): one row or value too large
+            self._rollback(conn)
+            raise self._out_of_memory().at(index) from None
         except TargetError as exc:
             self._rollback(conn)
             raise exc.at(index) from None
@@ -346,6 +362,9 @@ class SQLiteSession(SessionBase):
             error = self._map_error(exc, 0, read_only)
             self._rollback(conn)
             raise error from None
+        except MemoryError:
+            self._rollback(conn)
+            raise self._out_of_memory().at(0) from None
         finally:
             self._deadline = None
         config = self._config
@@ -377,6 +396,8 @@ class SQLiteSession(SessionBase):
             finished = True
         except sqlite3.Error as exc:
             raise self._map_error(exc, 0, read_only) from None
+        except MemoryError:
+            raise self._out_of_memory().at(0) from None
         except TargetError as exc:
             raise exc.at(0) from None
         finally:

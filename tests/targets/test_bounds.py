@@ -234,3 +234,42 @@ def test_reading_a_gigabyte_value_keeps_the_worker_small(pg_engine: Engine) -> N
     measured = json.loads(done.stdout)
     assert measured["outcome"] == "too_large"
     assert measured["peak_kib"] < 200 * 1024, measured  # the value alone is 300 MB
+
+
+# Found by the independent review: each value was bounded, but a row of many was not (a
+# hundred 16 MB MariaDB columns, 1,500 one-megabyte SQLite blobs: 3 GB in the worker).
+WIDE = {
+    "mysql": "SELECT " + ", ".join(f"REPEAT('x', 16000000) AS c{i}" for i in range(100)),
+    "sqlite": "SELECT " + ", ".join(f"zeroblob(1000000) AS c{i}" for i in range(1500)),
+}
+
+
+@pytest.mark.parametrize("engine_name", ["mysql", "sqlite"])
+def test_a_row_of_many_large_values_keeps_the_worker_small(
+    engine_name: str, request: pytest.FixtureRequest
+) -> None:
+    fixture = {"mysql": "mysql_engine", "sqlite": "sqlite_engine"}[engine_name]
+    engine: Engine = request.getfixturevalue(fixture)
+    config = dataclasses.asdict(engine.config)
+    script = textwrap.dedent(
+        f"""
+        import json
+        from governance.targets import TargetConfig, TargetError, connect
+        config = TargetConfig(**{config!r})
+        try:
+            with connect(config) as session:
+                session.execute([{WIDE[engine_name]!r}], read_only=True, max_rows=5)
+            outcome = "read"
+        except TargetError as exc:
+            outcome = exc.kind
+        peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+        print(json.dumps({{"outcome": outcome, "peak_kib": peak}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    assert measured["outcome"] == "too_large"
+    assert measured["peak_kib"] < 400 * 1024, measured  # the row alone is 1.5 GB
