@@ -116,8 +116,10 @@ def map_error(
         kind = "readonly"
     elif code in _AUTH_CODES:
         kind = "auth"
-    elif isinstance(exc, pymysql.err.InterfaceError) or (code is not None and code >= 2000):
-        kind = "connect"  # client-side errors: lost connection, cannot connect...
+    elif isinstance(exc, pymysql.err.InterfaceError) or (code is not None and 2000 <= code < 3000):
+        # client-side errors (CR_*: lost connection, cannot connect...); the server's own are
+        # 1000-1999, MySQL 8's 3000+ and MariaDB's 4000+ (4025: a CHECK constraint failed)
+        kind = "connect"
     else:
         kind = "execution"
     message = _message(exc)

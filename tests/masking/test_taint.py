@@ -496,3 +496,39 @@ def test_show_forms_that_print_statements_or_variables_are_held_on_mysql() -> No
         assert mask_select(sql, "mysql", POLICY).held, sql
     for sql in ("SHOW TABLES", "SHOW FULL COLUMNS FROM customers", "SHOW INDEX FROM customers"):
         assert mask_select(sql, "mysql", POLICY).held is None, sql
+
+
+def test_an_unknown_table_is_named_as_such_not_blamed_on_masking() -> None:
+    result = mask_select("SELECT * FROM nosuchtable", "postgres", POLICY)
+    assert result.held and result.held.startswith("No such table: nosuchtable.")
+
+
+# Second review: a bare name that sqlglot reads as an output alias in ORDER BY is the input
+# column to MySQL and SQLite (`c.id AS ssn … ORDER BY f(ssn)` sorted by the real SSN), and
+# ORDER BY / GROUP BY / window keys that relate a value to a dense id column read it whole.
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite", "postgres"])
+def test_an_alias_named_like_a_restricted_column_does_not_hide_it(dialect: str) -> None:
+    sql = (
+        "SELECT c.id AS ssn, p.id AS pos, d.id AS code FROM customers c JOIN orders p "
+        "ON p.id <= 11 JOIN orders d ON d.id BETWEEN 45 AND 57 WHERE c.id = 2 "
+        "ORDER BY (d.id = ascii(substr(ssn, p.id, 1))) DESC, p.id LIMIT 11"
+    )
+    assert any(column == "customers.ssn" for column, _ in _held(sql, dialect))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT k.id AS pos, (SELECT o.id FROM orders o ORDER BY abs(o.id - "
+        "ascii(substr(c.email, k.id, 1))) LIMIT 1) AS code FROM customers c "
+        "JOIN orders k ON k.id <= 30 WHERE c.id = 2 ORDER BY k.id",
+        "SELECT o.id FROM orders o, employees e WHERE e.id = 2 "
+        "ORDER BY abs(o.id - e.salary_cents DIV 10000) LIMIT 1",
+        "SELECT count(*) FROM orders o JOIN customers c ON c.id = 2 "
+        "GROUP BY o.id <= ascii(substr(c.email, 1, 1))",
+        "SELECT o.id, row_number() OVER (ORDER BY abs(o.id - ascii(substr(c.email, 1, 1)))) AS r "
+        "FROM orders o JOIN customers c ON c.id = 2 ORDER BY r LIMIT 1",
+    ],
+)
+def test_ordering_or_grouping_a_value_against_another_row_source_is_held(sql: str) -> None:
+    assert any(kind == "generator" for _, kind in _held(sql, "mysql")), sql

@@ -133,3 +133,17 @@ def test_a_token_that_is_the_pseudonym_key_is_never_quoted() -> None:
     error = TargetError("execution", "x", code="22P02", statement=0, position=12)
     sentence = coded_sentence(error, [statement], engine="postgresql", hidden=[key])
     assert key not in sentence and sentence.endswith("at line 1, column 12.")
+
+
+def test_mariadb_server_errors_past_3999_are_not_connection_errors() -> None:
+    # MariaDB numbers its own errors from 4000 (4025: a CHECK constraint failed); only
+    # 2000-2999 are the client's (lost connection...). Review: a failed CHECK read "Could not
+    # connect to the target database".
+    import pymysql
+
+    from governance.targets.mysql import map_error
+
+    failed = map_error(pymysql.err.OperationalError(4025, "CONSTRAINT `c` failed for `t`"))
+    assert (failed.kind, failed.code) == ("execution", "4025")
+    lost = map_error(pymysql.err.OperationalError(2013, "Lost connection to server"))
+    assert lost.kind == "connect"

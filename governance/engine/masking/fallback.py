@@ -63,11 +63,17 @@ def _safe_conservatively(node: exp.Expr) -> bool:
 
 
 def conservative_result(
-    tree: exp.Expr, dialect: str, why: str, probes: tuple[Probe, ...] = ()
+    tree: exp.Expr,
+    dialect: str,
+    why: str,
+    probes: tuple[Probe, ...] = (),
+    *,
+    refusal: str = "",
 ) -> MaskResult:
     """Every output redacted (names still resolved by the database), every restricted column
-    named anywhere a probe; statements that cannot be redacted column by column are held."""
-    held = (
+    named anywhere a probe; statements that cannot be redacted column by column are held
+    (with ``refusal`` when given)."""
+    held = refusal or (
         f"Warden could not trace which columns this statement reveals ({why}) and cannot "
         "mask it safely; name the columns explicitly and use tables known to the catalogue."
     )

@@ -271,11 +271,22 @@ Resolve = Callable[[exp.Column], list[tuple[ColumnRule, str]]]
 _CONNECTIVES = (exp.And, exp.Or, exp.Not, exp.Xor, exp.Where, exp.Having, exp.Qualify, exp.Join)
 
 
+_ITEMS = (exp.Ordered, exp.Group, exp.Distinct, exp.Limit, exp.Offset, exp.Fetch, exp.Filter)
+
+
 def _atomic_predicate(column: exp.Column) -> exp.Expr:
-    """The predicate around ``column``: the largest node below AND/OR/NOT or the clause."""
+    """The expression around ``column`` that one clause item compares, sorts or groups by: the
+    largest node below AND/OR/NOT, a clause, an ORDER BY or GROUP BY item, a window's keys."""
     node: exp.Expr = column
-    while node.parent is not None and not isinstance(node.parent, _CONNECTIVES):
-        node = node.parent
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, _CONNECTIVES + _ITEMS):
+            break
+        if isinstance(parent, exp.Window) and node.arg_key == "partition_by":
+            break
+        if isinstance(parent, exp.Select) and node.arg_key != "expressions":
+            break
+        node = parent
     return node
 
 
@@ -312,8 +323,8 @@ def column_probes(
         for kind, where in flow.probes:
             if recursive and kind != "generator":
                 kind, where = "generator", f"{where} inside a recursive CTE"
-            elif kind == "filter" and _relates_rows(column, resolve):
-                kind, where = "generator", f"{where} that compares it with another row source"
+            elif kind != "generator" and _relates_rows(column, resolve):
+                kind, where = "generator", f"{where} that relates it to another row source"
             probes.append(Probe(table, rule.column, kind, where, restricted))
         if flow.computed and restricted and not flow.probes:
             where = _WORDS["computed"]
@@ -363,6 +374,12 @@ def probes_and_touch(
                 found.append((rule, table))
         if trace.unknown and not found:
             return fallback(column)
+        if not column.table:
+            # A bare name that sqlglot read as an output alias (ORDER BY, GROUP BY, HAVING):
+            # servers differ on whether it means the alias or an input column (MySQL reads
+            # `ORDER BY f(ssn)` as the column even when `c.id AS ssn` is selected), so it may
+            # be either.
+            found += [hit for hit in fallback(column) if hit not in found]
         return found
 
     for column, rules in _sensitive_references(tree, resolve):

@@ -78,12 +78,17 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     uncertain = by_name(policy, use.table_aliases, use.table_aliases.values())
     if use.unknown:
         names = ", ".join(sorted(use.unknown))
+        missing = (
+            f"No such table: {names}. It is not in this connection's catalog: it does not "
+            "exist, or it was created after the last discovery (an administrator can run "
+            "discovery from the catalog page)."
+        )
         return conservative_result(
             tree,
             dialect,
-            f"no table {names} in this connection's catalogue: it does not exist, or it was "
-            "created after the last discovery (an administrator can run discovery)",
+            f"no table {names} in the catalog",
             uncertain_probes(tree, uncertain, policy),
+            refusal=missing,
         )
     try:
         qualified = qualify(
