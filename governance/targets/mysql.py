@@ -512,7 +512,11 @@ class MySQLSession(SessionBase):
             prefix = "" if dry_run else EXPLAIN
             self._bind_key(index in keyed)
             sent.update(text=prefix + statement, offset=len(prefix))
-            rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            try:
+                rows = self._changed_rows(statement) if dry_run else self._estimated_rows(statement)
+            finally:
+                if index in keyed:  # cleared before the next statement, as in execute
+                    self._unbind_key()
             sent.update(text="", offset=0)
             self._command("SELECT 1")  # refreshes the server status flags
             status = int(getattr(self._conn, "server_status", 0) or 0)
