@@ -175,7 +175,7 @@ PROBES = [
         "postgres",
         "SELECT count(DISTINCT v) FROM (SELECT ssn v FROM customers WHERE id = 1 UNION ALL "
         "SELECT '123-45-6789') t",
-        ("customers.ssn", "group"),
+        ("customers.ssn", "generator"),  # compared with the caller's own row
     ),
     (
         "sqlite",
@@ -532,3 +532,55 @@ def test_an_alias_named_like_a_restricted_column_does_not_hide_it(dialect: str) 
 )
 def test_ordering_or_grouping_a_value_against_another_row_source_is_held(sql: str) -> None:
     assert any(kind == "generator" for _, kind in _held(sql, "mysql")), sql
+
+
+# Second review (PostgreSQL/SQLite): sorting or grouping a set-operation position that mixes
+# a sensitive value with the caller's rows compares the two, whole.
+@pytest.mark.parametrize(
+    ("dialect", "sql", "column"),
+    [
+        (
+            "postgres",
+            "SELECT id, ssn FROM customers WHERE id <= 3 UNION ALL SELECT 0, '5' ORDER BY 2, 1",
+            "customers.ssn",
+        ),
+        (
+            "sqlite",
+            "SELECT id, ssn FROM customers UNION ALL SELECT 0, '5' ORDER BY ssn LIMIT 1",
+            "customers.ssn",
+        ),
+        (
+            "postgres",
+            "WITH x AS (SELECT id, ssn FROM customers WHERE id <= 3 UNION ALL SELECT 0, '5' "
+            "ORDER BY 2) SELECT x.id FROM x",
+            "customers.ssn",
+        ),
+        (
+            "postgres",
+            "SELECT min(tag) FROM (SELECT NULL AS tag, substr(c.email, 1, 1) AS v FROM customers c "
+            "UNION ALL SELECT chr(g.i), chr(g.i) FROM (SELECT generate_series(32, 126) AS i) g) u "
+            "GROUP BY v",
+            "customers.email",
+        ),
+        (
+            "mysql",
+            "SELECT count(*) FROM (SELECT email AS v FROM customers UNION ALL SELECT 'a@b.c') u "
+            "GROUP BY v",
+            "customers.email",
+        ),
+    ],
+)
+def test_sorting_or_grouping_a_position_mixed_with_other_rows_is_held(
+    dialect: str, sql: str, column: str
+) -> None:
+    assert (column, "generator") in _held(sql, dialect)
+
+
+def test_a_held_write_ordering_a_mixed_position_is_probed() -> None:
+    from governance.engine.masking import write_probes
+
+    sql = (
+        "DELETE FROM orders WHERE id = (SELECT x.id FROM (SELECT id, ssn FROM customers "
+        "WHERE id = 1 UNION ALL SELECT -1, '3' ORDER BY 2 LIMIT 1) x)"
+    )
+    assert any(p.holds and p.column == "ssn" for p in write_probes(sql, "postgres", POLICY))

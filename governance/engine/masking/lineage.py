@@ -28,11 +28,15 @@ class Trace:
     direct: bool = False
     how: str = ""
     unknown: bool = False
+    # The value shares a set-operation position with rows that do not come from the same
+    # columns (literals, generated rows, other columns): sorting or grouping on it compares
+    # the sensitive value with values of the caller's choosing.
+    mixed: bool = False
 
     def derived(self, how: str) -> Trace:
         if not self.sources:
-            return Trace(counted=self.counted, unknown=self.unknown)
-        return Trace(self.sources, self.counted, False, self.how or how, self.unknown)
+            return Trace(counted=self.counted, unknown=self.unknown, mixed=self.mixed)
+        return Trace(self.sources, self.counted, False, self.how or how, self.unknown, self.mixed)
 
 
 _CONSTANT = Trace()
@@ -42,10 +46,11 @@ def combine(traces: list[Trace], how: str, *, direct: bool = False) -> Trace:
     sources = frozenset().union(*(t.sources for t in traces)) if traces else _EMPTY
     counted = frozenset().union(*(t.counted for t in traces)) if traces else _EMPTY
     unknown = any(t.unknown for t in traces)
+    mixed = any(t.mixed for t in traces)
     if direct and traces and all(t.direct or not t.sources for t in traces) and sources:
-        return Trace(sources, counted, True, "", unknown)
+        return Trace(sources, counted, True, "", unknown, mixed)
     inner = next((t.how for t in traces if t.how and t.sources), "")
-    return Trace(sources, counted, False, (how or inner) if sources else "", unknown)
+    return Trace(sources, counted, False, (how or inner) if sources else "", unknown, mixed)
 
 
 def describe(node: exp.Expr) -> str:
@@ -125,10 +130,13 @@ class Tracer:
                 self._branch_scope(scope, query.right),
             ]
             traces = [self.position(branch, index) for branch in branches]
-            if any(t.sources for t in traces) and not all(t.sources for t in traces):
+            sources = [t.sources for t in traces]
+            if any(sources) and any(s != sources[0] for s in sources):
                 # A literal in another branch would be masked like the column, so the mask
-                # (a pseudonym) would answer for values of the caller's choosing.
-                return combine(traces, "set operation mixing the column with other values")
+                # (a pseudonym) would answer for values of the caller's choosing; and sorting
+                # or grouping the position compares the value with those other values.
+                mixed = combine(traces, "set operation mixing the column with other values")
+                return Trace(mixed.sources, mixed.counted, False, mixed.how, mixed.unknown, True)
             return combine(traces, "", direct=True)
         raise LineageError(f"cannot trace outputs of {type(query).__name__}")
 

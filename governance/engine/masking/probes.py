@@ -313,8 +313,11 @@ def column_probes(
     column: exp.Column,
     rules: list[tuple[ColumnRule, str]],
     resolve: Resolve,
+    *,
+    mixed: bool = False,
 ) -> list[Probe]:
-    """Probes of one column reference whose value comes from ``rules`` (rule, table)."""
+    """Probes of one column reference whose value comes from ``rules`` (rule, table);
+    ``mixed``: the value shares a set-operation position with other rows (see Trace)."""
     flow = flow_of(column)
     recursive = _in_recursive_cte(column)
     probes: list[Probe] = []
@@ -323,6 +326,8 @@ def column_probes(
         for kind, where in flow.probes:
             if recursive and kind != "generator":
                 kind, where = "generator", f"{where} inside a recursive CTE"
+            elif kind != "generator" and mixed:
+                kind, where = "generator", f"{where} over a set operation mixing it with other rows"
             elif kind != "generator" and _relates_rows(column, resolve):
                 kind, where = "generator", f"{where} that relates it to another row source"
             probes.append(Probe(table, rule.column, kind, where, restricted))
@@ -384,8 +389,56 @@ def probes_and_touch(
 
     for column, rules in _sensitive_references(tree, resolve):
         touched = True
-        probes.update(column_probes(column, rules, resolve))
+        trace = trace_of(column)
+        mixed = trace is not None and trace.mixed
+        probes.update(column_probes(column, rules, resolve, mixed=mixed))
+    for operation in tree.find_all(exp.SetOperation):
+        scope = scopes.get(id(operation))
+        if scope is not None:
+            probes.update(_set_order_probes(operation, scope, tracer, policy))
     return tuple(sorted(probes)), touched
+
+
+def _set_order_probes(
+    operation: exp.SetOperation, scope: Scope, tracer: Tracer, policy: MaskingPolicy
+) -> set[Probe]:
+    """A set operation's own ORDER BY (``ORDER BY 2``, ``ORDER BY ssn``) sorts the raw values
+    of a position: an order probe on its sources, a generator when other rows share it."""
+    order = operation.args.get("order")
+    if not isinstance(order, exp.Order):
+        return set()
+    first: exp.Expr = operation
+    while isinstance(first, exp.SetOperation):
+        first = first.left
+    if isinstance(first, exp.Subquery):
+        first = first.unnest()
+    names = [p.alias_or_name for p in getattr(first, "expressions", [])]
+    found: set[Probe] = set()
+    for ordered in order.expressions:
+        key = ordered.this if isinstance(ordered, exp.Ordered) else ordered
+        positions: list[int] = []
+        if isinstance(key, exp.Literal) and key.is_int:
+            positions = [int(key.this) - 1]
+        elif isinstance(key, exp.Column) and not key.table and key.name in names:
+            positions = [names.index(key.name)]
+        else:  # an expression over the outputs: every position it may read
+            positions = [names.index(c.name) for c in key.find_all(exp.Column) if c.name in names]
+        for index in positions:
+            if not 0 <= index < len(names):
+                continue
+            try:
+                trace = tracer.position(scope, index)
+            except LineageError:
+                continue
+            for db, table, name in sorted(trace.sources):
+                rule = policy.rule_for(table, name, db)
+                if rule is None:
+                    continue
+                kind, where = "order", "the ORDER BY of a set operation"
+                if trace.mixed:
+                    kind, where = "generator", f"{where} mixing it with other rows"
+                found.add(Probe(table, rule.column, kind, where, rule.restricted))
+    return found
 
 
 def _sensitive_references(
