@@ -26,7 +26,10 @@ from typing import Any
 from .base import Preview, TargetError, check_statements, first_keyword, own_error
 
 PLAIN_WRITES = frozenset({"insert", "update", "delete", "merge", "replace", "with"})
-DRY_RUN_NOTE = "Ran inside a transaction that was rolled back; nothing was changed."
+DRY_RUN_NOTE = (
+    "Ran inside a transaction that was rolled back: no row was changed (sequence and "
+    "AUTO_INCREMENT counters may have moved on)."
+)
 ONLY_PLAIN_WRITES = "Only plain INSERT, UPDATE, DELETE and MERGE statements are tried beforehand."
 
 

@@ -584,3 +584,64 @@ def test_a_held_write_ordering_a_mixed_position_is_probed() -> None:
         "WHERE id = 1 UNION ALL SELECT -1, '3' ORDER BY 2 LIMIT 1) x)"
     )
     assert any(p.holds and p.column == "ssn" for p in write_probes(sql, "postgres", POLICY))
+
+
+# Third review: the relation can hide behind a qualifier reused in another scope, a no-op
+# taint on the number column, or a derived table's select list.
+@pytest.mark.parametrize(
+    ("dialect", "sql", "column"),
+    [
+        (
+            "mysql",
+            "WITH c AS (SELECT x.email, p.k FROM customers x, (SELECT 1 k UNION ALL SELECT 2) p "
+            "WHERE x.id = 5) SELECT c.id DIV 128 AS pos, c.id MOD 128 AS ch FROM orders c "
+            "WHERE c.id IN (SELECT c.k*128 + ascii(substr(c.email, c.k, 1)) FROM c) ORDER BY 1",
+            "customers.email",
+        ),
+        (
+            "mysql",
+            "SELECT count(*) FROM orders e WHERE e.id <= (SELECT e.salary_cents DIV 10000 "
+            "FROM employees e WHERE e.id = 3)",
+            "employees.salary_cents",
+        ),
+        (
+            "mysql",
+            "WITH d AS (SELECT o.id AS w, o.id + 0*length(x.full_name) AS v FROM orders o, "
+            "customers x WHERE x.id = 1) SELECT d.w FROM d, customers c WHERE c.id = 5 "
+            "AND d.v = ascii(substr(c.email, 1, 1))",
+            "customers.email",
+        ),
+        (
+            "postgres",
+            "SELECT d.w / 128 AS pos FROM (SELECT o.id AS w, o.id - (p.k*128 + "
+            "ascii(substr(c.email, p.k, 1))) AS diff FROM orders o, customers c, "
+            "(SELECT 1 AS k UNION ALL SELECT 20) p WHERE c.id = 9) d WHERE d.diff = 0",
+            "customers.email",
+        ),
+        (
+            "mysql",
+            "SELECT count(*) FROM (SELECT o.id <= e.salary_cents DIV 10000 AS le FROM orders o, "
+            "employees e WHERE e.id = 3) d WHERE d.le = 1",
+            "employees.salary_cents",
+        ),
+        (
+            "postgres",  # lineage uncertain (xmin): qualifiers are not trusted at all
+            "SELECT count(*) FROM orders c WHERE c.xmin IS NOT NULL AND c.id IN "
+            "(SELECT ascii(substr(c.email, 1, 1)) FROM customers c)",
+            "customers.email",
+        ),
+    ],
+)
+def test_a_relation_to_another_row_source_is_found_across_scopes(
+    dialect: str, sql: str, column: str
+) -> None:
+    assert (column, "generator") in _held(sql, dialect)
+
+
+def test_same_row_and_stored_sensitive_comparisons_are_not_held() -> None:
+    for sql in (
+        "SELECT c.id FROM customers c WHERE c.email LIKE c.city || '%'",
+        "SELECT c.id FROM customers c JOIN employees e ON e.work_email = c.email",
+        "SELECT t.a FROM (SELECT c.email || c.city AS a FROM customers c) t",
+    ):
+        assert _held(sql) == set(), sql

@@ -290,29 +290,46 @@ def _atomic_predicate(column: exp.Column) -> exp.Expr:
     return node
 
 
-def _relates_rows(column: exp.Column, sensitive: Resolve) -> bool:
-    """Whether the predicate around the value relates it to a column of another row source.
+#: Whether ``other`` can stand beside the sensitive ``column`` in one expression without
+#: carrying values of the caller's choosing: a column of the very same row (the same base
+#: table instance), or a sensitive column as stored (real data, not a dictionary).
+Kin = Callable[[exp.Column, exp.Column], bool]
 
-    ``s.ch IN (substr(c.email, p.k, 1))``, ``int8range(0, salary) @> n.i``, ``n.i <= salary``,
-    ``o.id = ascii(substr(c.email, k, 1))``, even a plain ``o.id = e.salary``: whatever the
-    operator, a column that is not itself sensitive then carries the value out, or counts it,
-    in one query (a dense id column is a dictionary of numbers). Joining two sensitive columns
-    (``u.email = c.email``) or comparing with literals stays a lookup.
+
+def _entangled(column: exp.Column, root: exp.Expr, kin: Kin) -> bool:
+    """Whether ``root`` (the expression around the value) relates it to another row source.
+
+    ``s.ch IN (substr(c.email, p.k, 1))``, ``o.id = ascii(substr(c.email, k, 1))``,
+    ``ORDER BY abs(o.id - ascii(…))``, ``o.id - ascii(…) AS diff`` in a derived table: whatever
+    the operator or clause, a column of another row source that is not itself a stored
+    sensitive value then carries the value out, or counts it, in one query (a dense id column
+    is a dictionary of numbers). Comparing with literals, with the same row, or with another
+    sensitive column as stored (``u.email = c.email``) stays a lookup.
     """
-    predicate = _atomic_predicate(column)
-    for other in predicate.find_all(exp.Column):
-        if other is column or isinstance(other.this, exp.Star):
-            continue
-        if (other.table and other.table == column.table) or sensitive(other):
+    for other in root.find_all(exp.Column):
+        if other is column or isinstance(other.this, exp.Star) or kin(column, other):
             continue
         return True
     return False
 
 
+def _projection_root(column: exp.Column) -> exp.Expr | None:
+    """The select-list item holding ``column`` when it reaches one without crossing a clause."""
+    node: exp.Expr = column
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, exp.Select):
+            return node if node.arg_key == "expressions" else None
+        if isinstance(parent, _CONNECTIVES + _ITEMS):
+            return None
+        node = parent
+    return None
+
+
 def column_probes(
     column: exp.Column,
     rules: list[tuple[ColumnRule, str]],
-    resolve: Resolve,
+    kin: Kin,
     *,
     mixed: bool = False,
 ) -> list[Probe]:
@@ -328,9 +345,13 @@ def column_probes(
                 kind, where = "generator", f"{where} inside a recursive CTE"
             elif kind != "generator" and mixed:
                 kind, where = "generator", f"{where} over a set operation mixing it with other rows"
-            elif kind != "generator" and _relates_rows(column, resolve):
+            elif kind != "generator" and _entangled(column, _atomic_predicate(column), kin):
                 kind, where = "generator", f"{where} that relates it to another row source"
             probes.append(Probe(table, rule.column, kind, where, restricted))
+        root = _projection_root(column) if flow.end == "row-source" else None
+        if root is not None and _entangled(column, root, kin):
+            where = "a derived table's column that relates it to another row source"
+            probes.append(Probe(table, rule.column, "generator", where, restricted))
         if flow.computed and restricted and not flow.probes:
             where = _WORDS["computed"]
             if flow.end == "row-source":
@@ -387,11 +408,40 @@ def probes_and_touch(
             found += [hit for hit in fallback(column) if hit not in found]
         return found
 
+    def base_instance(column: exp.Column) -> tuple[int, str] | None:
+        """(scope, alias) of the base table a qualified column is read from, else None."""
+        holder = column.parent
+        while holder is not None and id(holder) not in scopes:
+            holder = holder.parent
+        if holder is None or not column.table:
+            return None
+        scope: Scope | None = scopes[id(holder)]
+        while scope is not None:
+            source = scope.sources.get(column.table)
+            if source is not None:
+                named = isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier)
+                return (id(scope), column.table) if named else None
+            scope = scope.parent
+        return None
+
+    def kin(column: exp.Column, other: exp.Column) -> bool:
+        mine = base_instance(column)
+        if mine is not None and mine == base_instance(other):
+            return True  # the same row of the same table
+        trace = trace_of(other)
+        return (
+            trace is not None
+            and trace.direct
+            and not trace.mixed
+            and bool(trace.sources)
+            and all(policy.rule_for(t, c, d) is not None for d, t, c in trace.sources)
+        )
+
     for column, rules in _sensitive_references(tree, resolve):
         touched = True
         trace = trace_of(column)
         mixed = trace is not None and trace.mixed
-        probes.update(column_probes(column, rules, resolve, mixed=mixed))
+        probes.update(column_probes(column, rules, kin, mixed=mixed))
     for operation in tree.find_all(exp.SetOperation):
         scope = scopes.get(id(operation))
         if scope is not None:
@@ -489,13 +539,27 @@ def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str
     return resolve
 
 
-def uncertain_probes(tree: exp.Expr, resolve: Resolve, policy: MaskingPolicy) -> tuple[Probe, ...]:
+def uncertain_probes(
+    tree: exp.Expr, resolve: Resolve, policy: MaskingPolicy, aliases: dict[str, str]
+) -> tuple[Probe, ...]:
     """Probes of a statement whose lineage cannot be traced: every restricted column named
     anywhere holds it, as does any sensitive value in a row generator."""
 
     probes: set[Probe] = set()
+
+    def kin(column: exp.Column, other: exp.Column) -> bool:
+        """Lineage being unknown, only a column of a catalogued table that holds a rule (a
+        sensitive value as stored): qualifiers can repeat across scopes, and a derived column
+        can be named like a sensitive one."""
+        table = aliases.get(other.table.lower()) if other.table else None
+        if table is None:
+            return False
+        bare = table.rsplit(".", 1)[-1]
+        db = table.rsplit(".", 1)[0] if "." in table else ""
+        return policy.rule_for(bare, other.name, db) is not None
+
     for column, rules in _sensitive_references(tree, resolve):
-        probes.update(column_probes(column, rules, resolve))
+        probes.update(column_probes(column, rules, kin))
         for rule, table in rules:
             if rule.restricted:
                 probes.add(Probe(table, rule.column, "uncertain", _WORDS["uncertain"], True))

@@ -87,7 +87,7 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             tree,
             dialect,
             f"no table {names} in the catalog",
-            uncertain_probes(tree, uncertain, policy),
+            uncertain_probes(tree, uncertain, policy, use.table_aliases),
             refusal=missing,
         )
     try:
@@ -108,7 +108,7 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             tree,
             dialect,
             _why_untraced(exc),
-            uncertain_probes(tree, uncertain, policy),
+            uncertain_probes(tree, uncertain, policy, use.table_aliases),
         )
     return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy, uncertain)
 
