@@ -151,6 +151,27 @@ def reserved_use(tokens: tuple[Token, ...], dialect: str) -> str | None:
     for index, token in enumerate(tokens):
         after = tokens[index + 1] if index + 1 < len(tokens) else None
         kind = token.token_type
+        names = (TokenType.VAR, TokenType.IDENTIFIER)
+        if dialect == "postgres" and kind in names and len(token.text.encode()) > 63:
+            return (
+                f"Uses a name longer than 63 bytes ({token.text[:20]}…): PostgreSQL cuts names "
+                "there, so two names Warden tells apart could be one to the server."
+            )
+        if (
+            dialect == "postgres"
+            and kind == TokenType.VAR
+            and token.text.upper() == "U"
+            and after is not None
+            and after.token_type == TokenType.AMP
+            and after.start == token.end + 1
+            and index + 2 < len(tokens)
+            and tokens[index + 2].token_type == TokenType.IDENTIFIER
+            and tokens[index + 2].start == after.end + 1
+        ):
+            return (
+                'Uses a Unicode-escaped name (U&"…"), which Warden reads differently from '
+                "PostgreSQL; write the name plainly."
+            )
         if dialect == "postgres" and kind == TokenType.PARAMETER:
             return (
                 "Uses a bind parameter ($1…), but Warden binds no parameters of yours; write "

@@ -645,3 +645,40 @@ def test_same_row_and_stored_sensitive_comparisons_are_not_held() -> None:
         "SELECT t.a FROM (SELECT c.email || c.city AS a FROM customers c) t",
     ):
         assert _held(sql) == set(), sql
+
+
+# Third review (PostgreSQL): names the server reads differently from Warden.
+def test_names_postgres_would_read_differently_are_refused() -> None:
+    from governance.engine import analyze
+
+    long = "a" * 63
+    for sql in (
+        'SELECT x.id, x.U&"ss\\006e" AS v FROM (SELECT id, ssn, 1 AS u, 1 AS "ss\\006e" '
+        "FROM customers) x",
+        f"SELECT y.id, (SELECT {long}r FROM (SELECT c.ssn AS {long}q FROM customers c) z) AS v "
+        f"FROM (SELECT id, 1 AS {long}r FROM customers) y",
+    ):
+        statement = analyze(sql, "postgres").statements[0]
+        assert "reserved" in statement.flags, sql
+
+
+def test_a_statement_on_sensitive_tables_runs_as_warden_read_it() -> None:
+    result = mask_select("SELECT id FROM customers WHERE id < 4", "postgres", POLICY)
+    assert result.sql == (
+        'SELECT "customers"."id" AS "id" FROM "customers" AS "customers" WHERE "customers"."id" < 4'
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT generate_series(0, 3839) AS n FROM customers c WHERE c.id = 1 "
+        "ORDER BY ascii(substr(c.email, generate_series(0, 3839) / 96 + 1, 1)) = "
+        "32 + generate_series(0, 3839) % 96 DESC, 1 LIMIT 40",
+        "SELECT o.id FROM customers c, orders o WHERE c.id = 1 AND o.id < 128 "
+        "ORDER BY abs(row_number() OVER () - ascii(substr(c.email, 1, 1))) LIMIT 1",
+        "SELECT c.id FROM customers c WHERE ascii(substr(c.email, 1, 1)) = floor(random() * 128)",
+    ],
+)
+def test_values_that_change_per_row_without_being_columns_are_row_sources(sql: str) -> None:
+    assert ("customers.email", "generator") in _held(sql)

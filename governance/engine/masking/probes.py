@@ -310,7 +310,12 @@ def _entangled(column: exp.Column, root: exp.Expr, kin: Kin) -> bool:
         if other is column or isinstance(other.this, exp.Star) or kin(column, other):
             continue
         return True
-    return False
+    # Values that change from row to row without being columns are row sources too: a
+    # set-returning function (`generate_series(…)` in ORDER BY), a window function
+    # (`row_number() OVER ()`), a random number.
+    return any(
+        isinstance(node, exp.Window | exp.Rand) or _is_set_returning(node) for node in root.walk()
+    )
 
 
 def _projection_root(column: exp.Column) -> exp.Expr | None:

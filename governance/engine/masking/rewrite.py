@@ -110,7 +110,9 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             _why_untraced(exc),
             uncertain_probes(tree, uncertain, policy, use.table_aliases),
         )
-    return _rewrite(sql, tree, qualified, tracer, outputs, dialect, policy, uncertain)
+    return _rewrite(
+        sql, tree, qualified, tracer, outputs, dialect, policy, uncertain, bool(use.ruled)
+    )
 
 
 def _why_untraced(exc: Exception) -> str:
@@ -203,6 +205,7 @@ def _rewrite(
     dialect: str,
     policy: MaskingPolicy,
     uncertain: Resolve,
+    use_ruled: bool = True,
 ) -> MaskResult:
     user_aliases = {a.alias for a in original.find_all(exp.Alias)}
     originals = _original_projections(original)
@@ -237,8 +240,11 @@ def _rewrite(
             )
         )
     conservative = any(t.unknown for _, t in outputs)
-    if not masks:
+    if not masks and not touched and not use_ruled:
         return MaskResult(sql, tuple(columns), touched, conservative, None, probes)
+    # A statement on tables with sensitive columns runs as Warden understood it: sqlglot's own
+    # text of the statement it analysed, never the caller's. Where the server would read the
+    # caller's text differently (a name spelled so the two disagree), it runs what Warden read.
     query = qualified
     if isinstance(query, exp.Select):
         _mask_in_place(query, outputs, masks, user_aliases, dialect, policy)
