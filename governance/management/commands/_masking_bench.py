@@ -19,8 +19,9 @@ from governance.models import Connection
 from governance.services.caller import Caller
 from governance.services.catalog import catalog_refresh
 from governance.services.exports import run_export_csv
-from governance.services.masking import mask_plan
+from governance.services.masking import mask_plan, pseudonym_key
 from governance.services.runs import run_submit
+from governance.targets.base import hmac_pads
 
 ROOT = Path(__file__).resolve().parents[3]
 ROWS = 1_000_000
@@ -61,12 +62,14 @@ def _create_table(pg: dict[str, Any]) -> None:
         conn.execute("ANALYZE bench_people")
 
 
-def _read_all(pg: dict[str, Any], sql: str) -> tuple[int, float]:
+def _read_all(
+    pg: dict[str, Any], sql: str, params: tuple[bytes, bytes] | None = None
+) -> tuple[int, float]:
     with psycopg.connect(**pg) as conn:
         started = time.perf_counter()
-        with conn.cursor(name="bench") as cur:
+        with psycopg.RawServerCursor(conn, "bench") as cur:
             cur.itersize = 20_000
-            cur.execute(sql)
+            cur.execute(sql, params)  # the pseudonym key's pads as $1/$2, as the driver binds
             n = sum(1 for _ in cur)
         return n, time.perf_counter() - started
 
@@ -86,7 +89,9 @@ def masking_figures(*, dsn: demo_data.DSN, connection: Connection, user: Any) ->
     masked_columns = [c.name for r in plan.results if r for c in r.columns if c.masked]
     _read_all(pg, "SELECT 1")  # warm the server
     raw_rows, raw_t = _read_all(pg, QUERY)
-    masked_rows, masked_t = _read_all(pg, masked_sql)
+    keyed = any(r.keyed for r in plan.results if r)
+    pads = hmac_pads(pseudonym_key(connection)) if keyed else None
+    masked_rows, masked_t = _read_all(pg, masked_sql, pads)
     figures: dict[str, Any] = {
         "rows": raw_rows,
         "masked_columns": masked_columns,
