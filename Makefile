@@ -29,7 +29,7 @@ demo: $(STAMP)  ## the running product on embedded defaults, with demo data
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo
 
-test: $(STAMP)  ## every test against real services (PostgreSQL, MariaDB, Redis, a Celery worker, Chromium)
+test: $(STAMP) services  ## every test against real services (PostgreSQL, MariaDB, Redis, a Celery worker, Chromium)
 	$(TEST_ENV) $(PY) -m pytest
 
 test-fast: $(STAMP)
@@ -59,7 +59,7 @@ bench: $(STAMP)  ## engine and gateway speed, as JSON ratios
 editor:  ## rebuild static/js/editor.bundle.js (needs Node.js; the bundle is committed)
 	static/editor/build.sh
 
-services:  ## start local PostgreSQL, MariaDB and Redis if they are down (Debian)
+services:  ## start local PostgreSQL, MariaDB and Redis if down; install missing ones and Chromium (Debian)
 	.ci/services.sh
 
 clean:

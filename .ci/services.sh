@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, MariaDB and Redis are up on 127.0.0.1 (Debian packages).
+# Make sure PostgreSQL, MariaDB and Redis are up on 127.0.0.1, and Chromium (for the browser
+# tests) is installed: Debian packages, installed only when missing.
 set -euo pipefail
 
 need_pkgs=()
 command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
 fi
