@@ -141,8 +141,43 @@ UNCERTAIN: dict[str, list[str]] = {
     "sqlite": [
         "SELECT count(*) FROM customers WHERE rowid > 0 AND ssn LIKE '1%'",
         "SELECT rowid, ssn FROM customers",
+        # fifth review: a `*` carries every column into a comparison no name shows
+        "SELECT count(*) AS n FROM orders o WHERE o.rowid BETWEEN 1 AND 4830 AND (SELECT * "
+        "FROM payment_cards WHERE id = 1) >= (1, 1, printf('%04d', o.rowid), '', '')",
+        "SELECT count(*) AS n FROM customers c WHERE c.rowid = 1 AND (SELECT * FROM "
+        "api_credentials WHERE id = 1) >= (1, 'stripe-payments', 'sk_l', '')",
     ],
 }
+UNCERTAIN["mysql"] += [
+    # fifth review: `o.ID` is unresolved by name (MariaDB reads column names in any case), and
+    # a `*` carries every column into a comparison, or into an ORDER BY position
+    "SELECT count(*) AS n FROM orders o WHERE o.ID <= 4830 AND (SELECT * FROM payment_cards "
+    "WHERE id = 1) >= (1, 1, o.ID * 1000000000000, '', '')",
+    "SELECT count(*) AS n FROM orders WHERE ID = 1 AND (SELECT * FROM payment_cards WHERE "
+    "id = 1) > (1, 1, '4', '', '')",
+    "SELECT count(*) AS n FROM orders o WHERE o.ID <= (SELECT x.id FROM (SELECT * FROM "
+    "payment_cards ORDER BY 3 LIMIT 1) x)",
+    "SELECT count(*) AS n FROM orders o WHERE o.ID = 1 AND EXISTS (SELECT 1 FROM "
+    "(SELECT * FROM payment_cards) p WHERE (p.id, p.customer_id, p.card_number) > (1, 1, '4'))",
+]
+UNCERTAIN["postgres"] += [
+    # fifth review: a bare name that is a column elsewhere but, where it stands, a whole row
+    "SELECT to_jsonb(id)->>'ssn' AS s FROM (SELECT ssn FROM customers LIMIT 2) AS id",
+    "WITH id AS (SELECT api_key FROM api_credentials) SELECT id::text AS s FROM id LIMIT 2",
+    "SELECT id, to_jsonb(total_cents)->>'ssn' AS s FROM customers AS total_cents WHERE id < 3 "
+    "AND NOT EXISTS (SELECT 1 FROM orders WHERE false)",
+    "SELECT (total_cents).ssn AS s FROM customers AS total_cents WHERE NOT EXISTS "
+    "(SELECT 1 FROM orders WHERE false)",
+    "WITH o AS (SELECT total_cents FROM orders) SELECT row_to_json(total_cents)::text AS s "
+    "FROM payment_cards AS total_cents LIMIT 2",
+    "SELECT count(*) AS n FROM customers AS status WHERE to_jsonb(status)->>'ssn' < '5' AND "
+    "NOT EXISTS (SELECT 1 FROM orders WHERE false)",
+    "SELECT id::text AS s FROM (SELECT body FROM support_tickets LIMIT 1) AS id",
+    "SELECT id::text AS s FROM (SELECT full_name, work_email, salary_cents FROM employees "
+    "LIMIT 2) AS id",
+    "SELECT c.id FROM customers c WHERE c.xmin IS NOT NULL AND (SELECT * FROM payment_cards "
+    "WHERE id = 1) >= (1, 1, '4', '', '')",
+]
 
 
 def test_uncertain_lineage_holds_restricted_columns(

@@ -297,3 +297,19 @@ def test_unaliased_names_are_natural() -> None:
         "upper",
         "count",
     ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT public.customers.ssn FROM customers",
+        "SELECT public.customers.ssn FROM public.customers",
+        "SELECT customers.ssn FROM public.customers",
+    ],
+)
+def test_a_schema_qualified_column_runs_under_the_alias_warden_gives(sql: str) -> None:
+    """Once the rewrite aliases ``customers``, PostgreSQL no longer matches
+    ``public.customers.ssn`` to it: the column must name the alias alone."""
+    result = mask_select(sql, "postgres", POLICY)
+    assert result.held is None and "public" not in result.sql.split("FROM")[0], result.sql
+    assert [c.strategy for c in result.columns] == ["redact"]

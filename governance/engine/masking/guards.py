@@ -375,6 +375,50 @@ def whole_row_reference(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> 
     return None
 
 
+def whole_row_after_qualify(
+    qualified: exp.Expr, dialect: str, policy: MaskingPolicy, use: TableUse
+) -> str | None:
+    """A bare name the qualifier read as a whole row (``exp.TableColumn``), as PostgreSQL
+    does when no column of that name is in scope, of anything but a table without rules.
+
+    The pre-check above is statement-wide and cannot see scopes; this one is exact, since the
+    qualifier resolves names scope by scope as the server does.
+    """
+    for node in qualified.find_all(exp.TableColumn):
+        name = node.name.lower()
+        base = use.table_aliases.get(name)
+        plain = (
+            base is not None
+            and name not in use.derived_aliases
+            and base not in use.ruled
+            and base not in use.unknown
+        )
+        if not plain:
+            return (
+                f"{node.name} refers to a whole row of {base or name}, which may hold masked "
+                "columns; select the columns you need instead (or rename the alias)."
+            )
+    return None
+
+
+def bare_alias_name(tree: exp.Expr, dialect: str, use: TableUse) -> str | None:
+    """Lineage unknown, on PostgreSQL: a bare name spelled like an alias of a table, subquery
+    or CTE may be a whole row there (the server decides by scope), so it is refused."""
+    if dialect != "postgres":
+        return None
+    aliases = set(use.table_aliases) | set(use.derived_aliases)
+    for column in tree.find_all(exp.Column):
+        if column.table or column.db or isinstance(column.this, exp.Star):
+            continue
+        if column.name.lower() in aliases:
+            return (
+                f"{column.name} is spelled like an alias in this statement, so it may refer to "
+                "a whole row, which may hold masked columns; rename the alias or qualify the "
+                "column."
+            )
+    return None
+
+
 def ruled_names(policy: MaskingPolicy) -> frozenset[str]:
     """Bare names of the tables that hold a masked column."""
     return frozenset(name.rsplit(".", 1)[-1] for name in policy.ruled_tables)

@@ -80,7 +80,24 @@ _WORDS = {
     "computed": "a computation before masking",
     "uncertain": "a statement whose lineage Warden cannot trace",
     "copy": "the values a write stores",
+    "star": "a `*` whose columns Warden cannot trace",
 }
+
+
+def _carrying_star(star: exp.Star) -> bool:
+    """Whether this `*` hands its columns to something other than the output or a count."""
+    node: exp.Expr = star
+    if isinstance(node.parent, exp.Column):  # t.*
+        node = node.parent
+    parent = node.parent
+    if isinstance(parent, exp.Count):
+        return False
+    if isinstance(parent, exp.Select) and node.arg_key == "expressions":
+        if parent.parent is None:  # the outer select list: held by the conservative rewrite
+            return False
+        if isinstance(parent.parent, exp.Exists):  # EXISTS (SELECT * …) reads no column
+            return False
+    return True
 
 
 @dataclass(frozen=True, order=True)
@@ -568,6 +585,14 @@ def uncertain_probes(
         for rule, table in rules:
             if rule.restricted:
                 probes.add(Probe(table, rule.column, "uncertain", _WORDS["uncertain"], True))
+    # A `*` (or `t.*`) carries every column of its tables unnamed, into a row comparison, an
+    # IN list, a set operation or an ORDER BY position: every sensitive column it may carry is
+    # a generator probe (held), lineage being unknown. Only the outer select list (refused by
+    # the conservative rewrite), count(*) and an EXISTS subquery's select list are exempt.
+    if any(_carrying_star(star) for star in tree.find_all(exp.Star)):
+        for name in sorted({column for (_, column) in policy.rule_index}):
+            for rule, table in resolve(exp.column(name)):
+                probes.add(Probe(table, rule.column, "generator", _WORDS["star"], True))
     # USING (col) and NATURAL joins compare columns that are not Column nodes until qualified.
     for join in tree.find_all(exp.Join):
         names = [i.name for i in join.args.get("using") or [] if isinstance(i, exp.Identifier)]

@@ -11,7 +11,7 @@ from sqlglot.optimizer.qualify import qualify
 from .explain import explain_result
 from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
 from .functions import keyed, mask_expression, normalize_dialect
-from .guards import held_reason, table_use
+from .guards import bare_alias_name, held_reason, table_use, whole_row_after_qualify
 from .lineage import Trace, Tracer
 from .probes import Resolve, by_name, probes_and_touch, uncertain_probes
 from .types import ColumnRule, MaskingPolicy, MaskResult, OutputColumn, Strategy
@@ -57,6 +57,9 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     if len(statements) != 1:
         return held_result("Masking applies to exactly one statement at a time.", conservative=True)
     tree = statements[0]
+    if dialect == "mysql":
+        _fold_column_case(tree)
+    _exists_reads_no_column(tree)
     held = held_reason(tree, dialect, policy)
     if held:
         return held_result(held)
@@ -83,6 +86,9 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             "exist, or it was created after the last discovery (an administrator can run "
             "discovery from the catalog page)."
         )
+        whole = bare_alias_name(tree, dialect, use)
+        if whole:
+            return held_result(whole, conservative=True)
         return conservative_result(
             tree,
             dialect,
@@ -99,20 +105,78 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             validate_qualify_columns=True,
             db="public" if dialect == "postgres" and _has_db(policy) else None,
         )
+        _drop_column_schemas(qualified)
         tracer = Tracer(qualified)
         outputs = tracer.outputs()
     except Exception as exc:
         if not sensitive:
             return MaskResult(sql, plain_columns(tree), False, False, None, ())
+        whole = bare_alias_name(tree, dialect, use)
+        if whole:
+            return held_result(whole, conservative=True)
         return conservative_result(
             tree,
             dialect,
             _why_untraced(exc),
             uncertain_probes(tree, uncertain, policy, use.table_aliases),
         )
+    if sensitive:
+        whole = whole_row_after_qualify(qualified, dialect, policy, use)
+        if whole:
+            return held_result(whole)
     return _rewrite(
         sql, tree, qualified, tracer, outputs, dialect, policy, uncertain, bool(use.ruled)
     )
+
+
+def _fold_column_case(tree: exp.Expr) -> None:
+    """MySQL/MariaDB read column names and column aliases in any case (``ID`` is ``id``),
+    where sqlglot's MySQL dialect compares them exactly (table names and table aliases are
+    case-sensitive on the server too, so they are left alone): fold them to lower case, so
+    the qualifier resolves what the server resolves instead of giving up on lineage."""
+    for column in tree.find_all(exp.Column):
+        ident = column.this
+        if isinstance(ident, exp.Identifier):
+            column.set("this", exp.to_identifier(ident.name.lower(), quoted=ident.quoted))
+    for alias in tree.find_all(exp.Alias):
+        ident = alias.args.get("alias")
+        if isinstance(ident, exp.Identifier):
+            alias.set("alias", exp.to_identifier(ident.name.lower(), quoted=ident.quoted))
+    for table_alias in tree.find_all(exp.TableAlias):
+        names = table_alias.columns
+        if names:
+            table_alias.set(
+                "columns",
+                [exp.to_identifier(n.name.lower(), quoted=n.quoted) for n in names],
+            )
+
+
+def _exists_reads_no_column(tree: exp.Expr) -> None:
+    """``EXISTS (SELECT * …)`` → ``EXISTS (SELECT 1 …)``: the same statement (EXISTS reads
+    no column, and a list of stars holds no aggregate), but the qualifier no longer expands
+    the star into columns that seem to flow into the condition."""
+    for exists in tree.find_all(exp.Exists):
+        select = exists.this
+        if (
+            isinstance(select, exp.Select)
+            and select.expressions
+            and all(
+                isinstance(p, exp.Star)
+                or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+                for p in select.expressions
+            )
+        ):
+            select.set("expressions", [exp.Literal.number(1)])
+
+
+def _drop_column_schemas(qualified: exp.Expr) -> None:
+    """``public.customers.ssn`` → ``customers.ssn``: the qualifier gives every table an alias,
+    after which the server no longer matches a schema-qualified column to it (PostgreSQL
+    answers "missing FROM-clause entry"); every column names its source's alias now."""
+    for column in qualified.find_all(exp.Column):
+        if column.args.get("db") or column.args.get("catalog"):
+            column.set("db", None)
+            column.set("catalog", None)
 
 
 def _why_untraced(exc: Exception) -> str:
@@ -131,7 +195,7 @@ def _schema(policy: MaskingPolicy) -> dict[str, object]:
     nested = _has_db(policy)
     schema: dict[str, object] = {}
     for table, columns in policy.schema:
-        mapping = {column: ctype or "text" for column, ctype in columns}
+        mapping = {column.lower(): ctype or "text" for column, ctype in columns}
         if nested:
             db, _, name = table.rpartition(".")
             inner = schema.setdefault(db or "public", {})
