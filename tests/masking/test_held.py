@@ -217,3 +217,32 @@ def test_an_untraced_statement_without_a_carrying_star_holds_nothing(
     result = mask_select(sql, dialect, POLICY)
     assert result.held is None
     assert not [p for p in result.probes if p.holds]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("mysql", "SELECT ssn AS s, (SELECT s) FROM shop.customers"),
+        ("mysql", "SELECT ssn, _rowid FROM shop.customers"),
+        ("sqlite", "SELECT ssn, rowid FROM main.customers"),
+        ("sqlite", "SELECT api_key, _rowid_ FROM main.api_credentials"),
+        ("postgres", "SELECT ssn, xmin FROM archive.customers"),
+    ],
+)
+def test_a_table_named_with_its_schema_is_still_the_table_with_rules(
+    dialect: str, sql: str
+) -> None:
+    """Sixth review: `shop.customers` was a table "known without rules", so an untraceable
+    statement on it ran as written, raw."""
+    result = mask_select(sql, dialect, POLICY)
+    assert result.touches_sensitive
+    assert result.held or all(c.masked for c in result.columns if c.name != "rowid"), result
+    assert result.held or any(p.holds for p in result.probes), result
+
+
+@pytest.mark.parametrize(
+    "sql", ['SELECT "fullname" FROM customers', "SELECT id FROM customers WHERE \"cty\" = 'cty'"]
+)
+def test_sqlite_double_quoted_names_that_are_no_column_are_refused(sql: str) -> None:
+    result = mask_select(sql, "sqlite", POLICY)
+    assert result.held and "No such column" in result.held

@@ -169,9 +169,14 @@ def table_use(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> TableUse:
         if name in cte_names and not table.db:
             continue
         aliases[(table.alias or table.name).lower()] = full
-        if full in policy.ruled_tables or (not table.db and name in policy.ruled_tables):
+        # A schema- or database-qualified name of a table with rules is that table (MySQL's
+        # `shop.customers`, SQLite's `main.customers`), or one like it the catalogue does not
+        # know: either way it counts as ruled (fail closed).
+        if full in policy.ruled_tables or name in policy.ruled_tables:
             ruled.add(full)
-        elif full in policy.table_names or (name in policy.table_names):
+        elif full in policy.table_names or (
+            name in policy.table_names and not (table.db and policy.qualified_names)
+        ):
             continue
         elif not _is_system(table, dialect):
             unknown.add(full)

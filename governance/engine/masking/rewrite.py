@@ -111,7 +111,7 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     except Exception as exc:
         if not sensitive:
             return MaskResult(sql, plain_columns(tree), False, False, None, ())
-        whole = bare_alias_name(tree, dialect, use)
+        whole = bare_alias_name(tree, dialect, use) or _string_in_quotes(tree, dialect, policy)
         if whole:
             return held_result(whole, conservative=True)
         return conservative_result(
@@ -127,6 +127,26 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     return _rewrite(
         sql, tree, qualified, tracer, outputs, dialect, policy, uncertain, bool(use.ruled)
     )
+
+
+def _string_in_quotes(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> str | None:
+    """SQLite reads a double-quoted name that is no column as a string (``"fullname"``), so a
+    misspelt column would come back as a column of stars, and a condition on it be always
+    true: refuse it as the unknown column it is."""
+    if dialect != "sqlite":
+        return None
+    aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    for column in tree.find_all(exp.Column):
+        ident = column.this
+        if not isinstance(ident, exp.Identifier) or not ident.quoted:
+            continue
+        name = ident.name.lower()
+        if name not in policy.all_columns and name not in aliases:
+            return (
+                f'No such column: "{ident.name}". SQLite would read a double-quoted name that '
+                "is no column as a string; write strings in single quotes."
+            )
+    return None
 
 
 def _fold_column_case(tree: exp.Expr) -> None:

@@ -75,6 +75,12 @@ class MaskingPolicy:
         return frozenset(names)
 
     @cached_property
+    def qualified_names(self) -> bool:
+        """Whether the catalogue names tables with their schema (PostgreSQL): a qualified
+        name it does not hold is then an unknown table, not the table of the same bare name."""
+        return any("." in table for table, _ in self.schema)
+
+    @cached_property
     def ruled_tables(self) -> frozenset[str]:
         """Names (qualified and bare) of tables with at least one rule."""
         names: set[str] = set()
