@@ -359,9 +359,36 @@ def _node_effects(node: exp.Expr, root: exp.Expr, dialect: str) -> Iterator[Verd
         effect = _function_effect(node, dialect)
         if effect is not None:
             yield effect
+    if dialect == "postgres":
+        yield from _attribute_call_effects(node)
     if dialect == "sqlite" and _is_named_table(node) and node.name.lower().startswith("pragma_"):
         # `FROM pragma_integrity_check` calls the table-valued function without parentheses
         yield from _bare_pragma_effect(node.name.lower())
+
+
+def _attribute_call_effects(node: exp.Expr) -> Iterator[Verdict]:
+    """PostgreSQL's attribute notation calls a function: ``(x).f`` is ``f(x)``, and ``t.f``
+    is ``f(t)`` when ``t`` has no column ``f``. ``(x).f`` is judged as the call it is (a
+    field of a composite value reads the same, and is judged as an unknown function); ``t.f``
+    only when ``f`` is a function with an effect, since without the catalogue it may be a
+    column."""
+    name = ""
+    if isinstance(node, exp.Dot) and isinstance(node.this, exp.Paren):
+        name = node.expression.name.lower() if isinstance(node.expression, exp.Expr) else ""
+        effect = function_effect(name, "postgres") if name else None
+    elif isinstance(node, exp.Column) and node.table and isinstance(node.this, exp.Identifier):
+        name = node.name.lower()
+        effect = function_effect(name, "postgres")
+        if effect is not None and effect[0] == Category.UNKNOWN:
+            effect = None
+    else:
+        return
+    if effect is None:
+        return
+    category, risk = effect
+    flags = ("unknown_function",) if category == Category.UNKNOWN else ("function:" + name,)
+    note = f"Calls {name}() in attribute notation, {_EFFECT_PHRASES[category]}."
+    yield Verdict(category, risk, "", frozenset(flags), note=note)
 
 
 def _bare_pragma_effect(name: str) -> Iterator[Verdict]:

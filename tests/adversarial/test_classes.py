@@ -161,6 +161,35 @@ UNCERTAIN["mysql"] += [
     "(SELECT * FROM payment_cards) p WHERE (p.id, p.customer_id, p.card_number) > (1, 1, '4'))",
 ]
 UNCERTAIN["postgres"] += [
+    # sixth review: attribute notation (c.concat is concat(c)), names renamed in a derived
+    # table, an alias reused in another scope, a CTE named like a table
+    "SELECT count(*) FROM customers c, (SELECT generate_series(1, 180) AS k) s, orders o WHERE "
+    "c.id = 1 AND o.id <= ascii(substr(c.concat, s.k, 1)) GROUP BY s.k ORDER BY s.k",
+    "SELECT count(*) FROM customers WHERE customers.to_jsonb->>'ssn' = '123-45-6789'",
+    "SELECT count(*) FROM public.customers WHERE public.customers.row_to_json::text LIKE "
+    "'%123-45-6789%'",
+    "SELECT count(*) FROM payment_cards p WHERE p.json_build_array::text LIKE '%4748%'",
+    "SELECT 1 FROM orders o, customers c WHERE c.id = 1 AND o.id <= ascii(substr(c.concat, 40, 1))",
+    "SELECT count(*) FROM (SELECT c.email AS e, c.xmin AS x FROM customers c WHERE c.id = 2) s, "
+    "(SELECT generate_series(1, 30) AS k) g, orders o WHERE o.id <= ascii(substr(s.e, g.k, 1)) "
+    "GROUP BY g.k ORDER BY g.k",
+    "SELECT (s.q).ts_stat FROM (SELECT 'SELECT array_to_tsvector(ARRAY[c.card' || '_number::"
+    "text]) FR' || 'OM payment_cards c WHERE c.id <= 2' AS q) s",
+    "SELECT ('select to_tsvector(''simple'', s' || 'sn) from cust' || 'omers where id < 3')"
+    ".ts_stat",
+    "SELECT ('/etc/hostname').pg_read_file",
+    "SELECT to_jsonb(o) AS j FROM customers o WHERE o.id = 1 AND EXISTS (SELECT 1 FROM orders o "
+    "WHERE o.id = 1)",
+    "SELECT p::text AS t FROM payment_cards p WHERE p.id <= 2 AND p.id IN (SELECT p.id FROM "
+    "orders p)",
+    "SELECT a.id, (SELECT count(*) FROM orders a) AS n, row_to_json(a) AS r FROM api_credentials a",
+    "SELECT count(*) FROM customers o, (SELECT generate_series(1, 11) AS k) g, orders r WHERE "
+    "o.id = 1 AND o.xmin IS NOT NULL AND r.id <= ascii(substr(o.ssn, g.k, 1)) AND EXISTS "
+    "(SELECT 1 FROM orders o) GROUP BY g.k ORDER BY g.k",
+    "SELECT to_jsonb(c) AS j FROM customers c WHERE c.id = 1 AND EXISTS (WITH customers AS "
+    "(SELECT 1 AS x) SELECT 1 FROM customers)",
+    "SELECT (0).pg_cancel_backend",
+    "SELECT c.to_jsonb FROM customers c",
     # fifth review: a bare name that is a column elsewhere but, where it stands, a whole row
     "SELECT to_jsonb(id)->>'ssn' AS s FROM (SELECT ssn FROM customers LIMIT 2) AS id",
     "WITH id AS (SELECT api_key FROM api_credentials) SELECT id::text AS s FROM id LIMIT 2",
@@ -224,6 +253,24 @@ def test_a_table_named_with_its_schema_is_the_same_table(
         assert run.status in ("succeeded", "failed", "pending_approval", "denied"), run.status
         if run.status == "succeeded":
             assert run.rows and run.masked, (sql, run.rows)
+
+
+def test_a_write_copying_whole_rows_through_a_reused_alias_is_refused_or_warned(
+    pg_conn: Any, alice: Any
+) -> None:
+    catalog_refresh(connection=pg_conn)
+    pg_conn.refresh_from_db()
+    secrets = Secrets(v for row in target_rows(pg_conn, SENSITIVE) for v in row)
+    sql = (
+        "INSERT INTO public_reports (title, payload, published_at) SELECT 'q3', to_jsonb(o), "
+        "now() FROM customers o WHERE EXISTS (SELECT 1 FROM orders o)"
+    )
+    run = _submit(alice, pg_conn, sql, secrets)
+    assert run.status in ("denied", "pending_approval"), run.status
+    if run.status == "pending_approval":
+        assert any("copy" in r["message"] or "whole row" in r["message"] for r in run.reasons), (
+            run.reasons
+        )
 
 
 # Class 9: a misspelt column is the database's error, never a column of stars.

@@ -197,6 +197,20 @@ CASES: list[tuple[str, str, Category, Risk]] = [
     (MY, "SET GLOBAL max_connections = 5", A, Risk.CRITICAL),
     (MY, "SELECT SLEEP(5)", A, Risk.HIGH),
     (PG, "SELECT pg_read_file_old('pg_hba.conf', 0, 100)", F, Risk.CRITICAL),
+    # PostgreSQL attribute notation calls a function: `(x).f` and `t.f` are f(x), f(t)
+    (PG, "SELECT (0).pg_cancel_backend", A, Risk.CRITICAL),
+    (PG, "SELECT ('/etc/hostname').pg_read_file", F, Risk.CRITICAL),
+    # as pg_read_binary_file(pg_relation_filepath(…)) is: unknown, at the file call's risk
+    (
+        PG,
+        "SELECT (('t'::regclass).pg_relation_filepath).pg_read_binary_file",
+        Category.UNKNOWN,
+        Risk.CRITICAL,
+    ),
+    (PG, "SELECT c.pg_terminate_backend FROM t c", A, Risk.CRITICAL),
+    (PG, "SELECT t.pg_read_file FROM t", F, Risk.CRITICAL),
+    (PG, "SELECT (s.q).ts_stat FROM t s", Category.UNKNOWN, Risk.HIGH),
+    (PG, "SELECT (t.addr).my_function FROM t", Category.UNKNOWN, Risk.HIGH),
     (MY, "FLUSH PRIVILEGES", A, Risk.HIGH),
     # transaction
     (PG, "BEGIN", T, Risk.MEDIUM),

@@ -246,3 +246,58 @@ def test_a_table_named_with_its_schema_is_still_the_table_with_rules(
 def test_sqlite_double_quoted_names_that_are_no_column_are_refused(sql: str) -> None:
     result = mask_select(sql, "sqlite", POLICY)
     assert result.held and "No such column" in result.held
+
+
+# Sixth review, PostgreSQL: attribute notation (`c.concat` is concat(c), a whole row), an alias
+# reused in another scope, a CTE named like a table, a column renamed in a derived table.
+HELD_PG6 = [
+    "SELECT count(*) FROM customers c, orders o WHERE c.id = 1 AND o.id <= ascii(substr(c.concat"
+    ", 1, 1))",
+    "SELECT count(*) FROM customers WHERE customers.to_jsonb->>'ssn' = '282-32-3658'",
+    "SELECT count(*) FROM public.customers WHERE public.customers.row_to_json::text LIKE '%2%'",
+    "SELECT c.to_jsonb FROM customers c",
+    "SELECT (c).concat FROM customers c",
+    "SELECT (s.q).ts_stat FROM (SELECT 'SELECT ssn FR' || 'OM customers' AS q) s",
+    "SELECT to_jsonb(o) AS j FROM customers o WHERE o.id = 1 AND EXISTS (SELECT 1 FROM orders o)",
+    "SELECT p::text AS t FROM payment_cards p WHERE p.id IN (SELECT p.id FROM orders p)",
+    "SELECT a.id, (SELECT count(*) FROM orders a) AS n, row_to_json(a) AS r FROM api_credentials a",
+    "SELECT to_jsonb(c) AS j FROM customers c WHERE c.id = 1 AND EXISTS (WITH customers AS "
+    "(SELECT 1 AS x) SELECT 1 FROM customers)",
+]
+
+
+@pytest.mark.parametrize("sql", HELD_PG6)
+def test_postgres_names_that_are_functions_or_other_rows_are_refused(sql: str) -> None:
+    result = mask_select(sql, "postgres", POLICY)
+    assert result.held, result
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the column is renamed in a derived table, and lineage is unknown (xmin)
+        "SELECT count(*) FROM (SELECT c.email AS e, c.xmin AS x FROM customers c WHERE c.id = 2)"
+        " s, (SELECT generate_series(1, 30) AS k) g, orders o WHERE o.id <= ascii(substr(s.e, "
+        "g.k, 1)) GROUP BY g.k",
+        # an alias reused in another scope names the table with rules too
+        "SELECT count(*) FROM customers o, orders r WHERE o.id = 1 AND o.xmin IS NOT NULL AND "
+        "r.id <= ascii(substr(o.ssn, 1, 1)) AND EXISTS (SELECT 1 FROM orders o)",
+    ],
+)
+def test_untraced_names_resolve_through_renames_and_reused_aliases(sql: str) -> None:
+    result = mask_select(sql, "postgres", POLICY)
+    assert result.held or any(p.holds for p in result.probes), result
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT c.xmin, c.ctid, c.email FROM customers c",
+        "WITH orders AS (SELECT id FROM orders WHERE id < 3) SELECT o.id FROM orders o",
+        "SELECT s.e FROM (SELECT email AS e FROM customers) s",
+        "SELECT s.e, s.xmin FROM (SELECT email AS e, xmin FROM customers) s",
+    ],
+)
+def test_postgres_names_that_are_columns_still_run(sql: str) -> None:
+    result = mask_select(sql, "postgres", POLICY)
+    assert result.held is None, result

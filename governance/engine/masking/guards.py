@@ -6,13 +6,15 @@ except string *literals*, which are themselves parsed to find queries hidden in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
 
+from ..functions import function_effect
+from ..types import Category
 from .types import MaskingPolicy
 
 #: Functions that run SQL (or dump whole tables) given as text: masking cannot reach inside.
@@ -137,7 +139,10 @@ class TableUse:
     ruled: frozenset[str]  # catalogue tables with rules
     unknown: frozenset[str]  # neither in the catalogue nor a system table
     derived_aliases: frozenset[str]  # aliases of CTEs, subqueries and table functions
-    table_aliases: dict[str, str]  # alias -> table name (base tables)
+    table_aliases: dict[str, str]  # alias -> table name (base tables; the most sensitive)
+    # alias -> every base table it names somewhere in the statement (aliases repeat across
+    # scopes: `FROM customers o … EXISTS (SELECT 1 FROM orders o)`)
+    alias_tables: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _function_name(node: exp.Func) -> str:
@@ -159,6 +164,7 @@ def table_use(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> TableUse:
     unknown: set[str] = set()
     derived: set[str] = set(cte_names)
     aliases: dict[str, str] = {}
+    every: dict[str, set[str]] = {}
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             if table.alias:
@@ -166,9 +172,11 @@ def table_use(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> TableUse:
             continue
         name = table.name.lower()
         full = f"{table.db.lower()}.{name}" if table.db else name
-        if name in cte_names and not table.db:
-            continue
-        aliases[(table.alias or table.name).lower()] = full
+        if name in cte_names and not table.db and name not in policy.table_names:
+            continue  # a CTE; one named like a catalogued table may not be it in every scope
+        alias = (table.alias or table.name).lower()
+        every.setdefault(alias, set()).add(full)
+        aliases[alias] = full
         # A schema- or database-qualified name of a table with rules is that table (MySQL's
         # `shop.customers`, SQLite's `main.customers`), or one like it the catalogue does not
         # know: either way it counts as ruled (fail closed).
@@ -183,7 +191,10 @@ def table_use(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> TableUse:
     for node in tree.find_all(exp.Subquery, exp.Lateral, exp.Unnest):
         if node.alias:
             derived.add(node.alias.lower())
-    return TableUse(frozenset(ruled), frozenset(unknown), frozenset(derived), aliases)
+    for alias, tables in every.items():  # a reused alias stands for its most sensitive table
+        aliases[alias] = min(tables, key=lambda t: (t not in ruled, t not in unknown, t))
+    alias_tables = {alias: frozenset(tables) for alias, tables in every.items()}
+    return TableUse(frozenset(ruled), frozenset(unknown), frozenset(derived), aliases, alias_tables)
 
 
 def _hidden_query(literal: exp.Literal, dialect: str, policy: MaskingPolicy) -> str | None:
@@ -308,6 +319,14 @@ def held_reason(
                 f"{name}() runs SQL or reads data that Warden cannot see, so masking could "
                 "not apply to what it returns."
             )
+    if dialect == "postgres":  # attribute notation: (x).ts_stat is ts_stat(x)
+        for dot in tree.find_all(exp.Dot):
+            name = dot.expression.name.lower() if isinstance(dot.expression, exp.Expr) else ""
+            if isinstance(dot.this, exp.Paren) and name in HIDDEN_SQL_FUNCTIONS[dialect]:
+                return (
+                    f"{name}() runs SQL or reads data that Warden cannot see, so masking could "
+                    "not apply to what it returns."
+                )
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue
@@ -422,6 +441,62 @@ def bare_alias_name(tree: exp.Expr, dialect: str, use: TableUse) -> str | None:
                 "column."
             )
     return None
+
+
+#: PostgreSQL's system columns: every table has them, the catalogue lists none.
+PG_SYSTEM_COLUMNS = frozenset({"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid", "oid"})
+
+
+def attribute_call(
+    tree: exp.Expr,
+    dialect: str,
+    policy: MaskingPolicy,
+    use: TableUse,
+    derived: dict[str, dict[str, list[exp.Expr]]],
+) -> str | None:
+    """Lineage unknown, on PostgreSQL: ``t.f`` where ``t`` has no column ``f`` is ``f(t)``, a
+    function of the whole row (``c.concat``, ``customers.to_jsonb``): refused as the unknown
+    column it looks like. Columns of catalogued tables, system columns and the outputs of
+    subqueries and CTEs pass; so does a name of an uncatalogued table that is no function."""
+    if dialect != "postgres":
+        return None
+    for column in tree.find_all(exp.Column):
+        if not column.table or not isinstance(column.this, exp.Identifier):
+            continue
+        qualifier, name = column.table.lower(), column.name.lower()
+        if name in PG_SYSTEM_COLUMNS:
+            continue
+        if qualifier in derived:
+            outputs = derived[qualifier]
+            if name in outputs or "*" in outputs:
+                continue
+        elif qualifier in use.alias_tables:
+            # a reused alias: a column of one of its tables, or of all when it is also a
+            # function's name (in the other scope it would call the function)
+            having = [_has_column(table, name, policy) for table in use.alias_tables[qualifier]]
+            effect = function_effect(name, "postgres")
+            if all(having) or (
+                any(having) and effect is not None and effect[0] == Category.UNKNOWN
+            ):
+                continue
+        else:
+            continue  # an outer reference or a name the server will refuse
+        return (
+            f"No such column: {column.table}.{column.name}. PostgreSQL would read it as "
+            f"{column.name}({column.table}), a function of the whole row, which may hold "
+            "masked columns."
+        )
+    return None
+
+
+def _has_column(table: str, name: str, policy: MaskingPolicy) -> bool:
+    bare = table.rsplit(".", 1)[-1]
+    db = table.rsplit(".", 1)[0] if "." in table else ""
+    if bare not in policy.table_names and table not in policy.table_names:
+        # not catalogued: a name is a column unless it is a function the engine knows
+        effect = function_effect(name, "postgres")
+        return effect is not None and effect[0] == Category.UNKNOWN
+    return policy.type_of(bare, name, db) is not None
 
 
 def ruled_names(policy: MaskingPolicy) -> frozenset[str]:

@@ -525,22 +525,110 @@ def _sensitive_references(
             yield column, rules
 
 
-def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str]) -> Resolve:
-    """Resolve a column by name when lineage cannot: through its qualifier's table when known,
-    else against every table the statement names, and against every rule when a table is not
-    in the catalogue (a stale catalogue must not hide an SSN column)."""
-    named = sorted(set(tables))
+def derived_outputs(tree: exp.Expr) -> dict[str, dict[str, list[exp.Expr]]]:
+    """For each subquery or CTE alias, its output names and the expressions behind each (every
+    branch of a set operation, by position); ``*`` when a star leaves names open."""
+    found: dict[str, dict[str, list[exp.Expr]]] = {}
+    nodes: list[tuple[str, exp.Expr | None]] = [
+        (node.alias.lower(), node.this) for node in tree.find_all(exp.Subquery) if node.alias
+    ]
+    nodes += [(cte.alias.lower(), cte.this) for cte in tree.find_all(exp.CTE) if cte.alias]
+    for alias, query in nodes:
+        if not isinstance(query, exp.Query):
+            continue
+        outputs = found.setdefault(alias, {})
+        branches = [query] if isinstance(query, exp.Select) else list(_branches(query))
+        names: list[str] = []
+        for number, branch in enumerate(branches):
+            for index, projection in enumerate(branch.expressions):
+                if isinstance(projection, exp.Star) or (
+                    isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+                ):
+                    outputs.setdefault("*", []).append(projection)
+                    continue
+                if number == 0:
+                    names.append(projection.alias_or_name.lower())
+                if index < len(names):
+                    outputs.setdefault(names[index], []).append(projection.unalias())
+    return found
 
-    def resolve(column: exp.Column) -> list[tuple[ColumnRule, str]]:
+
+def _branches(query: exp.Expr) -> Iterator[exp.Select]:
+    if isinstance(query, exp.SetOperation):
+        yield from _branches(query.left)
+        yield from _branches(query.right)
+    elif isinstance(query, exp.Select):
+        yield query
+    elif isinstance(query, exp.Subquery):
+        yield from _branches(query.this)
+
+
+def by_name(
+    policy: MaskingPolicy,
+    aliases: dict[str, str],
+    tables: Iterable[str],
+    alias_tables: dict[str, frozenset[str]] | None = None,
+    derived: dict[str, dict[str, list[exp.Expr]]] | None = None,
+) -> Resolve:
+    """Resolve a column by name when lineage cannot: through its qualifier's tables when
+    known (every table a reused alias names), through the expressions a subquery or CTE
+    gives that name (``s.e`` of ``(SELECT email AS e …) s``), else against every table the
+    statement names, and against every rule when a table is not in the catalogue (a stale
+    catalogue must not hide an SSN column)."""
+    named = sorted(set(tables))
+    alias_tables = alias_tables or {}
+    derived = derived or {}
+
+    def through_derived(
+        qualifier: str, name: str, depth: int
+    ) -> list[tuple[ColumnRule, str]] | None:
+        """What a derived table's output ``name`` carries; None when it is not one."""
+        sources = [qualifier] if qualifier else sorted(derived)
+        found: list[tuple[ColumnRule, str]] = []
+        matched = False
+        for source in sources:
+            outputs = derived.get(source)
+            if outputs is None:
+                continue
+            exprs = outputs.get(name, [])
+            if not exprs and "*" in outputs:  # a star: any column of its tables, by name
+                exprs = [exp.column(name)]
+            matched = matched or bool(exprs)
+            for expr in exprs:
+                for inner in (
+                    expr.find_all(exp.Column) if not isinstance(expr, exp.Column) else [expr]
+                ):
+                    if not isinstance(inner.this, exp.Star):
+                        found += lookup(inner, depth + 1)
+        return found if matched or qualifier else None
+
+    memo: dict[tuple[str, str], list[tuple[ColumnRule, str]] | None] = {}
+
+    def carried_by(qualifier: str, name: str, depth: int) -> list[tuple[ColumnRule, str]] | None:
+        key = (qualifier, name)
+        if key not in memo:
+            memo[key] = []  # a name that refers back to itself carries nothing more
+            memo[key] = through_derived(qualifier, name, depth)
+        return memo[key]
+
+    def lookup(column: exp.Column, depth: int = 0) -> list[tuple[ColumnRule, str]]:
         name = column.name.lower()
         qualifier = column.table.lower()
-        if qualifier and qualifier in aliases:
+        found: list[tuple[ColumnRule, str]] = []
+        if depth < 8 and (qualifier in derived or (not qualifier and derived)):
+            carried = carried_by(qualifier, name, depth)
+            if carried is not None:
+                found += carried
+                if qualifier:
+                    return found
+        if qualifier and qualifier in alias_tables:
+            candidates = sorted(alias_tables[qualifier])
+        elif qualifier and qualifier in aliases:
             candidates = [aliases[qualifier]]
         elif qualifier:
             candidates = [qualifier]
         else:
             candidates = named
-        found: list[tuple[ColumnRule, str]] = []
         unknown = False
         for table in candidates:
             bare = table.rsplit(".", 1)[-1]
@@ -557,6 +645,9 @@ def by_name(policy: MaskingPolicy, aliases: dict[str, str], tables: Iterable[str
                 if col == name
             ]
         return found
+
+    def resolve(column: exp.Column) -> list[tuple[ColumnRule, str]]:
+        return sorted(set(lookup(column)), key=lambda pair: (pair[1], pair[0].column))
 
     return resolve
 

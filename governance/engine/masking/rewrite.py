@@ -11,9 +11,15 @@ from sqlglot.optimizer.qualify import qualify
 from .explain import explain_result
 from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
 from .functions import keyed, mask_expression, normalize_dialect
-from .guards import bare_alias_name, held_reason, table_use, whole_row_after_qualify
+from .guards import (
+    attribute_call,
+    bare_alias_name,
+    held_reason,
+    table_use,
+    whole_row_after_qualify,
+)
 from .lineage import Trace, Tracer
-from .probes import Resolve, by_name, probes_and_touch, uncertain_probes
+from .probes import Resolve, by_name, derived_outputs, probes_and_touch, uncertain_probes
 from .types import ColumnRule, MaskingPolicy, MaskResult, OutputColumn, Strategy
 
 # EXPLAIN is not here: explain.py decides which forms plan without evaluating values.
@@ -78,7 +84,14 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
                 "Only SELECT statements can be masked; this one reads protected tables."
             )
         return MaskResult(sql, (), False, False, None, ())
-    uncertain = by_name(policy, use.table_aliases, use.table_aliases.values())
+    derived = derived_outputs(tree)
+    uncertain = by_name(
+        policy,
+        use.table_aliases,
+        use.table_aliases.values(),
+        alias_tables=use.alias_tables,
+        derived=derived,
+    )
     if use.unknown:
         names = ", ".join(sorted(use.unknown))
         missing = (
@@ -86,7 +99,9 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
             "exist, or it was created after the last discovery (an administrator can run "
             "discovery from the catalog page)."
         )
-        whole = bare_alias_name(tree, dialect, use)
+        whole = bare_alias_name(tree, dialect, use) or attribute_call(
+            tree, dialect, policy, use, derived
+        )
         if whole:
             return held_result(whole, conservative=True)
         return conservative_result(
@@ -111,7 +126,11 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     except Exception as exc:
         if not sensitive:
             return MaskResult(sql, plain_columns(tree), False, False, None, ())
-        whole = bare_alias_name(tree, dialect, use) or _string_in_quotes(tree, dialect, policy)
+        whole = (
+            bare_alias_name(tree, dialect, use)
+            or _string_in_quotes(tree, dialect, policy)
+            or attribute_call(tree, dialect, policy, use, derived)
+        )
         if whole:
             return held_result(whole, conservative=True)
         return conservative_result(
