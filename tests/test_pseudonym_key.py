@@ -166,6 +166,24 @@ def test_a_statement_naming_a_parameter_never_runs(pg_conn: Any, carol: Any) -> 
     assert run.status == "denied" and run.reasons[0]["rule"] == "reserved"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id FROM customers WHERE id = ?",
+        "SELECT id FROM customers WHERE id = ?1",
+        "SELECT id FROM customers WHERE id = :a",
+        "SELECT id FROM customers WHERE id = @a",
+        "SELECT id FROM customers WHERE id = $a",
+    ],
+)
+def test_sqlite_bind_parameters_are_refused_up_front(
+    sqlite_conn: Any, carol: Any, sql: str
+) -> None:
+    """Seventh review: they ran, and failed with "the target database gave no error code"."""
+    run = _submit(carol, sqlite_conn, sql)
+    assert run.status == "denied" and run.reasons[0]["rule"] == "reserved", run.reasons
+
+
 def test_mysql_clears_the_key_variables_right_after_each_masked_statement(
     mysql_conn: Any,
 ) -> None:

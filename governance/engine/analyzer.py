@@ -179,6 +179,20 @@ def reserved_use(tokens: tuple[Token, ...], dialect: str) -> str | None:
             )
         if dialect == "mysql" and kind == TokenType.PLACEHOLDER:
             return "Uses a placeholder (?), but Warden binds no parameters of yours."
+        if dialect == "sqlite" and (
+            kind in (TokenType.PLACEHOLDER, TokenType.PARAMETER)
+            or (kind == TokenType.VAR and token.text.startswith("$"))
+            or (
+                kind == TokenType.COLON
+                and after is not None
+                and after.start == token.end + 1
+                and after.token_type in (TokenType.VAR, TokenType.NUMBER)
+            )
+        ):
+            return (
+                "Uses a bind parameter (?, :name, @name, $name), but Warden binds no "
+                "parameters of yours; write the value into the statement."
+            )
         if (
             dialect == "mysql"
             and kind == TokenType.PARAMETER

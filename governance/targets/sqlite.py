@@ -271,8 +271,10 @@ class SQLiteSession(SessionBase):
             self._internal = False
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
+        # MemoryError too: at the heap limit a ROLLBACK can fail to allocate (close() then
+        # still closes the connection, which releases its locks).
         if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error, MemoryError):
                 self._control(conn, "ROLLBACK")
 
     def _map_error(
@@ -497,10 +499,15 @@ class SQLiteSession(SessionBase):
         return f"SQLite {sqlite3.sqlite_version}"
 
     def close(self) -> None:
+        """Close both connections whatever happens: one left open (held alive by an error's
+        traceback) would keep its lock on the file until garbage collection."""
         for conn in (self._ro, self._rw):
             if conn is not None:
-                self._rollback(conn)
-                conn.close()
+                try:
+                    self._rollback(conn)
+                finally:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
         self._rw = None
 
 

@@ -273,6 +273,68 @@ def test_a_write_copying_whole_rows_through_a_reused_alias_is_refused_or_warned(
         )
 
 
+# Seventh review: an alias shared by a derived table and a table with rules; an output alias
+# named like a FROM item (PostgreSQL reads it as the whole row inside ORDER BY/HAVING
+# expressions); another row's sensitive value through a function used as a table of numbers.
+SEVENTH: dict[str, list[str]] = {
+    "postgres": [
+        "SELECT ks.k, ds.d, 1 AS status FROM payment_cards status, (SELECT id FROM orders LIMIT "
+        "1) o, (SELECT generate_series(1,16) AS k) ks, (SELECT generate_series(0,9) AS d) ds "
+        "WHERE status.id = 2 ORDER BY (substr(to_jsonb(status)->>'card_number', ks.k, 1) = "
+        "ds.d::text) DESC, ks.k LIMIT 16",
+        "SELECT status.id AS cid, ks.k, ds.d, count(*) AS status FROM customers status, (SELECT "
+        "id FROM orders LIMIT 1) o, (SELECT generate_series(1,11) AS k) ks, (SELECT "
+        "generate_series(0,9) AS d) ds WHERE status.id <= 2 GROUP BY status.id, ks.k, ds.d "
+        "HAVING bool_or(substr(to_jsonb(status)->>'ssn', ks.k, 1) = ds.d::text) ORDER BY 1, 2",
+        "WITH status AS (SELECT ssn FROM customers) SELECT 1 AS status FROM status, (SELECT id "
+        "FROM orders LIMIT 1) o ORDER BY to_jsonb(status)->>'ssn'",
+        "SELECT c2.id FROM customers c JOIN customers c2 ON ascii(substr(c.email, 1, 1)) = "
+        "CAST(extract(doy FROM c2.date_of_birth) AS int) WHERE c.id = 1",
+    ],
+    "mysql": [
+        "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
+        "EXISTS (SELECT table_name FROM information_schema.tables) AND 1 IN (SELECT x.id FROM "
+        "(SELECT 1 AS id) x)",
+        "SELECT COUNT(*) AS d FROM orders o JOIN orders d ON d.id BETWEEN 1 AND 10, (SELECT 1 AS "
+        "id) x WHERE o.id BETWEEN 1 AND 16 AND EXISTS (SELECT 1 FROM payment_cards x WHERE x.id = "
+        "1 AND SUBSTR(x.card_number, o.id, 1) + 1 >= d.id) AND EXISTS (SELECT table_name FROM "
+        "information_schema.tables) GROUP BY o.id ORDER BY o.id",
+    ],
+    "sqlite": [
+        "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
+        "x.rowid > 0 AND 1 IN (SELECT x.id FROM (SELECT 1 AS id) x)",
+        "SELECT COUNT(*) AS code FROM orders o JOIN orders d ON d.id BETWEEN 1 AND 127, (SELECT 1 "
+        "AS zz) t, customers t WHERE t.id = 1 AND o.id BETWEEN 1 AND 11 AND unicode(substr(t.ssn"
+        ", o.id, 1)) >= d.id GROUP BY o.id ORDER BY o.id",
+    ],
+}
+
+
+def test_seventh_review_statements_are_held_or_refused(
+    governed: tuple[Any, str, Secrets], alice: Any
+) -> None:
+    connection, dialect, secrets = governed
+    for sql in SEVENTH[dialect]:
+        run = _submit(alice, connection, sql, secrets)
+        assert run.status in ("pending_approval", "denied"), (sql, run.status)
+
+
+def test_sqlite_same_named_outputs_never_pseudonymise_a_chosen_value(
+    sqlite_conn: Any, alice: Any
+) -> None:
+    catalog_refresh(connection=sqlite_conn)
+    sqlite_conn.refresh_from_db()
+    secrets = Secrets(v for row in target_rows(sqlite_conn, SENSITIVE) for v in row)
+    run = _submit(
+        alice,
+        sqlite_conn,
+        "SELECT t.full_name FROM (SELECT 'Jane Roe' AS full_name, full_name FROM customers "
+        "LIMIT 1) t",
+        secrets,
+    )
+    assert run.status == "succeeded" and run.rows == [["****"]], run.rows
+
+
 # Class 9: a misspelt column is the database's error, never a column of stars.
 def test_a_misspelt_column_is_an_error_not_stars(
     governed: tuple[Any, str, Secrets], alice: Any

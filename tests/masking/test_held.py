@@ -301,3 +301,83 @@ def test_untraced_names_resolve_through_renames_and_reused_aliases(sql: str) -> 
 def test_postgres_names_that_are_columns_still_run(sql: str) -> None:
     result = mask_select(sql, "postgres", POLICY)
     assert result.held is None, result
+
+
+# Seventh review
+HELD_7 = [
+    # PostgreSQL reads a bare name inside an ORDER BY/HAVING/DISTINCT ON expression against the
+    # FROM items: `status` is the whole customers row there, not the output `1 AS status`
+    (
+        "postgres",
+        "SELECT ks.k, 1 AS status FROM payment_cards status, (SELECT id FROM orders LIMIT 1) o, "
+        "(SELECT generate_series(1,16) AS k) ks WHERE status.id = 2 ORDER BY "
+        "substr(to_jsonb(status)->>'card_number', ks.k, 1), ks.k",
+    ),
+    (
+        "postgres",
+        "WITH status AS (SELECT ssn FROM customers) SELECT 1 AS status FROM status, (SELECT id "
+        "FROM orders LIMIT 1) o ORDER BY to_jsonb(status)->>'ssn'",
+    ),
+    (
+        "postgres",
+        "SELECT DISTINCT ON (ks.k) ks.k, 1 AS status FROM api_credentials status, (SELECT id "
+        "FROM orders LIMIT 1) o, (SELECT generate_series(1,32) AS k) ks ORDER BY ks.k, "
+        "status::text",
+    ),
+    # SQLite reads a double-quoted name that is no column of the statement's tables as a string
+    ("sqlite", "SELECT id FROM orders WHERE \"ssn\" = 'ssn'"),
+    ("sqlite", "SELECT id FROM customers WHERE \"work_email\" = 'work_email'"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), HELD_7)
+def test_seventh_review_statements_are_refused(dialect: str, sql: str) -> None:
+    assert mask_select(sql, dialect, POLICY).held
+
+
+PROBED_7 = [
+    # an alias of a derived table that also names a table with rules (another scope, or twice
+    # in one FROM on SQLite), lineage untraced
+    (
+        "mysql",
+        "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
+        "EXISTS (SELECT table_name FROM information_schema.tables) AND 1 IN (SELECT x.id FROM "
+        "(SELECT 1 AS id) x)",
+    ),
+    (
+        "sqlite",
+        "SELECT COUNT(*) AS code FROM orders o JOIN orders d ON d.id BETWEEN 1 AND 127, "
+        "(SELECT 1 AS zz) t, customers t WHERE t.id = 1 AND o.id BETWEEN 1 AND 11 AND "
+        "unicode(substr(t.ssn, o.id, 1)) >= d.id GROUP BY o.id",
+    ),
+    (
+        "sqlite",
+        "SELECT 1 FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
+        "x.rowid > 0 AND 1 IN (SELECT x.id FROM (SELECT 1 AS id) x)",
+    ),
+    # another row's sensitive value through a function is a table of numbers, not a lookup
+    (
+        "postgres",
+        "SELECT c2.id FROM customers c JOIN customers c2 ON ascii(substr(c.email, 1, 1)) = "
+        "CAST(extract(doy FROM c2.date_of_birth) AS int) WHERE c.id = 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), PROBED_7)
+def test_seventh_review_probes_hold(dialect: str, sql: str) -> None:
+    result = mask_select(sql, dialect, POLICY)
+    assert result.held or any(p.holds for p in result.probes), result
+
+
+def test_sqlite_duplicate_output_names_are_mixed_not_pseudonymised() -> None:
+    """SQLite lets a subquery name two outputs alike and `t.name` reads the first: a literal
+    chosen by the caller would get the pseudonym of a real name."""
+    result = mask_select(
+        "SELECT t.full_name FROM (SELECT 'Danielle Johnson' AS full_name, full_name FROM "
+        "customers) t",
+        "sqlite",
+        POLICY,
+    )
+    assert result.held is None
+    assert [c.strategy for c in result.columns] == ["redact"]

@@ -408,6 +408,21 @@ def whole_row_after_qualify(
     The pre-check above is statement-wide and cannot see scopes; this one is exact, since the
     qualifier resolves names scope by scope as the server does.
     """
+    if dialect == "postgres":
+        # A name the qualifier left bare refers to an output alias (ORDER BY, HAVING, DISTINCT
+        # ON): inside an expression PostgreSQL reads it against the FROM items instead, where
+        # one spelled like an alias is that whole row (`1 AS status … ORDER BY
+        # to_jsonb(status)` over `customers status`).
+        aliases = set(use.table_aliases) | set(use.derived_aliases)
+        for column in qualified.find_all(exp.Column):
+            if column.table or not isinstance(column.this, exp.Identifier):
+                continue
+            if column.name.lower() in aliases:
+                return (
+                    f"{column.name} names both an output column and a table, subquery or CTE "
+                    "of this statement, so PostgreSQL may read it as that whole row, which "
+                    "may hold masked columns; rename one of them."
+                )
     for node in qualified.find_all(exp.TableColumn):
         name = node.name.lower()
         base = use.table_aliases.get(name)

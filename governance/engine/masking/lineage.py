@@ -160,6 +160,20 @@ class Tracer:
             indexes = [i for i, p in enumerate(query.expressions) if p.alias_or_name == name]
             if not indexes:
                 raise LineageError(f"column {name!r} not found in derived table")
+            if len(indexes) > 1:
+                # Several outputs with one name (SQLite allows it; `t.name` reads the first):
+                # which one is read is the server's choice, so the value is mixed (redacted),
+                # never a direct reference a pseudonym could be applied to.
+                how = "one of several outputs of the same name"
+                merged = combine([self.position(scope, i) for i in indexes], how)
+                return Trace(
+                    merged.sources,
+                    merged.counted,
+                    False,
+                    how if merged.sources else "",
+                    merged.unknown,
+                    True,
+                )
             return combine([self.position(scope, i) for i in indexes], "", direct=True)
         if isinstance(query, exp.Lateral) and isinstance(query.this, exp.Subquery):
             inner = self._by_expression.get(id(query.this.unnest()))

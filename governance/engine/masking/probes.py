@@ -310,7 +310,47 @@ def _atomic_predicate(column: exp.Column) -> exp.Expr:
 #: Whether ``other`` can stand beside the sensitive ``column`` in one expression without
 #: carrying values of the caller's choosing: a column of the very same row (the same base
 #: table instance), or a sensitive column as stored (real data, not a dictionary).
-Kin = Callable[[exp.Column, exp.Column], bool]
+#: It answers "row" (the same row), "stored" (a sensitive column as stored) or "" (neither).
+Kin = Callable[[exp.Column, exp.Column], str]
+
+
+def _stands_alone(other: exp.Column, root: exp.Expr) -> bool:
+    """Whether ``other`` is compared as it is stored, not through a function or an operator
+    (``extract(doy FROM c2.date_of_birth)`` turns another customer's birthday into a table of
+    numbers 1 to 366)."""
+    node: exp.Expr = other
+    while node is not root and node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, exp.Select) and node.arg_key != "expressions":
+            return False  # a clause of a subquery, not its value
+        if not isinstance(parent, _PASS_THROUGH):
+            return False
+        node = parent
+    return True
+
+
+_COMPARISONS: tuple[type[exp.Expr], ...] = (
+    exp.EQ,
+    exp.NEQ,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+)
+#: What a stored value may pass through and still be itself: parentheses, comparisons, IN
+#: lists, AND/OR, a subquery's select list and alias, set operations.
+_PASS_THROUGH: tuple[type[exp.Expr], ...] = (
+    exp.Paren,
+    *_COMPARISONS,
+    exp.In,
+    exp.Connector,
+    exp.Alias,
+    exp.Select,
+    exp.Subquery,
+    exp.SetOperation,
+)
 
 
 def _entangled(column: exp.Column, root: exp.Expr, kin: Kin) -> bool:
@@ -324,7 +364,10 @@ def _entangled(column: exp.Column, root: exp.Expr, kin: Kin) -> bool:
     sensitive column as stored (``u.email = c.email``) stays a lookup.
     """
     for other in root.find_all(exp.Column):
-        if other is column or isinstance(other.this, exp.Star) or kin(column, other):
+        if other is column or isinstance(other.this, exp.Star):
+            continue
+        relation = kin(column, other)
+        if relation == "row" or (relation == "stored" and _stands_alone(other, root)):
             continue
         return True
     # Values that change from row to row without being columns are row sources too: a
@@ -446,18 +489,19 @@ def probes_and_touch(
             scope = scope.parent
         return None
 
-    def kin(column: exp.Column, other: exp.Column) -> bool:
+    def kin(column: exp.Column, other: exp.Column) -> str:
         mine = base_instance(column)
         if mine is not None and mine == base_instance(other):
-            return True  # the same row of the same table
+            return "row"  # the same row of the same table
         trace = trace_of(other)
-        return (
+        stored = (
             trace is not None
             and trace.direct
             and not trace.mixed
             and bool(trace.sources)
             and all(policy.rule_for(t, c, d) is not None for d, t, c in trace.sources)
         )
+        return "stored" if stored else ""
 
     for column, rules in _sensitive_references(tree, resolve):
         touched = True
@@ -619,7 +663,9 @@ def by_name(
             carried = carried_by(qualifier, name, depth)
             if carried is not None:
                 found += carried
-                if qualifier:
+                # the same alias may also name a base table elsewhere (another scope, or
+                # twice in one FROM on SQLite): its rules count too
+                if qualifier and qualifier not in alias_tables:
                     return found
         if qualifier and qualifier in alias_tables:
             candidates = sorted(alias_tables[qualifier])
@@ -659,17 +705,28 @@ def uncertain_probes(
     anywhere holds it, as does any sensitive value in a row generator."""
 
     probes: set[Probe] = set()
+    # Aliases that name something other than one catalogued table somewhere in the statement
+    # (a subquery, a CTE, a table function, or two different tables in different scopes).
+    naming: dict[str, set[str]] = {}
+    for table in tree.find_all(exp.Table):
+        alias = (table.alias or table.name).lower()
+        naming.setdefault(alias, set()).add(table.sql().lower() if table.alias else alias)
+    for node in tree.find_all(exp.Subquery, exp.CTE, exp.Lateral, exp.Unnest):
+        if node.alias:
+            naming.setdefault(node.alias.lower(), set()).add("(derived)")
+    ambiguous = {alias for alias, names in naming.items() if len(names) > 1}
 
-    def kin(column: exp.Column, other: exp.Column) -> bool:
+    def kin(column: exp.Column, other: exp.Column) -> str:
         """Lineage being unknown, only a column of a catalogued table that holds a rule (a
         sensitive value as stored): qualifiers can repeat across scopes, and a derived column
         can be named like a sensitive one."""
-        table = aliases.get(other.table.lower()) if other.table else None
+        qualifier = other.table.lower()
+        table = aliases.get(qualifier) if qualifier and qualifier not in ambiguous else None
         if table is None:
-            return False
+            return ""
         bare = table.rsplit(".", 1)[-1]
         db = table.rsplit(".", 1)[0] if "." in table else ""
-        return policy.rule_for(bare, other.name, db) is not None
+        return "stored" if policy.rule_for(bare, other.name, db) is not None else ""
 
     for column, rules in _sensitive_references(tree, resolve):
         probes.update(column_probes(column, rules, kin))

@@ -12,6 +12,7 @@ from .explain import explain_result
 from .fallback import WRAPPER, bare, conservative_result, held_result, natural_name, plain_columns
 from .functions import keyed, mask_expression, normalize_dialect
 from .guards import (
+    TableUse,
     attribute_call,
     bare_alias_name,
     held_reason,
@@ -125,10 +126,13 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
         outputs = tracer.outputs()
     except Exception as exc:
         if not sensitive:
+            quoted = _string_in_quotes(tree, dialect, policy, use)
+            if quoted:
+                return held_result(quoted, conservative=True)
             return MaskResult(sql, plain_columns(tree), False, False, None, ())
         whole = (
             bare_alias_name(tree, dialect, use)
-            or _string_in_quotes(tree, dialect, policy)
+            or _string_in_quotes(tree, dialect, policy, use)
             or attribute_call(tree, dialect, policy, use, derived)
         )
         if whole:
@@ -148,19 +152,30 @@ def _cached(sql: str, dialect: str, policy: MaskingPolicy) -> MaskResult:
     )
 
 
-def _string_in_quotes(tree: exp.Expr, dialect: str, policy: MaskingPolicy) -> str | None:
+def _string_in_quotes(
+    tree: exp.Expr, dialect: str, policy: MaskingPolicy, use: TableUse
+) -> str | None:
     """SQLite reads a double-quoted name that is no column as a string (``"fullname"``), so a
     misspelt column would come back as a column of stars, and a condition on it be always
-    true: refuse it as the unknown column it is."""
-    if dialect != "sqlite":
+    true: refuse it as the unknown column it is (a column of none of the statement's tables,
+    when they are all catalogued)."""
+    if dialect != "sqlite" or use.unknown:
         return None
-    aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    known: set[str] = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    for tables in use.alias_tables.values():
+        for table in tables:
+            bare = table.rsplit(".", 1)[-1]
+            known.update(c for (t, c) in policy.column_types if t.rsplit(".", 1)[-1] == bare)
+    for outputs in derived_outputs(tree).values():
+        if "*" in outputs:
+            return None
+        known.update(outputs)
     for column in tree.find_all(exp.Column):
         ident = column.this
         if not isinstance(ident, exp.Identifier) or not ident.quoted:
             continue
         name = ident.name.lower()
-        if name not in policy.all_columns and name not in aliases:
+        if name not in known:
             return (
                 f'No such column: "{ident.name}". SQLite would read a double-quoted name that '
                 "is no column as a string; write strings in single quotes."
