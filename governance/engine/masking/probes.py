@@ -708,9 +708,9 @@ def uncertain_probes(
     # Aliases that name something other than one catalogued table somewhere in the statement
     # (a subquery, a CTE, a table function, or two different tables in different scopes).
     naming: dict[str, set[str]] = {}
-    for table in tree.find_all(exp.Table):
-        alias = (table.alias or table.name).lower()
-        naming.setdefault(alias, set()).add(table.sql().lower() if table.alias else alias)
+    for node in tree.find_all(exp.Table):
+        alias = (node.alias or node.name).lower()
+        naming.setdefault(alias, set()).add(node.sql().lower() if node.alias else alias)
     for node in tree.find_all(exp.Subquery, exp.CTE, exp.Lateral, exp.Unnest):
         if node.alias:
             naming.setdefault(node.alias.lower(), set()).add("(derived)")
