@@ -711,9 +711,9 @@ def uncertain_probes(
     for node in tree.find_all(exp.Table):
         alias = (node.alias or node.name).lower()
         naming.setdefault(alias, set()).add(node.sql().lower() if node.alias else alias)
-    for node in tree.find_all(exp.Subquery, exp.CTE, exp.Lateral, exp.Unnest):
-        if node.alias:
-            naming.setdefault(node.alias.lower(), set()).add("(derived)")
+    for derived in tree.find_all(exp.Subquery, exp.CTE, exp.Lateral, exp.Unnest):
+        if derived.alias:
+            naming.setdefault(derived.alias.lower(), set()).add("(derived)")
     ambiguous = {alias for alias, names in naming.items() if len(names) > 1}
 
     def kin(column: exp.Column, other: exp.Column) -> str:
