@@ -290,6 +290,15 @@ SEVENTH: dict[str, list[str]] = {
         "FROM orders LIMIT 1) o ORDER BY to_jsonb(status)->>'ssn'",
         "SELECT c2.id FROM customers c JOIN customers c2 ON ascii(substr(c.email, 1, 1)) = "
         "CAST(extract(doy FROM c2.date_of_birth) AS int) WHERE c.id = 1",
+        # eighth review: CYCLE/SEARCH columns carry the raw values of the columns they list
+        "WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers WHERE id = 1 UNION ALL "
+        "SELECT id, e FROM t WHERE false) CYCLE e SET cyc USING p SELECT count(*) AS c FROM t, "
+        "(SELECT generate_series(1, 40) AS k) g, (SELECT generate_series(1, 200) AS n) h WHERE "
+        "h.n <= ascii(substr(p::text, g.k, 1)) GROUP BY g.k ORDER BY g.k",
+        "WITH RECURSIVE t(id, b) AS (SELECT id, date_of_birth FROM customers WHERE id = 1 UNION "
+        "ALL SELECT id, b FROM t WHERE false) SEARCH DEPTH FIRST BY b SET o SELECT count(*) AS c "
+        "FROM t, (SELECT generate_series(1, 20) AS k) g, (SELECT generate_series(1, 200) AS n) h "
+        "WHERE h.n <= ascii(substr(o::text, g.k, 1)) GROUP BY g.k ORDER BY g.k",
     ],
     "mysql": [
         "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "

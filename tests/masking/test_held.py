@@ -381,3 +381,25 @@ def test_sqlite_duplicate_output_names_are_mixed_not_pseudonymised() -> None:
     )
     assert result.held is None
     assert [c.strategy for c in result.columns] == ["redact"]
+
+
+def test_recursive_cte_cycle_and_search_columns_are_refused() -> None:
+    """Eighth review: `CYCLE e SET cyc USING p` adds a path column `p` holding the raw values
+    of `e`, which lineage does not know; related to generated rows it spelled out e-mails."""
+    for clause in ("CYCLE e SET cyc USING p", "SEARCH DEPTH FIRST BY e SET p"):
+        sql = (
+            "WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers WHERE id = 1 UNION ALL "
+            f"SELECT id, e FROM t WHERE false) {clause} SELECT count(*) AS c FROM t, (SELECT "
+            "generate_series(1, 40) AS k) g, (SELECT generate_series(1, 200) AS n) h WHERE h.n "
+            "<= ascii(substr(p::text, g.k, 1)) GROUP BY g.k"
+        )
+        assert mask_select(sql, "postgres", POLICY).held
+
+
+def test_an_untraced_name_related_to_another_row_source_holds() -> None:
+    sql = (
+        "SELECT count(*) FROM customers c JOIN seq_1_to_200 s ON s.seq <= 100 WHERE c.id = 1 "
+        "AND s.seq <= ascii(substr(c.ID, 1, 1)) AND c.mystery_col > s.seq"
+    )
+    result = mask_select(sql, "mysql", POLICY)
+    assert result.held or any(p.holds for p in result.probes), result

@@ -341,6 +341,12 @@ def held_reason(
                 f"{where} exposes stored values or other sessions' SQL text, which masking "
                 "cannot protect."
             )
+    if tree.find(exp.RecursiveWithSearch) is not None:
+        return (
+            "The CYCLE and SEARCH clauses of a recursive CTE add columns that carry the values "
+            "of the columns they list, which Warden cannot trace; write the recursion without "
+            "them."
+        )
     for alias in tree.find_all(exp.TableAlias):
         if alias.columns and isinstance(alias.parent, exp.Table):
             return (

@@ -84,6 +84,12 @@ _WORDS = {
 }
 
 
+#: Columns every row has without a catalogue listing them (PostgreSQL, MySQL, SQLite).
+_SYSTEM_COLUMNS = frozenset(
+    {"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid", "oid", "_rowid", "rowid", "_rowid_"}
+)
+
+
 def _carrying_star(star: exp.Star) -> bool:
     """Whether this `*` hands its columns to something other than the output or a count."""
     node: exp.Expr = star
@@ -741,6 +747,28 @@ def uncertain_probes(
         for name in sorted({column for (_, column) in policy.rule_index}):
             for rule, table in resolve(exp.column(name)):
                 probes.add(Probe(table, rule.column, "generator", _WORDS["star"], True))
+    # A name no catalogued table, subquery, CTE or alias provides (a column of a clause lineage
+    # does not know, of a table missing from the catalogue) may carry any value: related to
+    # another row source where it shapes the result, it holds every sensitive column of the
+    # statement's tables (a generator).
+    provided = set(policy.all_columns) | _SYSTEM_COLUMNS
+    provided.update(a.alias.lower() for a in tree.find_all(exp.Alias) if a.alias)
+    for outputs in derived_outputs(tree).values():
+        provided.update(outputs)
+    for column in tree.find_all(exp.Column):
+        if isinstance(column.this, exp.Star) or column.name.lower() in provided:
+            continue
+        if resolve(column):
+            continue
+        flow = flow_of(column)
+        if flow.probes and _entangled(column, _atomic_predicate(column), kin):
+            for name in sorted({c for (_, c) in policy.rule_index}):
+                for rule, table in resolve(exp.column(name)):
+                    where = (
+                        f"a statement relating {column.sql()}, a value Warden cannot trace, "
+                        "to another row source"
+                    )
+                    probes.add(Probe(table, rule.column, "generator", where, True))
     # USING (col) and NATURAL joins compare columns that are not Column nodes until qualified.
     for join in tree.find_all(exp.Join):
         names = [i.name for i in join.args.get("using") or [] if isinstance(i, exp.Identifier)]
