@@ -55,8 +55,31 @@ def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
                     f"'{token.text}' starts a comment in MySQL, which would hide SQL from "
                     "Warden; write it differently."
                 )
+    _refuse_foreign_spaces(sql, tokens)
     comments = [c for token in tokens for c in token.comments]
     return tokens[:-1], comments
+
+
+def _refuse_foreign_spaces(sql: str, tokens: list[Token]) -> None:
+    """Between tokens (whitespace and comments), only ASCII whitespace.
+
+    Python, and so sqlglot, counts U+00A0, U+3000, U+2028 … as whitespace; the servers do not
+    (PostgreSQL and MariaDB read them as letters of a name), and MariaDB starts a ``--``
+    comment only before an ASCII space or control character: ``1 --<U+00A0> UNION SELECT
+    ssn …`` was a comment to Warden and a query to the server. Quoted names and strings may
+    hold any character; this looks only at what lies between tokens.
+    """
+    position = 0
+    for token in tokens:
+        for offset in range(position, min(token.start, len(sql))):
+            char = sql[offset]
+            if ord(char) > 127 and (char.isspace() or not char.isprintable()):
+                raise LexError(
+                    f"Contains U+{ord(char):04X} outside a string or quoted name (at character "
+                    f"{offset + 1}), which the database does not read as a space as Warden "
+                    "would; use plain spaces."
+                )
+        position = max(position, token.end + 1)
 
 
 def split(tokens: list[Token]) -> list[Chunk]:

@@ -270,6 +270,15 @@ class SQLiteSession(SessionBase):
         finally:
             self._internal = False
 
+    def _abandon(self, conn: sqlite3.Connection, cur: sqlite3.Cursor | None) -> None:
+        """Close the statement that failed, then roll back. A statement left open (its cursor
+        kept alive by the error's traceback until garbage collection) keeps the read lock of
+        its transaction, and every write to the file waits on it."""
+        if cur is not None:
+            with contextlib.suppress(sqlite3.Error):
+                cur.close()
+        self._rollback(conn)
+
     def _rollback(self, conn: sqlite3.Connection) -> None:
         # MemoryError too: at the heap limit a ROLLBACK can fail to allocate (close() then
         # still closes the connection, which releases its locks).
@@ -306,6 +315,7 @@ class SQLiteSession(SessionBase):
         config = self._config
         meter = Meter([], cell_limit=config.max_cell_bytes, run_limit=config.max_run_bytes)
         index: int | None = None
+        cur: sqlite3.Cursor | None = None
         self._arm()
         try:
             self._control(conn, "BEGIN")
@@ -331,16 +341,16 @@ class SQLiteSession(SessionBase):
             self._control(conn, "ROLLBACK" if read_only else "COMMIT")
         except sqlite3.Error as exc:
             error = self._map_error(exc, index, read_only)
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise error from None
         except MemoryError:  # the heap limit (see _open): one row or value too large
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise self._out_of_memory().at(index) from None
         except TargetError as exc:
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise exc.at(index) from None
         except BaseException:
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise
         finally:
             self._deadline = None
@@ -355,6 +365,7 @@ class SQLiteSession(SessionBase):
             raise ValueError("batch_size must be >= 1")
         check_statements([statement], 0)
         conn = self._connection(read_only)
+        cur: sqlite3.Cursor | None = None
         self._arm()
         try:
             self._control(conn, "BEGIN")
@@ -362,10 +373,10 @@ class SQLiteSession(SessionBase):
             first = cur.fetchmany(batch_size) if cur.description is not None else []
         except sqlite3.Error as exc:
             error = self._map_error(exc, 0, read_only)
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise error from None
         except MemoryError:
-            self._rollback(conn)
+            self._abandon(conn, cur)
             raise self._out_of_memory().at(0) from None
         finally:
             self._deadline = None

@@ -301,6 +301,11 @@ SEVENTH: dict[str, list[str]] = {
         "WHERE h.n <= ascii(substr(o::text, g.k, 1)) GROUP BY g.k ORDER BY g.k",
     ],
     "mysql": [
+        # eighth review: `--` before a non-ASCII space is a comment to sqlglot, not to MariaDB
+        "SELECT t.a FROM (SELECT 1 AS a, 2 AS `\u00a0`) t WHERE 1 = 1 --\u00a0 UNION SELECT ssn "
+        "FROM customers WHERE 1\n= 1",
+        "SELECT t.a FROM (SELECT 1 AS a) t WHERE 1 = 1 --\u3000 UNION SELECT card_number FROM "
+        "payment_cards WHERE 1\n= 1",
         "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
         "EXISTS (SELECT table_name FROM information_schema.tables) AND 1 IN (SELECT x.id FROM "
         "(SELECT 1 AS id) x)",
@@ -310,6 +315,10 @@ SEVENTH: dict[str, list[str]] = {
         "information_schema.tables) GROUP BY o.id ORDER BY o.id",
     ],
     "sqlite": [
+        # eighth review: SQLite fills a bare column from the row min()/max() picked
+        "SELECT k.id AS pos, o.id AS code, min(abs(o.id - unicode(substr(c.email, k.id, 1)))) AS "
+        "d FROM orders o, orders k, customers c WHERE c.id = 1 AND k.id <= 28 AND o.id < 128 "
+        "GROUP BY k.id",
         "SELECT 1 AS hit FROM payment_cards x WHERE x.id = 1 AND x.card_number LIKE '47%' AND "
         "x.rowid > 0 AND 1 IN (SELECT x.id FROM (SELECT 1 AS id) x)",
         "SELECT COUNT(*) AS code FROM orders o JOIN orders d ON d.id BETWEEN 1 AND 127, (SELECT 1 "

@@ -403,3 +403,33 @@ def test_an_untraced_name_related_to_another_row_source_holds() -> None:
     )
     result = mask_select(sql, "mysql", POLICY)
     assert result.held or any(p.holds for p in result.probes), result
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        (
+            "SELECT k.id AS pos, o.id AS code, min(abs(o.id - unicode(substr(c.email, k.id, 1)))) "
+            "AS d FROM orders o, orders k, customers c WHERE c.id = 1 AND k.id <= 28 GROUP BY k.id",
+            "generator",
+        ),
+        (
+            "SELECT o.id, max(o.id * (o.id = unicode(substr(c.email, 1, 1)))) FROM orders o, "
+            "customers c WHERE c.id = 1",
+            "generator",
+        ),
+        ("SELECT id, min(email) FROM customers", "order"),
+    ],
+)
+def test_sqlite_bare_columns_beside_min_or_max_are_probes(sql: str, kind: str) -> None:
+    """Eighth review: SQLite fills a bare column from the row min()/max() picked."""
+    result = mask_select(sql, "sqlite", POLICY)
+    assert any(p.kind == kind and p.column == "email" for p in result.probes), result.probes
+
+
+def test_min_or_max_without_bare_columns_is_no_probe() -> None:
+    for sql in (
+        "SELECT city, min(email) FROM customers GROUP BY city",
+        "SELECT min(email), count(*) FROM customers",
+    ):
+        assert not mask_select(sql, "sqlite", POLICY).probes, sql

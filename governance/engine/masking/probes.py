@@ -431,8 +431,44 @@ def column_probes(
     return probes
 
 
+def _extreme_row_probes(
+    column: exp.Column, rules: list[tuple[ColumnRule, str]], kin: Kin
+) -> list[Probe]:
+    """SQLite fills a bare column beside a min()/max() aggregate from the row that aggregate
+    picked: the value inside it then chooses which row's other columns come back (an order
+    probe), and, related to another row source (``min(abs(o.id - unicode(…)))``), reads it
+    out through that source's columns (a generator)."""
+    aggregate = column.find_ancestor(exp.Min, exp.Max)
+    if aggregate is None:
+        return []
+    select = aggregate.find_ancestor(exp.Select)
+    if select is None or not _has_bare_column(select):
+        return []
+    if _entangled(column, aggregate, kin):
+        kind, where = "generator", "a min()/max() that relates it to another row source"
+    else:
+        kind, where = "order", "a min()/max() whose row SQLite returns the other columns from"
+    return [Probe(table, rule.column, kind, where, rule.restricted) for rule, table in rules]
+
+
+def _has_bare_column(select: exp.Select) -> bool:
+    group = select.args.get("group")
+    grouped = {e.sql() for e in group.expressions} if group is not None else set()
+    for projection in select.expressions:
+        for column in projection.find_all(exp.Column):
+            if isinstance(column.find_ancestor(exp.AggFunc, exp.Select), exp.AggFunc):
+                continue  # inside an aggregate of this select
+            if column.sql() not in grouped:
+                return True
+    return False
+
+
 def probes_and_touch(
-    tree: exp.Expr, tracer: Tracer, policy: MaskingPolicy, fallback: Resolve
+    tree: exp.Expr,
+    tracer: Tracer,
+    policy: MaskingPolicy,
+    fallback: Resolve,
+    dialect: str = "",
 ) -> tuple[tuple[Probe, ...], bool]:
     """Every probe in a qualified tree, and whether any sensitive column is referenced.
 
@@ -514,6 +550,8 @@ def probes_and_touch(
         trace = trace_of(column)
         mixed = trace is not None and trace.mixed
         probes.update(column_probes(column, rules, kin, mixed=mixed))
+        if dialect == "sqlite":
+            probes.update(_extreme_row_probes(column, rules, kin))
     for operation in tree.find_all(exp.SetOperation):
         scope = scopes.get(id(operation))
         if scope is not None:

@@ -327,7 +327,7 @@ def _rewrite(
 ) -> MaskResult:
     user_aliases = {a.alias for a in original.find_all(exp.Alias)}
     originals = _original_projections(original)
-    probes, touched = probes_and_touch(qualified, tracer, policy, uncertain)
+    probes, touched = probes_and_touch(qualified, tracer, policy, uncertain, dialect)
     columns: list[OutputColumn] = []
     masks: list[tuple[int, Strategy, ColumnRule | None, str]] = []
     for index, (projection, trace) in enumerate(outputs):
