@@ -61,25 +61,50 @@ def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
 
 
 def _refuse_foreign_spaces(sql: str, tokens: list[Token]) -> None:
-    """Between tokens (whitespace and comments), only ASCII whitespace.
+    """Outside strings and quoted names, only ASCII whitespace.
 
     Python, and so sqlglot, counts U+00A0, U+3000, U+2028 … as whitespace; the servers do not
-    (PostgreSQL and MariaDB read them as letters of a name), and MariaDB starts a ``--``
-    comment only before an ASCII space or control character: ``1 --<U+00A0> UNION SELECT
-    ssn …`` was a comment to Warden and a query to the server. Quoted names and strings may
-    hold any character; this looks only at what lies between tokens.
+    (PostgreSQL, MariaDB and SQLite read them as letters of a name), and MariaDB starts a
+    ``--`` comment only before an ASCII space or control character: ``1 --<U+00A0> UNION
+    SELECT ssn …`` was a comment to Warden and a query to the server. sqlglot also matches
+    ``ORDER<U+00A0>BY`` as one keyword, which the server reads as a name. Strings and quoted
+    names may hold any character: only those spans are skipped.
     """
-    position = 0
-    for token in tokens:
-        for offset in range(position, min(token.start, len(sql))):
-            char = sql[offset]
-            if ord(char) > 127 and (char.isspace() or not char.isprintable()):
-                raise LexError(
-                    f"Contains U+{ord(char):04X} outside a string or quoted name (at character "
-                    f"{offset + 1}), which the database does not read as a space as Warden "
-                    "would; use plain spaces."
-                )
-        position = max(position, token.end + 1)
+    quoted: list[tuple[int, int]] = [
+        (token.start, token.end)
+        for token in tokens
+        if token.token_type in _QUOTED and token.end >= token.start
+    ]
+    spans = iter(quoted)
+    span = next(spans, None)
+    for offset, char in enumerate(sql):
+        while span is not None and offset > span[1]:
+            span = next(spans, None)
+        if span is not None and span[0] <= offset <= span[1]:
+            continue
+        # other non-ASCII characters are letters of a name to the servers and to sqlglot
+        # alike, or text inside a comment; spaces are where they part
+        if ord(char) > 127 and char.isspace():
+            raise LexError(
+                f"Contains U+{ord(char):04X} outside a string or quoted name (at character "
+                f"{offset + 1}), which the database does not read as a space as Warden "
+                "would; use plain spaces."
+            )
+
+
+_QUOTED = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.RAW_STRING,
+        TokenType.BIT_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.HEREDOC_STRING,
+        TokenType.UNICODE_STRING,
+        TokenType.IDENTIFIER,
+    }
+)
 
 
 def split(tokens: list[Token]) -> list[Chunk]:

@@ -308,3 +308,22 @@ def test_it_lists_functions_lower_case() -> None:
 )
 def test_it_explains_in_words(dialect: str, sql: str, expected: str) -> None:
     assert analyze(sql, dialect).statements[0].explanation.startswith(expected)
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "postgres", "sqlite"])
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2028", "\u0085", "\u2009"])
+def test_spaces_the_database_does_not_read_as_spaces_are_refused(dialect: str, space: str) -> None:
+    """Eighth review: `--<U+00A0>` started a comment for sqlglot, not for MariaDB, which ran
+    the `UNION SELECT ssn …` behind it. Outside strings and quoted names they are refused."""
+    from governance.engine import analyze
+
+    sql = f"SELECT t.a FROM t WHERE 1 = 1 --{space} UNION SELECT ssn FROM customers WHERE 1\n= 1"
+    analysis = analyze(sql, dialect)
+    assert analysis.error and f"U+{ord(space):04X}" in analysis.error
+    # inside strings and quoted names they are only text
+    quote = "`" if dialect == "mysql" else '"'
+    assert not analyze(f"SELECT 'a{space}b' AS {quote}x{space}y{quote}", dialect).error
+    # sqlglot matches ORDER<space>BY as one keyword across it; the server reads a name
+    assert analyze(f"SELECT id FROM orders o ORDER{space}BY id", dialect).error
+    # and other characters in comments are comments' text (shown escaped to approvers)
+    assert not analyze("SELECT 1 /* \u202e \u2066 \x9b */", dialect).error
