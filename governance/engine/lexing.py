@@ -70,6 +70,7 @@ def _refuse_foreign_spaces(sql: str, tokens: list[Token]) -> None:
     ``ORDER<U+00A0>BY`` as one keyword, which the server reads as a name. Strings and quoted
     names may hold any character: only those spans are skipped.
     """
+    _refuse_nested_comments(sql, tokens)
     quoted: list[tuple[int, int]] = [
         (token.start, token.end)
         for token in tokens
@@ -90,6 +91,33 @@ def _refuse_foreign_spaces(sql: str, tokens: list[Token]) -> None:
                 f"{offset + 1}), which the database does not read as a space as Warden "
                 "would; use plain spaces."
             )
+
+
+def _refuse_nested_comments(sql: str, tokens: list[Token]) -> None:
+    """A block comment that holds ``/*`` is refused: PostgreSQL nests them, MariaDB and SQLite
+    do not, and sqlglot counts them its own way (``/*/* */`` is one whole comment to it, an
+    open one to PostgreSQL), so the comment could end elsewhere for the server and hide SQL
+    (``SELECT 1 /*/* */ , '*/ , ssn FROM customers --'`` read SSNs). Comments lie between
+    tokens; only those gaps are searched."""
+    position = 0
+    gaps: list[str] = []
+    for token in tokens:
+        if token.start > position:
+            gaps.append(sql[position : token.start])
+        position = max(position, token.end + 1)
+    if position < len(sql):
+        gaps.append(sql[position:])
+    for gap in gaps:
+        start = gap.find("/*")
+        while start != -1:
+            end = gap.find("*/", start + 2)
+            inner = gap.find("/*", start + 2)
+            if inner != -1 and (end == -1 or inner < end):
+                raise LexError(
+                    "Contains a comment inside a comment (/* … /* … */), which the database "
+                    "and Warden could end in different places; remove the inner /*."
+                )
+            start = gap.find("/*", end + 2) if end != -1 else -1
 
 
 _QUOTED = frozenset(

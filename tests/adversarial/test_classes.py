@@ -290,6 +290,10 @@ SEVENTH: dict[str, list[str]] = {
         "FROM orders LIMIT 1) o ORDER BY to_jsonb(status)->>'ssn'",
         "SELECT c2.id FROM customers c JOIN customers c2 ON ascii(substr(c.email, 1, 1)) = "
         "CAST(extract(doy FROM c2.date_of_birth) AS int) WHERE c.id = 1",
+        # ninth review: nested comments ended elsewhere for sqlglot than for PostgreSQL
+        "SELECT 1 /*/* */ , '*/ , ssn FROM customers --' AS x",
+        "SELECT o.id /*/* */ , '*/ , (SELECT c.ssn FROM customers c WHERE c.id = o.customer_id)"
+        " --'\nAS x FROM orders o WHERE o.id <= 3",
         # eighth review: CYCLE/SEARCH columns carry the raw values of the columns they list
         "WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers WHERE id = 1 UNION ALL "
         "SELECT id, e FROM t WHERE false) CYCLE e SET cyc USING p SELECT count(*) AS c FROM t, "
