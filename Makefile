@@ -8,7 +8,8 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden
 TEST_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" \
 	DJANGO_SECRET_KEY=warden-test-secret-key-not-for-production-0000 \
 	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE= \
-	WARDEN_PSEUDONYM_KEY=warden-test-pseudonym-key-not-for-production
+	WARDEN_PSEUDONYM_KEY=warden-test-pseudonym-key-not-for-production \
+	WARDEN_AUDIT_SIGNING_KEY=d2FyZGVuLXRlc3QtYXVkaXQtc2lnbmluZy1rZXktMzI=
 
 # mypy's Django plugin imports the settings, which need a secret key (any will do to type-check).
 LINT_ENV := DJANGO_SECRET_KEY=warden-typecheck-key-not-a-secret-00000000

@@ -64,6 +64,9 @@ class EventKind(models.TextChoices):
     MASKING_RULE_CHANGED = "masking.rule_changed", "Masking rule changed"
     KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
 
+    AUDIT_VERIFIED = "audit.verified", "Audit trail verified"
+    AUDIT_BROKEN = "audit.broken", "Audit trail found altered"
+
 
 # Names rows were once recorded under, and the kind each means. Never recorded again.
 LEGACY: dict[str, EventKind] = {
@@ -84,6 +87,7 @@ FAMILIES: dict[str, str] = {
     "catalog": "Catalog",
     "masking": "Masking rules",
     "keys": "Encryption keys",
+    "audit": "The audit trail itself",
 }
 
 

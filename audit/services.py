@@ -3,8 +3,14 @@ this module knows nothing of governance."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
+
+from audit.chain import event_mac
+from audit.keys import mac_key
 from audit.kinds import EventKind
 from audit.models import AuditEvent
 
@@ -15,7 +21,16 @@ def event_record(**fields: Any) -> AuditEvent:
     """Write one audit event (see `event_build` for the fields)."""
     event = event_build(**fields)
     event.save(force_insert=True)
+    transaction.on_commit(request_seal)
     return event
+
+
+def request_seal() -> None:
+    """Ask for the new events to be chained soon (audit/sealer.py); the beat schedule does it
+    anyway every WARDEN_AUDIT_SEAL_SECONDS. Never a database round trip here."""
+    from audit.sealer import request_seal as request
+
+    request()
 
 
 def event_build(
@@ -44,9 +59,10 @@ def event_build(
     if len(sql) > MAX_SQL_CHARS:
         detail["sql_truncated_from"] = len(sql)
         sql = sql[:MAX_SQL_CHARS]
-    return AuditEvent(
+    event = AuditEvent(
+        created_at=timezone.now(),
         kind=kind,
-        actor=user,
+        actor_id=user.pk if user is not None else None,
         actor_name=actor_name or (user.get_username() if user is not None else ""),
         channel=channel,
         source_ip=source_ip,
@@ -61,5 +77,18 @@ def event_build(
         row_count=row_count,
         duration_ms=duration_ms,
         error=error,
-        detail=detail,
+        detail=_as_stored(detail),
     )
+    event.source_ip = _SOURCE_IP.get_prep_value(event.source_ip)
+    event.mac = event_mac(event, mac_key())
+    return event
+
+
+_SOURCE_IP = AuditEvent._meta.get_field("source_ip")
+
+
+def _as_stored(detail: dict[str, Any]) -> dict[str, Any]:
+    """The detail as the database will give it back (JSON types only), so the MAC computed
+    now is the one a verifier computes from the row."""
+    result: dict[str, Any] = json.loads(json.dumps(detail, default=str))
+    return result

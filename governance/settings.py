@@ -216,6 +216,11 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approvals-and-grants": {"task": "approvals.expire", "schedule": 60.0},
     # Retries notifications that are due, even those whose queued attempt a lost broker dropped.
     "deliver-notifications": {"task": "approvals.deliver_due", "schedule": 60.0},
+    # Chains committed audit events and writes checkpoints when they are due.
+    "seal-audit-trail": {
+        "task": "audit.seal",
+        "schedule": float(env_int("WARDEN_AUDIT_SEAL_SECONDS", 5, minimum=1)),
+    },
     "refresh-catalogs": {
         "task": "governance.refresh_catalogs",
         "schedule": float(env_int("WARDEN_CATALOG_REFRESH_SECONDS", 6 * 3600, minimum=60)),
@@ -238,6 +243,25 @@ if _database_url and len(WARDEN_PSEUDONYM_KEY) < 32:
         "WARDEN_PSEUDONYM_KEY must be set (at least 32 characters) when DATABASE_URL is set "
         "(generate one with: python manage.py generate_key)"
     )
+# Signs the audit trail's checkpoints (Ed25519 seed, urlsafe base64 of 32 bytes) and keys the
+# MAC of every event. Without it (the demo only) one is derived from the secret key.
+WARDEN_AUDIT_SIGNING_KEY = env_str("WARDEN_AUDIT_SIGNING_KEY")
+if WARDEN_AUDIT_SIGNING_KEY or _database_url:
+    from audit.keys import decode_seed
+
+    try:
+        decode_seed(WARDEN_AUDIT_SIGNING_KEY or "")
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"{exc}: WARDEN_AUDIT_SIGNING_KEY must be set when DATABASE_URL is set "
+            "(generate one with: python manage.py generate_key)"
+        ) from None
+# Checkpoints: every N sealed events or M seconds, whichever comes first (also when nothing
+# happened); each is also written as a file in this directory when it is set.
+WARDEN_AUDIT_CHECKPOINT_EVENTS = env_int("WARDEN_AUDIT_CHECKPOINT_EVENTS", 1000, minimum=1)
+WARDEN_AUDIT_CHECKPOINT_SECONDS = env_int("WARDEN_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=10)
+WARDEN_AUDIT_CHECKPOINT_DIR = env_str("WARDEN_AUDIT_CHECKPOINT_DIR")
+WARDEN_AUDIT_SEAL_SECONDS = env_int("WARDEN_AUDIT_SEAL_SECONDS", 5, minimum=1)
 WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1024)
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).
 WARDEN_TRUSTED_PROXIES = env_int("WARDEN_TRUSTED_PROXIES", 0, minimum=0)

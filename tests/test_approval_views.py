@@ -245,7 +245,7 @@ def test_admins_manage_approval_policies_and_changes_are_audited(
     request = submit(alice, ledger, UPDATE).approval
     assert request.required_approvals == 2 and request.policy == policy
     event = AuditEvent.objects.get(kind="approval_policy.created")
-    assert event.actor == carol and event.detail["changes"]["required_approvals"] == [None, 2]
+    assert event.actor_id == carol.pk and event.detail["changes"]["required_approvals"] == [None, 2]
     client.post(reverse("approval_policy_delete", args=[policy.pk]))
     assert not ApprovalPolicy.objects.filter(name="ledger").exists()
     assert AuditEvent.objects.filter(kind="approval_policy.deleted").exists()

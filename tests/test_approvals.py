@@ -71,7 +71,7 @@ def test_a_held_write_runs_as_the_requester_once_approved(
     request.refresh_from_db()
     assert request.status == "approved" and request.decided_at is not None
     outcome = AuditEvent.objects.get(run_id=run.pk, kind="query.succeeded")
-    assert outcome.actor == alice  # ran as the requester ...
+    assert outcome.actor_id == alice.pk  # ran as the requester ...
     assert outcome.detail["approval"] == {"id": request.pk, "approvers": ["bob"]}  # ... approved
     kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
     assert sorted(kinds) == sorted(

@@ -27,6 +27,7 @@ PROD_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "WARDEN_ENCRYPTION_KEYS": "d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=",
     "WARDEN_PSEUDONYM_KEY": "a-production-pseudonym-key-of-enough-length-0123456789",
+    "WARDEN_AUDIT_SIGNING_KEY": "cHJvZHVjdGlvbi1hdWRpdC1zaWduaW5nLWtleS0zMmI=",
     "DJANGO_ALLOWED_HOSTS": "warden.example.com",
     "WARDEN_HTTPS": "1",
 }
@@ -84,6 +85,8 @@ def test_check_deploy_is_clean_with_production_env() -> None:
         ({"WARDEN_ENCRYPTION_KEYS": ""}, "WARDEN_ENCRYPTION_KEYS must be set"),
         ({"WARDEN_PSEUDONYM_KEY": ""}, "WARDEN_PSEUDONYM_KEY must be set"),
         ({"WARDEN_PSEUDONYM_KEY": "short"}, "WARDEN_PSEUDONYM_KEY must be set (at least 32"),
+        ({"WARDEN_AUDIT_SIGNING_KEY": ""}, "WARDEN_AUDIT_SIGNING_KEY must be set"),
+        ({"WARDEN_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "must decode to 32 bytes"),
         ({"WARDEN_QUERY_MAX_BYTES": "lots"}, "WARDEN_QUERY_MAX_BYTES must be an integer"),
         ({"WARDEN_MAX_CELL_BYTES": "1.5 MiB"}, "WARDEN_MAX_CELL_BYTES must be a size in bytes"),
         ({"WARDEN_MAX_CELL_BYTES": "12"}, "WARDEN_MAX_CELL_BYTES must be at least 1,024 bytes"),

@@ -8,7 +8,10 @@ from governance.crypto import generate_key
 
 
 class Command(BaseCommand):
-    help = "Print a new random key (for WARDEN_ENCRYPTION_KEYS or WARDEN_PSEUDONYM_KEY)."
+    help = (
+        "Print a new random key (for WARDEN_ENCRYPTION_KEYS, WARDEN_PSEUDONYM_KEY or "
+        "WARDEN_AUDIT_SIGNING_KEY)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(generate_key())

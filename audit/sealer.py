@@ -1,0 +1,233 @@
+"""The sealer: chains committed audit events in id order, and writes signed checkpoints.
+
+Writers never wait for it: an event is inserted with its MAC and an empty ``hash``; the sealer
+(a Celery task on a beat schedule, also asked for after each commit) links every committed
+event to the one before it. Ids are handed out before commit, so a smaller id can commit after
+a larger one; the sealer only chains ids up to a horizon below which every transaction that
+took an id has ended (PostgreSQL: it waits for the transactions in progress when it read the
+sequence), so it never passes over an id that will still commit. Sealers take turns through an
+advisory lock; writers take no lock at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.chain import GENESIS, checkpoint_message, content, event_mac, link
+from audit.keys import key_id, mac_key, public_key_text, signing_key
+from audit.models import AuditCheckpoint, AuditEvent
+
+log = logging.getLogger(__name__)
+
+LOCK = 0x57415244_454E  # "WARDEN": one sealer at a time
+SETTLE_S = 0.3  # time for a transaction that took an id to show up as in progress
+_last_request = 0.0
+
+
+@dataclass
+class SealResult:
+    sealed: int = 0
+    head_id: int = 0
+    head_hash: str = GENESIS
+    busy: bool = False  # another sealer holds the lock, or transactions did not end in time
+    checkpoint: AuditCheckpoint | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def request_seal() -> None:
+    """After a commit: ask a worker to seal soon, at most once a second per process (the beat
+    schedule seals anyway). In the embedded mode (no broker) seal here."""
+    global _last_request
+    now = time.monotonic()
+    if now - _last_request < 1.0:
+        return
+    _last_request = now
+    from celery import current_app as app  # the project's app (governance/celery.py)
+
+    if app.conf.task_always_eager:
+        try:
+            seal()
+        except Exception:  # never fail the caller's request over sealing
+            log.exception("sealing the audit trail failed")
+        return
+    try:
+        app.send_task("audit.seal", countdown=1)
+    except Exception as exc:  # the beat schedule will seal them
+        log.warning("could not ask for the audit trail to be sealed: %s", type(exc).__name__)
+
+
+def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0) -> SealResult:
+    """Chain what can be chained now, then write a checkpoint if one is due."""
+    result = SealResult()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK])
+                if not cursor.fetchone()[0]:
+                    result.busy = True
+                    return result
+        horizon = _horizon(settle_s, wait_s)
+        if horizon is None:
+            result.busy = True
+            return result
+        head_id, head_hash = _head()
+        result.head_id, result.head_hash = head_id, head_hash
+        late = AuditEvent.objects.filter(hash="", id__lt=head_id).values_list("id", flat=True)[:10]
+        for event_id in late:
+            result.problems.append(
+                f"event {event_id} was committed after later events were sealed (inserted "
+                "out of order, or forged): it is not in the chain"
+            )
+        events = AuditEvent.objects.filter(hash="", id__gt=head_id, id__lte=horizon).order_by("id")[
+            :limit
+        ]
+        key = mac_key()
+        updates: list[tuple[str, str, int]] = []
+        prev = head_hash
+        for event in events:
+            if event.mac != event_mac(event, key):
+                result.problems.append(
+                    f"event {event.id} does not match its MAC (altered before sealing, or "
+                    "not written by Warden)"
+                )
+            digest = link(prev, event.id, event.mac, content(event))
+            updates.append((prev, digest, event.id))
+            prev = digest
+            result.head_id, result.head_hash = event.id, digest
+        if updates:
+            table = connection.ops.quote_name(AuditEvent._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {table} SET prev_hash = %s, hash = %s WHERE id = %s AND hash = ''",
+                    updates,
+                )
+        result.sealed = len(updates)
+        for problem in result.problems:
+            log.error("audit trail: %s", problem)
+        if _checkpoint_due(result.head_id):
+            result.checkpoint = _write_checkpoint(result.head_id, result.head_hash)
+    if result.checkpoint is not None:
+        _export(result.checkpoint)
+    return result
+
+
+def _head() -> tuple[int, str]:
+    last = AuditEvent.objects.exclude(hash="").order_by("-id").values_list("id", "hash").first()
+    return (last[0], last[1]) if last else (0, GENESIS)
+
+
+def _horizon(settle_s: float, wait_s: float) -> int | None:
+    """The largest id below which every id handed out belongs to an ended transaction."""
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            # SQLite has one writer at a time: what is visible is all there is
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
+            return int(cursor.fetchone()[0])
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        sequence = cursor.fetchone()[0]
+        cursor.execute(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}")
+        horizon = int(cursor.fetchone()[0])
+        if settle_s:
+            time.sleep(settle_s)  # a transaction that took an id now has a transaction id
+        cursor.execute("SELECT pg_snapshot_xip(pg_current_snapshot())::text")
+        running = [row[0] for row in cursor.fetchall()]
+        deadline = time.monotonic() + wait_s
+        while running:
+            cursor.execute(
+                "SELECT x FROM unnest(%s::xid8[]) AS x WHERE pg_xact_status(x) = 'in progress'",
+                [running],
+            )
+            running = [row[0] for row in cursor.fetchall()]
+            if not running:
+                break
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return horizon
+
+
+def _checkpoint_due(head_id: int) -> bool:
+    last = AuditCheckpoint.objects.order_by("-id").first()
+    if last is None:
+        return True
+    if head_id - last.last_event_id >= settings.WARDEN_AUDIT_CHECKPOINT_EVENTS:
+        return True
+    age = (timezone.now() - last.created_at).total_seconds()
+    return age >= settings.WARDEN_AUDIT_CHECKPOINT_SECONDS
+
+
+def checkpoint_record(checkpoint: AuditCheckpoint) -> dict[str, object]:
+    """A checkpoint as written outside the database and hashed into the next one."""
+    return {
+        "id": checkpoint.pk,
+        "created_at": checkpoint.created_at.isoformat(timespec="microseconds"),
+        "last_event_id": checkpoint.last_event_id,
+        "head_hash": checkpoint.head_hash,
+        "sealed_events": checkpoint.sealed_events,
+        "previous": checkpoint.previous,
+        "signature": checkpoint.signature,
+        "public_key": checkpoint.public_key,
+        "key_id": key_id(checkpoint.public_key),
+    }
+
+
+def record_hash(checkpoint: AuditCheckpoint) -> str:
+    payload = checkpoint_record(checkpoint)
+    payload.pop("id")
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _write_checkpoint(head_id: int, head_hash: str) -> AuditCheckpoint:
+    last = AuditCheckpoint.objects.order_by("-id").first()
+    previous = record_hash(last) if last else GENESIS
+    since = last.last_event_id if last else 0
+    sealed = (last.sealed_events if last else 0) + (
+        AuditEvent.objects.filter(id__gt=since, id__lte=head_id).exclude(hash="").count()
+    )
+    created = timezone.now()
+    message = checkpoint_message(
+        head_id, head_hash, sealed, created.isoformat(timespec="microseconds"), previous
+    )
+    signature = base64.b64encode(signing_key().sign(message)).decode()
+    return AuditCheckpoint.objects.create(
+        created_at=created,
+        last_event_id=head_id,
+        head_hash=head_hash,
+        sealed_events=sealed,
+        previous=previous,
+        signature=signature,
+        public_key=public_key_text(),
+    )
+
+
+def _export(checkpoint: AuditCheckpoint) -> None:
+    """Write the checkpoint outside the database, so rewriting the table and re-signing (with
+    the key) still leaves copies that disagree. Atomic: a file is whole or absent."""
+    directory = settings.WARDEN_AUDIT_CHECKPOINT_DIR
+    if not directory:
+        return
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(checkpoint_record(checkpoint), sort_keys=True, indent=2).encode()
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".checkpoint-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path / f"checkpoint-{checkpoint.pk:012d}.json")
+    except OSError as exc:
+        log.error("could not write audit checkpoint %s to %s: %s", checkpoint.pk, path, exc)

@@ -1,0 +1,238 @@
+"""The hash chain, its signed checkpoints and `audit verify`, against a real PostgreSQL app
+database. Every tamper is done as a superuser who switched the trigger off
+(``session_replication_role = replica``), and verification names the exact event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from audit.chain import GENESIS, content, event_mac, link
+from audit.keys import mac_key
+from audit.kinds import EventKind
+from audit.models import AuditCheckpoint, AuditEvent
+from audit.sealer import seal
+from audit.services import event_record
+from audit.verify import verify
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL app database"),
+]
+TABLE = "audit_auditevent"
+
+
+def _events(n: int) -> list[AuditEvent]:
+    return [
+        event_record(
+            kind=EventKind.QUERY_SUBMITTED,
+            actor_name=f"user{i}",
+            sql=f"SELECT {i}",
+            detail={"n": i, "ratio": 1.0, "nested": {"b": [1, 2.5]}},
+            source_ip="::ffff:10.0.0.1" if i % 2 else "10.0.0.2",
+        )
+        for i in range(n)
+    ]
+
+
+def _as_superuser(sql: str, params: list[Any] | None = None) -> None:
+    """A DBA bypassing the trigger for one transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params or [])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+@pytest.fixture
+def trail() -> Iterator[list[AuditEvent]]:
+    events = _events(8)
+    result = seal(settle_s=0)
+    assert result.sealed == 8 and not result.problems, result
+    assert verify().ok
+    yield events
+
+
+def test_a_sealed_trail_verifies_and_links_every_event(trail: list[AuditEvent]) -> None:
+    prev = GENESIS
+    key = mac_key()
+    for event in AuditEvent.objects.order_by("id"):
+        assert event.mac == event_mac(event, key)
+        assert event.prev_hash == prev
+        assert event.hash == link(prev, event.id, event.mac, content(event))
+        prev = event.hash
+    report = verify()
+    assert report.ok and report.sealed == 8 and report.head_hash == prev
+    assert AuditCheckpoint.objects.count() == 1  # the first seal writes one
+
+
+def test_an_edited_event_is_named(trail: list[AuditEvent]) -> None:
+    target = trail[3]
+    _as_superuser(f"UPDATE {TABLE} SET sql = 'SELECT 42' WHERE id = %s", [target.pk])
+    report = verify()
+    assert not report.ok and report.first_broken_id == target.pk, report.problems
+
+
+def test_an_edit_that_recomputes_the_hash_is_still_named(trail: list[AuditEvent]) -> None:
+    """Without the MAC key a forger can recompute the public chain, not the MAC."""
+    target = trail[2]
+    _as_superuser(f"UPDATE {TABLE} SET actor_name = 'nobody' WHERE id = %s", [target.pk])
+    edited = AuditEvent.objects.get(pk=target.pk)
+    prev = edited.prev_hash
+    for event in AuditEvent.objects.filter(id__gte=target.pk).order_by("id"):
+        digest = link(prev, event.id, event.mac, content(event))
+        _as_superuser(
+            f"UPDATE {TABLE} SET prev_hash = %s, hash = %s WHERE id = %s", [prev, digest, event.id]
+        )
+        prev = digest
+    report = verify()
+    assert report.first_broken_id == target.pk, report.problems
+
+
+def test_a_deleted_event_is_named(trail: list[AuditEvent]) -> None:
+    target = trail[4]
+    _as_superuser(f"DELETE FROM {TABLE} WHERE id = %s", [target.pk])
+    report = verify()
+    assert report.first_broken_id == target.pk, report.problems
+
+
+def test_a_deleted_last_event_is_named_through_the_checkpoint(trail: list[AuditEvent]) -> None:
+    target = trail[-1]
+    _as_superuser(f"DELETE FROM {TABLE} WHERE id = %s", [target.pk])
+    report = verify()
+    assert report.first_broken_id == target.pk, report.problems
+
+
+def test_reordered_events_are_named(trail: list[AuditEvent]) -> None:
+    a, b = trail[1], trail[5]
+    _as_superuser(
+        f"UPDATE {TABLE} SET sql = CASE id WHEN %s THEN %s ELSE %s END WHERE id IN (%s, %s)",
+        [a.pk, b.sql, a.sql, a.pk, b.pk],
+    )
+    report = verify()
+    assert report.first_broken_id == a.pk, report.problems
+
+
+def test_an_event_forged_at_the_end_is_named(trail: list[AuditEvent]) -> None:
+    """Appended after the last checkpoint, with a chain hash computed the public way."""
+    head = AuditEvent.objects.order_by("-id").first()
+    assert head is not None
+    forged = AuditEvent(kind=EventKind.AUTH_LOGIN, actor_name="admin", sql="")
+    forged.created_at = head.created_at
+    forged.mac = "0" * 64
+    forged.save(force_insert=True)
+    digest = link(head.hash, forged.pk, forged.mac, content(forged))
+    _as_superuser(
+        f"UPDATE {TABLE} SET prev_hash = %s, hash = %s WHERE id = %s",
+        [head.hash, digest, forged.pk],
+    )
+    report = verify()
+    assert report.first_broken_id == forged.pk, report.problems
+
+
+def test_an_unsealed_forged_event_is_named_and_the_sealer_reports_it(
+    trail: list[AuditEvent],
+) -> None:
+    forged = AuditEvent(kind=EventKind.AUTH_LOGIN, actor_name="admin", sql="", mac="f" * 64)
+    forged.save(force_insert=True)
+    result = seal(settle_s=0)
+    assert any(str(forged.pk) in p for p in result.problems), result.problems
+    assert verify().first_broken_id == forged.pk
+
+
+def test_a_forged_checkpoint_is_found(trail: list[AuditEvent]) -> None:
+    checkpoint = AuditCheckpoint.objects.get()
+    _as_superuser(
+        "UPDATE audit_auditcheckpoint SET head_hash = %s WHERE id = %s",
+        ["1" * 64, checkpoint.pk],
+    )
+    report = verify()
+    assert not report.ok
+    assert any("bad signature" in p.message for p in report.problems), report.problems
+
+
+def test_the_trail_rewritten_whole_disagrees_with_the_files_outside(
+    trail: list[AuditEvent], tmp_path: Path
+) -> None:
+    with override_settings(
+        WARDEN_AUDIT_CHECKPOINT_DIR=str(tmp_path), WARDEN_AUDIT_CHECKPOINT_EVENTS=1
+    ):
+        _events(2)
+        assert seal(settle_s=0).checkpoint is not None
+        files = sorted(tmp_path.glob("checkpoint-*.json"))
+        assert len(files) == 1
+        record = json.loads(files[0].read_text())
+        assert record["head_hash"] == AuditEvent.objects.order_by("-id").first().hash
+        assert verify().ok
+        _as_superuser("DELETE FROM audit_auditcheckpoint WHERE id = %s", [record["id"]])
+        report = verify()
+        assert any("not in the database" in p.message for p in report.problems), report.problems
+
+
+def test_checkpoints_are_written_when_nothing_happens(trail: list[AuditEvent]) -> None:
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        first = seal(settle_s=0)
+        second = seal(settle_s=0)
+    assert first.sealed == second.sealed == 0
+    assert first.checkpoint is not None and second.checkpoint is not None
+    assert second.checkpoint.last_event_id == trail[-1].pk
+    assert verify().ok and verify().checkpoints == 3
+
+
+def test_verify_command_exit_codes_and_its_own_event(
+    trail: list[AuditEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("audit", "verify", "--format", "json", "--as", "auditor1")
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True and out["first_broken_id"] is None
+    event = AuditEvent.objects.order_by("-id").first()
+    assert event is not None and event.kind == EventKind.AUDIT_VERIFIED
+    assert event.actor_name == "auditor1" and event.detail["head_hash"] == out["head_hash"]
+    _as_superuser(f"UPDATE {TABLE} SET risk = 'low' WHERE id = %s", [trail[0].pk])
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("audit", "verify")
+    assert exit_info.value.code == 1
+    text = capsys.readouterr().out
+    assert f"first broken event {trail[0].pk}" in text
+    assert AuditEvent.objects.order_by("-id").first().kind == EventKind.AUDIT_BROKEN
+
+
+def test_verify_since_starts_at_a_signed_checkpoint(trail: list[AuditEvent]) -> None:
+    import datetime as dt
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    _events(3)
+    seal(settle_s=0)
+    report = verify(since=later)
+    assert report.ok and report.start_id == trail[-1].pk and report.events == 3
+
+
+def test_events_of_real_flows_verify(
+    pg_conn: Any, sqlite_conn: Any, alice: Any, client: Any
+) -> None:
+    """Runs written through run_store's one-statement INSERT (the run id set inside it), masked
+    reads, failures, a held write and a sign-in: every MAC computed when the event was built
+    is the one recomputed from the row."""
+    from governance.services.caller import Caller
+    from governance.services.runs import run_submit
+
+    for connection_ in (pg_conn, sqlite_conn):
+        for sql in (
+            "SELECT id, email, ssn FROM customers LIMIT 3",
+            "SELECT nonexistent FROM customers",
+            "UPDATE orders SET status = 'x' WHERE id = 1",
+            "SELECT 1/0",
+        ):
+            run_submit(caller=Caller(user=alice), connection=connection_, sql=sql)
+    client.post("/accounts/login/", {"login": "alice", "password": "wrong"})
+    result = seal(settle_s=0)
+    assert result.sealed > 8 and not result.problems, result.problems
+    report = verify()
+    assert report.ok, report.problems
+    assert AuditEvent.objects.exclude(run_id=None).exists()
