@@ -236,3 +236,23 @@ def test_events_of_real_flows_verify(
     report = verify()
     assert report.ok, report.problems
     assert AuditEvent.objects.exclude(run_id=None).exists()
+
+
+def test_auditors_see_the_last_verification_and_the_public_key(
+    trail: list[AuditEvent], dave: Any, client: Any
+) -> None:
+    from django.urls import reverse
+
+    from audit.keys import public_key_text
+
+    client.force_login(dave)
+    page = client.get(reverse("audit_events")).content.decode()
+    assert "Not verified yet" in page and public_key_text() in page
+    call_command("audit", "verify", "--as", "dave")
+    page = client.get(reverse("audit_events")).content.decode()
+    assert "Verified intact" in page and "by dave" in page
+    _as_superuser(f"UPDATE {TABLE} SET risk = 'low' WHERE id = %s", [trail[1].pk])
+    with pytest.raises(SystemExit):
+        call_command("audit", "verify", "--as", "dave")
+    page = client.get(reverse("audit_events")).content.decode()
+    assert f"first broken event {trail[1].pk}" in page

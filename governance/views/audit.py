@@ -7,8 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from audit.keys import key_id, public_key_text
 from audit.kinds import FAMILIES, EventKind, stored_names
-from audit.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 from governance.roles import ADMIN, AUDITOR, role_required
 
 
@@ -54,5 +55,24 @@ def audit_events(request: HttpRequest) -> HttpResponse:
             "actor": actor,
             "connection": connection,
             "error": error,
+            "integrity": _integrity(),
         },
     )
+
+
+def _integrity() -> dict[str, object]:
+    """The last verification of the trail (when, by whom, the head), the last checkpoint and
+    the public key that signs checkpoints, for the auditor to check independently."""
+    verified = (
+        AuditEvent.objects.filter(kind__in=[EventKind.AUDIT_VERIFIED, EventKind.AUDIT_BROKEN])
+        .order_by("-id")
+        .first()
+    )
+    public = public_key_text()
+    return {
+        "verified": verified,
+        "intact": verified is not None and verified.kind == EventKind.AUDIT_VERIFIED,
+        "checkpoint": AuditCheckpoint.objects.order_by("-id").first(),
+        "public_key": public,
+        "key_id": key_id(public),
+    }

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from governance import demo_data, engine, targets
 from governance.celery import app as celery_app
+from governance.management.commands._audit_bench import seal_request_figures, sealing_figures
 from governance.management.commands._masking_bench import masking_figures
 from governance.models import AccessGrant, Connection, QueryRun
 from governance.services.runs import Caller, run_submit
@@ -141,6 +142,16 @@ class Command(BaseCommand):
                 )
             dsn, connection, user = self._setup(options["postgres"])
             figures["point_read"] = self._point_read(dsn, connection, user, options["reads"])
+            figures["audit"] = sealing_figures()
+
+            def governed() -> None:
+                run_submit(
+                    caller=Caller(user=user, channel="cli"),
+                    connection=connection,
+                    sql="SELECT id, city, country FROM customers WHERE id = 42",
+                )
+
+            figures["audit"].update(seal_request_figures(governed, options["reads"]))
             if not options["skip_masking"]:
                 figures["masking"] = masking_figures(dsn=dsn, connection=connection, user=user)
         self.stdout.write(json.dumps(figures, indent=2))
