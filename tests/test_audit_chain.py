@@ -168,7 +168,8 @@ def test_the_trail_rewritten_whole_disagrees_with_the_files_outside(
         files = sorted(tmp_path.glob("checkpoint-*.json"))
         assert len(files) == 1
         record = json.loads(files[0].read_text())
-        assert record["head_hash"] == AuditEvent.objects.order_by("-id").first().hash
+        head = AuditEvent.objects.order_by("-id").first()
+        assert head is not None and record["head_hash"] == head.hash
         assert verify().ok
         _as_superuser("DELETE FROM audit_auditcheckpoint WHERE id = %s", [record["id"]])
         report = verify()
@@ -200,7 +201,8 @@ def test_verify_command_exit_codes_and_its_own_event(
     assert exit_info.value.code == 1
     text = capsys.readouterr().out
     assert f"first broken event {trail[0].pk}" in text
-    assert AuditEvent.objects.order_by("-id").first().kind == EventKind.AUDIT_BROKEN
+    last = AuditEvent.objects.order_by("-id").first()
+    assert last is not None and last.kind == EventKind.AUDIT_BROKEN
 
 
 def test_verify_since_starts_at_a_signed_checkpoint(trail: list[AuditEvent]) -> None:

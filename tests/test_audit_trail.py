@@ -108,8 +108,10 @@ def test_the_runtime_role_of_the_two_role_setup_can_only_append() -> None:
         )
         cursor.execute(f"GRANT UPDATE (prev_hash, hash) ON audit_auditevent TO {role}")
     try:
-        dsn = {"host": settings["HOST"] or "127.0.0.1", "port": settings["PORT"] or 5432}
-        with psycopg.connect(dbname=settings["NAME"], user=role, autocommit=True, **dsn) as conn:
+        host, port = settings["HOST"] or "127.0.0.1", int(settings["PORT"] or 5432)
+        with psycopg.connect(
+            dbname=settings["NAME"], user=role, autocommit=True, host=host, port=port
+        ) as conn:
             new_id = conn.execute(
                 f"INSERT INTO {table} (created_at, kind, actor_name, channel, connection_name, "
                 "sql, categories, decision, risk, rule, error, detail, mac, prev_hash, hash) "
