@@ -51,7 +51,8 @@ BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden_bench_app
 BENCH_ENV := DATABASE_URL="$(BENCH_DATABASE_URL)" \
 	DJANGO_SECRET_KEY=warden-bench-secret-key-not-for-production-00 \
 	WARDEN_ENCRYPTION_KEYS=d2FyZGVuLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE= \
-	WARDEN_PSEUDONYM_KEY=warden-bench-pseudonym-key-not-for-production
+	WARDEN_PSEUDONYM_KEY=warden-bench-pseudonym-key-not-for-production \
+	WARDEN_AUDIT_SIGNING_KEY=d2FyZGVuLWJlbmNoLWF1ZGl0LXNpZ25pbmcta2V5LTM=
 bench: $(STAMP)  ## engine and gateway speed, as JSON ratios
 	-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE warden_bench_app" 2>/dev/null
 	$(BENCH_ENV) $(PY) manage.py migrate -v0
