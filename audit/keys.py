@@ -51,12 +51,27 @@ def signing_key() -> Ed25519PrivateKey:
 
 def public_key_text() -> str:
     """The public key as urlsafe base64 of its 32 raw bytes (what reports and the UI show)."""
+    return _public_text(seed())
+
+
+@lru_cache(maxsize=16)
+def _public_text(raw_seed: bytes) -> str:
     raw = (
-        signing_key()
+        Ed25519PrivateKey.from_private_bytes(raw_seed)
         .public_key()
         .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def retired_keys() -> dict[str, bytes]:
+    """Keys used before a rotation (WARDEN_AUDIT_RETIRED_SIGNING_KEYS): public key -> MAC key."""
+    result: dict[str, bytes] = {}
+    for text in getattr(settings, "WARDEN_AUDIT_RETIRED_SIGNING_KEYS", []):
+        raw = decode_seed(text)
+        if raw != seed():
+            result[_public_text(raw)] = _mac_key(raw)
+    return result
 
 
 def public_key_from_text(text: str) -> Ed25519PublicKey:

@@ -19,6 +19,29 @@ class EventKind(models.TextChoices):
     AUTH_LOGOUT = "auth.logout", "Signed out"
     AUTH_LOGIN_FAILED = "auth.login_failed", "Sign-in failed"
     AUTH_LOGIN_THROTTLED = "auth.login_throttled", "Sign-in refused after repeated failures"
+    AUTH_PASSWORD_CHANGED = "auth.password_changed", "Password changed"
+    AUTH_REAUTHENTICATED = "auth.reauthenticated", "Identity confirmed again (re-authentication)"
+    AUTH_REAUTH_FAILED = "auth.reauth_failed", "Re-authentication failed"
+    AUTH_MFA_FAILED = "auth.mfa_failed", "Second-factor code refused"
+    # Accounts and roles (whoever changes them: the app, Django admin, a shell, an identity
+    # provider's sign-in)
+    USER_CREATED = "user.created", "Account created"
+    USER_DELETED = "user.deleted", "Account deleted"
+    USER_RENAMED = "user.renamed", "Account renamed"
+    USER_DEACTIVATED = "user.deactivated", "Account deactivated"
+    USER_REACTIVATED = "user.reactivated", "Account reactivated"
+    USER_SUPERUSER_GRANTED = "user.superuser_granted", "Made superuser"
+    USER_SUPERUSER_REVOKED = "user.superuser_revoked", "Superuser status removed"
+    USER_STAFF_GRANTED = "user.staff_granted", "Given Django admin access"
+    USER_STAFF_REVOKED = "user.staff_revoked", "Django admin access removed"
+    ROLE_MEMBER_ADDED = "role.member_added", "Added to a role"
+    ROLE_MEMBER_REMOVED = "role.member_removed", "Removed from a role"
+    ROLE_CREATED = "role.created", "Role created"
+    ROLE_RENAMED = "role.renamed", "Role renamed"
+    ROLE_DELETED = "role.deleted", "Role deleted"
+    MFA_ENROLLED = "mfa.enrolled", "Second factor enrolled"
+    MFA_REMOVED = "mfa.removed", "Second factor removed"
+    MFA_RESET = "mfa.reset", "Recovery codes regenerated"
     # Statements
     QUERY_SUBMITTED = "query.submitted", "Statement submitted and decided"
     QUERY_CHECKED = "query.checked", "Statement checked (not run)"
@@ -66,6 +89,9 @@ class EventKind(models.TextChoices):
 
     AUDIT_VERIFIED = "audit.verified", "Audit trail verified"
     AUDIT_BROKEN = "audit.broken", "Audit trail found altered"
+    AUDIT_VIEWED = "audit.viewed", "Audit trail viewed or searched"
+    AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
+    AUDIT_KEY_ROTATED = "audit.key_rotated", "Audit signing key changed"
 
 
 # Names rows were once recorded under, and the kind each means. Never recorded again.
@@ -76,6 +102,9 @@ LEGACY: dict[str, EventKind] = {
 # The families a filter offers: the part of a kind's name before the dot.
 FAMILIES: dict[str, str] = {
     "auth": "Sign-in",
+    "user": "Accounts",
+    "role": "Role membership",
+    "mfa": "Second factor",
     "query": "Statements",
     "approval": "Approval requests",
     "approval_policy": "Approval policies",

@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import GENESIS, checkpoint_message, content, event_mac, link
-from audit.keys import key_id, mac_key, public_key_text, signing_key
+from audit.keys import key_id, mac_key, public_key_text, retired_keys, signing_key
 from audit.models import AuditCheckpoint, AuditEvent
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,11 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
         events = AuditEvent.objects.filter(hash="", id__gt=head_id, id__lte=horizon).order_by("id")[
             :limit
         ]
-        key = mac_key()
+        keys = [mac_key(), *retired_keys().values()]
         updates: list[tuple[str, str, int]] = []
         prev = head_hash
         for event in events:
-            if event.mac != event_mac(event, key):
+            if all(event.mac != event_mac(event, key) for key in keys):
                 result.problems.append(
                     f"event {event.id} does not match its MAC (altered before sealing, or "
                     "not written by Warden)"
@@ -120,8 +120,11 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
         result.sealed = len(updates)
         for problem in result.problems:
             log.error("audit trail: %s", problem)
-        if _checkpoint_due(result.head_id):
+        rotated_from = _rotated_from()
+        if rotated_from is not None or _checkpoint_due(result.head_id):
             result.checkpoint = _write_checkpoint(result.head_id, result.head_hash)
+        if rotated_from is not None:
+            _record_rotation(rotated_from, result.checkpoint)
     if result.checkpoint is not None:
         _export(result.checkpoint)
     return result
@@ -161,6 +164,30 @@ def _horizon(settle_s: float, wait_s: float) -> int | None:
                 return None
             time.sleep(0.05)
         return horizon
+
+
+def _rotated_from() -> str | None:
+    """The previous signing key, when the last checkpoint was signed by another one."""
+    last = AuditCheckpoint.objects.order_by("-id").values_list("public_key", flat=True).first()
+    return last if last is not None and last != public_key_text() else None
+
+
+def _record_rotation(previous: str, checkpoint: AuditCheckpoint | None) -> None:
+    from audit.kinds import EventKind
+    from audit.services import event_record
+
+    event_record(
+        kind=EventKind.AUDIT_KEY_ROTATED,
+        channel="system",
+        detail={
+            "previous_key_id": key_id(previous),
+            "key_id": key_id(public_key_text()),
+            "public_key": public_key_text(),
+            "retired_key_held": previous in retired_keys(),
+            "checkpoint": checkpoint.pk if checkpoint else None,
+            "events_tagged_before": checkpoint.last_event_id if checkpoint else None,
+        },
+    )
 
 
 def _checkpoint_due(head_id: int) -> bool:

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 
 from audit.chain import GENESIS, checkpoint_message, content, event_mac, link
-from audit.keys import mac_key, public_key_from_text, public_key_text
+from audit.keys import mac_key, public_key_from_text, public_key_text, retired_keys
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.sealer import checkpoint_record, record_hash
 
@@ -88,6 +88,7 @@ def verify(since: dt.datetime | None = None) -> Report:
     report.start_id = start_id
     pins = {c.last_event_id: c for c in valid if c.last_event_id > start_id}
     key = mac_key()
+    retired = _retired_windows(valid)
     last_id = start_id
     seen_unsealed: int | None = None
     after = start_id
@@ -97,7 +98,7 @@ def verify(since: dt.datetime | None = None) -> Report:
             break
         for event in batch:
             report.events += 1
-            _check_event(event, key, prev, last_id, seen_unsealed, report)
+            _check_event(event, key, retired, prev, last_id, seen_unsealed, report)
             if event.hash:
                 if seen_unsealed is None:
                     prev = event.hash
@@ -139,15 +140,35 @@ def verify(since: dt.datetime | None = None) -> Report:
     return report
 
 
+def _retired_windows(valid: list[AuditCheckpoint]) -> list[tuple[bytes, float]]:
+    """For each retired key, its MAC key and the last event id it may have tagged: the last
+    event of the first checkpoint signed by another key after its own last one (no limit while
+    no checkpoint has taken over yet)."""
+    windows: list[tuple[bytes, float]] = []
+    for public, key in retired_keys().items():
+        own = [i for i, c in enumerate(valid) if c.public_key == public]
+        after = valid[own[-1] + 1 :] if own else valid
+        successor = next((c for c in after if c.public_key != public), None)
+        windows.append((key, successor.last_event_id if successor else float("inf")))
+    return windows
+
+
+def _mac_ok(event: AuditEvent, key: bytes, retired: list[tuple[bytes, float]]) -> bool:
+    if event.mac == event_mac(event, key):
+        return True
+    return any(event.id <= until and event.mac == event_mac(event, old) for old, until in retired)
+
+
 def _check_event(
     event: AuditEvent,
     key: bytes,
+    retired: list[tuple[bytes, float]],
     prev: str,
     last_id: int,
     seen_unsealed: int | None,
     report: Report,
 ) -> None:
-    if event.mac != event_mac(event, key):
+    if not _mac_ok(event, key, retired):
         report.problems.append(
             Problem(
                 event.id,
@@ -226,8 +247,8 @@ def _check_checkpoints(checkpoints: list[AuditCheckpoint], report: Report) -> li
 
 
 def _trusted_keys() -> set[str]:
-    """The current signing key, and earlier ones listed in WARDEN_AUDIT_PUBLIC_KEYS."""
-    return {public_key_text(), *getattr(settings, "WARDEN_AUDIT_PUBLIC_KEYS", [])}
+    """The current signing key, and the retired ones (WARDEN_AUDIT_RETIRED_SIGNING_KEYS)."""
+    return {public_key_text(), *retired_keys()}
 
 
 def _check_files(checkpoints: list[AuditCheckpoint], report: Report) -> None:

@@ -6,4 +6,4 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import signals  # noqa: F401  (audit of logins)
+        from governance import identity_events, signals  # noqa: F401  (audit receivers)

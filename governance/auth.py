@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from audit.context import acting_as
 from audit.kinds import EventKind
 from audit.services import event_record
 from governance.signals import client_ip
@@ -31,14 +32,28 @@ class AccountAdapter(DefaultAccountAdapter):
             )
             raise
 
+    def reauthenticate(self, user: Any, password: str) -> bool:
+        """The password asked again before a sensitive step (approving a critical statement):
+        recorded either way, since it is what makes that approval count."""
+        from governance.identity_events import record_identity
+
+        confirmed = bool(super().reauthenticate(user, password))
+        kind = EventKind.AUTH_REAUTHENTICATED if confirmed else EventKind.AUTH_REAUTH_FAILED
+        record_identity(kind, subject=user, method="password")
+        return confirmed
+
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest, sociallogin: Any) -> bool:
         return True  # the identity provider decides who may sign in
 
     def save_user(self, request: HttpRequest, sociallogin: Any, form: Any = None) -> Any:
-        user = super().save_user(request, sociallogin, form)
-        for name in settings.OIDC_DEFAULT_GROUPS:
-            group, _ = Group.objects.get_or_create(name=name)
-            user.groups.add(group)
+        """A first sign-in through the identity provider creates the account and gives it the
+        default roles; the trail records both as done by that provisioning."""
+        provider = str(getattr(sociallogin.account, "provider", "") or "oidc")
+        with acting_as(channel="web", request=request, via=f"identity provider {provider}"):
+            user = super().save_user(request, sociallogin, form)
+            for name in settings.OIDC_DEFAULT_GROUPS:
+                group, _ = Group.objects.get_or_create(name=name)
+                user.groups.add(group)
         return user

@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "governance.middleware.AuditContextMiddleware",  # who acts, for events from model signals
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -256,6 +257,16 @@ if WARDEN_AUDIT_SIGNING_KEY or _database_url:
             f"{exc}: WARDEN_AUDIT_SIGNING_KEY must be set when DATABASE_URL is set "
             "(generate one with: python manage.py generate_key)"
         ) from None
+# Rotation: the keys used before, comma-separated, so events and checkpoints they signed still
+# verify (an event tagged with a retired key only up to the checkpoint that took over from it).
+WARDEN_AUDIT_RETIRED_SIGNING_KEYS = env_list("WARDEN_AUDIT_RETIRED_SIGNING_KEYS")
+for _retired in WARDEN_AUDIT_RETIRED_SIGNING_KEYS:
+    from audit.keys import decode_seed
+
+    try:
+        decode_seed(_retired)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"WARDEN_AUDIT_RETIRED_SIGNING_KEYS: {exc}") from None
 # Checkpoints: every N sealed events or M seconds, whichever comes first (also when nothing
 # happened); each is also written as a file in this directory when it is set.
 WARDEN_AUDIT_CHECKPOINT_EVENTS = env_int("WARDEN_AUDIT_CHECKPOINT_EVENTS", 1000, minimum=1)

@@ -258,3 +258,40 @@ def test_auditors_see_the_last_verification_and_the_public_key(
         call_command("audit", "verify", "--as", "dave")
     page = client.get(reverse("audit_events")).content.decode()
     assert f"first broken event {trail[1].pk}" in page
+
+
+OTHER_KEY = "b3RoZXItYXVkaXQtc2lnbmluZy1rZXktMzItYnl0ZXM="  # 32 bytes, urlsafe base64
+
+
+def test_rotating_the_signing_key_keeps_the_old_trail_verifiable(
+    trail: list[AuditEvent], settings: Any
+) -> None:
+    from django.conf import settings as live
+
+    old_key = live.WARDEN_AUDIT_SIGNING_KEY
+    _events(2)  # tagged with the old key, sealed only after the rotation
+    settings.WARDEN_AUDIT_SIGNING_KEY = OTHER_KEY
+    settings.WARDEN_AUDIT_RETIRED_SIGNING_KEYS = [old_key]
+    _events(3)  # tagged with the new key
+    result = seal(settle_s=0)
+    assert not result.problems, result.problems
+    rotation = result.checkpoint
+    assert rotation is not None  # a rotation is checkpointed at once
+    (rotated,) = AuditEvent.objects.filter(kind="audit.key_rotated")
+    assert rotated.detail["checkpoint"] == rotation.pk
+    assert rotated.detail["retired_key_held"] is True
+    seal(settle_s=0)
+    report = verify()
+    assert report.ok, report.problems
+
+    # Without the retired key, its checkpoint and events no longer verify.
+    settings.WARDEN_AUDIT_RETIRED_SIGNING_KEYS = []
+    assert not verify().ok
+
+    # A leaked retired key cannot tag events written after the rotation checkpoint.
+    settings.WARDEN_AUDIT_RETIRED_SIGNING_KEYS = [old_key]
+    settings.WARDEN_AUDIT_SIGNING_KEY = old_key
+    (forged,) = _events(1)
+    settings.WARDEN_AUDIT_SIGNING_KEY = OTHER_KEY
+    report = verify()
+    assert not report.ok and report.first_broken_id == forged.pk, report.problems
