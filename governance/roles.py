@@ -9,7 +9,8 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 
 ANALYST = "analyst"
@@ -37,23 +38,23 @@ def has_role(user: Any, *roles: str) -> bool:
 
 def role_required(
     *roles: str,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Login required, then one of `roles`; anyone else gets 403.
 
     An htmx request without a session (signed out in another tab, session expired) sends the
     whole page to the login page: following the redirect would swap the login form into the
     results pane or a polled fragment."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not has_role(request.user, *roles):
                 raise PermissionDenied("Your role does not allow this page.")
             return view(request, *args, **kwargs)
 
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             htmx = getattr(request, "htmx", None)
             if htmx and not request.user.is_authenticated:
                 page = htmx.current_url_abs_path or request.get_full_path()

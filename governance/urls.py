@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from governance.views import audit, catalog, common, editor, manage
 
@@ -44,6 +44,8 @@ urlpatterns = [
     ),
     path("manage/catalog/tables/<int:pk>/label/", catalog.table_label, name="table_label"),
     path("audit/", audit.audit_events, name="audit_events"),
+    path("audit/<int:pk>/", audit.audit_event, name="audit_event"),
+    re_path(r"^audit/export\.(?P<fmt>csv|jsonl)$", audit.audit_export, name="audit_export"),
     path("approvals/", include("approvals.urls")),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),

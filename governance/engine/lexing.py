@@ -8,6 +8,7 @@ the database would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import Token, TokenType
@@ -56,6 +57,7 @@ def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
                     "Warden; write it differently."
                 )
     _refuse_foreign_spaces(sql, tokens)
+    _refuse_adjacent_strings(tokens)
     comments = [c for token in tokens for c in token.comments]
     return tokens[:-1], comments
 
@@ -93,6 +95,21 @@ def _refuse_foreign_spaces(sql: str, tokens: list[Token]) -> None:
             )
 
 
+def _refuse_adjacent_strings(tokens: list[Token]) -> None:
+    """Two string literals side by side are refused. The servers join them, each its own way
+    (PostgreSQL only across a line break, and the second part then takes the first's escaping
+    rules: after ``E'x'`` a newline and ``'\\'`` is a string still open), while sqlglot reads
+    them as two strings; so text Warden saw as a literal ran as SQL (``SELECT 'q' BETWEEN E'x'
+    ⏎ '\\' AS a, ' AND $$z$$, ssn FROM customers --'`` read SSNs with no table in sight)."""
+    for before, after in pairwise(tokens):
+        if before.token_type in _STRINGS and after.token_type in _STRINGS:
+            raise LexError(
+                f"Contains two string literals side by side (at line {after.line}), which "
+                "the database joins in ways Warden does not follow; write one string, or "
+                "join them with || or CONCAT()."
+            )
+
+
 def _refuse_nested_comments(sql: str, tokens: list[Token]) -> None:
     """A block comment that holds ``/*`` is refused: PostgreSQL nests them, MariaDB and SQLite
     do not, and sqlglot counts them its own way (``/*/* */`` is one whole comment to it, an
@@ -120,7 +137,7 @@ def _refuse_nested_comments(sql: str, tokens: list[Token]) -> None:
             start = gap.find("/*", end + 2) if end != -1 else -1
 
 
-_QUOTED = frozenset(
+_STRINGS = frozenset(
     {
         TokenType.STRING,
         TokenType.NATIONAL_STRING,
@@ -130,9 +147,9 @@ _QUOTED = frozenset(
         TokenType.BYTE_STRING,
         TokenType.HEREDOC_STRING,
         TokenType.UNICODE_STRING,
-        TokenType.IDENTIFIER,
     }
 )
+_QUOTED = _STRINGS | {TokenType.IDENTIFIER}
 
 
 def split(tokens: list[Token]) -> list[Chunk]:

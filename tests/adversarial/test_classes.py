@@ -294,6 +294,14 @@ SEVENTH: dict[str, list[str]] = {
         "SELECT 1 /*/* */ , '*/ , ssn FROM customers --' AS x",
         "SELECT o.id /*/* */ , '*/ , (SELECT c.ssn FROM customers c WHERE c.id = o.customer_id)"
         " --'\nAS x FROM orders o WHERE o.id <= 3",
+        # tenth review: PostgreSQL joins strings across a line break, the second taking the
+        # first's escapes; sqlglot saw two literals and no table, and the text ran as it was
+        "SELECT 'q' BETWEEN E'x'\n'\\' AS a, ' AND $$z$$ AS a, c.id, translate(c.ssn, "
+        "$$0123456789$$, $$abcdefghij$$) AS s FROM customers c ORDER BY c.id LIMIT 2 -- ' AS b",
+        "SELECT 'q' BETWEEN E'x' -- c\n'\\' AS a, ' AND $$z$$ AS a, (SELECT c.email::int FROM "
+        "customers c WHERE c.id = 2) AS e -- ' AS b",
+        "SELECT 'q' BETWEEN E'x'\n'\\' AS a, ' AND $$z$$ AS a, rolname FROM "
+        'pg_catalog.U&"pg\\005fauthid" LIMIT 3 -- \' AS b',
         # eighth review: CYCLE/SEARCH columns carry the raw values of the columns they list
         "WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers WHERE id = 1 UNION ALL "
         "SELECT id, e FROM t WHERE false) CYCLE e SET cyc USING p SELECT count(*) AS c FROM t, "
@@ -317,8 +325,11 @@ SEVENTH: dict[str, list[str]] = {
         "id) x WHERE o.id BETWEEN 1 AND 16 AND EXISTS (SELECT 1 FROM payment_cards x WHERE x.id = "
         "1 AND SUBSTR(x.card_number, o.id, 1) + 1 >= d.id) AND EXISTS (SELECT table_name FROM "
         "information_schema.tables) GROUP BY o.id ORDER BY o.id",
+        # tenth review's class: adjacent strings are joined by the server
+        "SELECT 'x' '' AS a, ssn FROM customers",
     ],
     "sqlite": [
+        "SELECT 'x' 'y', ssn FROM customers",
         # eighth review: SQLite fills a bare column from the row min()/max() picked
         "SELECT k.id AS pos, o.id AS code, min(abs(o.id - unicode(substr(c.email, k.id, 1)))) AS "
         "d FROM orders o, orders k, customers c WHERE c.id = 1 AND k.id <= 28 AND o.id < 128 "
