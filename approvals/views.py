@@ -247,7 +247,7 @@ def request_unmask(request: HttpRequest) -> HttpResponse:
     return _jit(request, form, unmask_request, "Unmask", unmask=True)
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
 @require_GET
 def policy_list(request: HttpRequest) -> HttpResponse:
     policies = ApprovalPolicy.objects.prefetch_related("approver_groups", "connections")

@@ -191,3 +191,53 @@ def test_admins_reach_it_too(carol: Any, trail: dict[str, AuditEvent]) -> None:
     client = Client()
     client.force_login(carol)
     assert client.get(reverse("audit_events")).status_code == 200
+
+
+def test_auditors_read_the_configuration_but_change_nothing(
+    dave: Any, carol: Any, sqlite_conn: Any
+) -> None:
+    from governance.models import Guardrail
+
+    auditor = Client()
+    auditor.force_login(dave)
+    pages = [
+        reverse("connection_list"),
+        reverse("connection_detail", args=[sqlite_conn.pk]),
+        reverse("guardrail_list"),
+        reverse("catalog_overview"),
+        reverse("catalog_connection", args=[sqlite_conn.pk]),
+        reverse("approval_policy_list"),
+    ]
+    for url in pages:
+        page = auditor.get(url)
+        assert page.status_code == 200, url
+        body = page.content.decode()
+        assert 'method="post"' not in body.split("<main", 1)[1].split("</main>")[0].replace(
+            "account_logout", ""
+        ), url
+        assert "Read-only" in body or url == reverse("catalog_overview"), url
+    detail = auditor.get(reverse("connection_detail", args=[sqlite_conn.pk])).content.decode()
+    assert "analyst" in detail  # the grants are listed
+    guardrail = Guardrail.objects.first()
+    assert guardrail is not None
+    for url in (
+        reverse("connection_create"),
+        reverse("connection_edit", args=[sqlite_conn.pk]),
+        reverse("guardrail_edit", args=[guardrail.pk]),
+        reverse("approval_policy_create"),
+    ):
+        assert auditor.get(url).status_code == 403, url
+    for url in (
+        reverse("connection_test", args=[sqlite_conn.pk]),
+        reverse("connection_delete", args=[sqlite_conn.pk]),
+        reverse("guardrail_delete", args=[guardrail.pk]),
+        reverse("catalog_discover", args=[sqlite_conn.pk]),
+        reverse("masking_rule"),
+    ):
+        assert auditor.post(url).status_code == 403, url
+    # the pages change nothing on POST either
+    assert auditor.post(reverse("connection_list")).status_code in (403, 405)
+    admin = Client()
+    admin.force_login(carol)
+    body = admin.get(reverse("connection_detail", args=[sqlite_conn.pk])).content.decode()
+    assert "Revoke" in body and "Grant access" in body

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from governance import targets
 from governance.forms import ColumnReviewForm, ExemptionForm, MaskingRuleForm, TableLabelForm
@@ -18,13 +18,14 @@ from governance.models import (
     Source,
     UnmaskExemption,
 )
-from governance.roles import ADMIN, role_required
+from governance.roles import ADMIN, AUDITOR, role_required
 from governance.services import catalog_admin
 from governance.services.catalog import catalog_refresh
 from governance.views.common import web_caller
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
+@require_GET
 def catalog_overview(request: HttpRequest) -> HttpResponse:
     connections = Connection.objects.annotate(
         n_tables=Count("tables", distinct=True),
@@ -46,7 +47,8 @@ def catalog_overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
+@require_GET
 def catalog_connection(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     show = request.GET.get("show", "sensitive")

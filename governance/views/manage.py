@@ -1,4 +1,6 @@
-"""Admin screens: connections, access grants, guardrails."""
+"""Admin screens: connections, access grants, guardrails. Auditors see the lists and details
+read-only (the templates show no control that changes anything to them; every change is a
+POST to an admin-only view)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,17 @@ from django.contrib import messages
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from governance.forms import ConnectionForm, GrantForm, GuardrailForm
 from governance.models import AccessGrant, Connection, Guardrail
-from governance.roles import ADMIN, role_required
+from governance.roles import ADMIN, AUDITOR, role_required
 from governance.services import admin as admin_services
 from governance.views.common import web_caller
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
+@require_GET
 def connection_list(request: HttpRequest) -> HttpResponse:
     connections = Connection.objects.all()
     return render(request, "manage/connection_list.html", {"connections": connections})
@@ -38,7 +41,8 @@ def connection_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse
     return render(request, "manage/connection_form.html", {"form": form, "connection": connection})
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
+@require_GET
 def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     grants = connection.grants.select_related("user", "group").order_by("id")
@@ -100,7 +104,8 @@ def grant_revoke(request: HttpRequest, pk: int, grant_pk: int) -> HttpResponse:
     return redirect("connection_detail", pk=pk)
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, AUDITOR)
+@require_GET
 def guardrail_list(request: HttpRequest) -> HttpResponse:
     guardrails = Guardrail.objects.prefetch_related("connections", "groups", "exempt_groups")
     return render(request, "manage/guardrail_list.html", {"guardrails": guardrails})
