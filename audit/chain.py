@@ -2,8 +2,10 @@
 
 - ``canonical(event)``: the event's fields as JSON with sorted keys and no spaces, times in UTC
   with microseconds. Every field an auditor reads is in it; the chain fields are not.
-- ``mac``: HMAC-SHA-256 under the audit MAC key (audit/keys.py) of the canonical form without
-  the id and the run id, written with the row. Only Warden can write a valid one.
+- ``mac``: HMAC-SHA-256 under the audit MAC key (audit/keys.py) of the canonical form, written
+  with the row. Only Warden can write a valid one. It covers the run id, so an approval cannot
+  be copied onto another run; only the events written together with a new run (the run's id is
+  handed out inside that INSERT) are tagged with the run id left empty (``RUN_OPENING``).
 - ``hash``: SHA-256 of the previous event's hash, the id and the canonical form with its MAC,
   written by the sealer (audit/sealer.py) in id order. Changing, removing or reordering any
   sealed event breaks every later link, and signed checkpoints pin the head.
@@ -58,22 +60,36 @@ def _value(value: Any) -> Any:
     return value
 
 
-#: Left out of the MAC: the run id of an event written with its run is the run's new id,
-#: known only inside the INSERT (governance/services/run_store.py). The chain covers it.
-NOT_IN_MAC = frozenset({"run_id"})
+#: Kinds written in the same INSERT as a new run (governance/services/run_store.py): the run's
+#: id is not known when they are tagged, so their MAC has an empty run id. The chain, sealed
+#: seconds later, covers it; verification also refuses two such events of one kind on one run.
+RUN_OPENING = frozenset({"query.submitted", "unmask.used"})
 
 
-def content(event: Any, *, for_mac: bool = False) -> bytes:
+def content(event: Any, *, unbound_run: bool = False) -> bytes:
     """The canonical form of what the event says (no id, no chain fields)."""
-    names = [n for n in FIELDS if not (for_mac and n in NOT_IN_MAC)]
-    document = {name: _value(getattr(event, name)) for name in names}
+    document = {name: _value(getattr(event, name)) for name in FIELDS}
+    if unbound_run:
+        document["run_id"] = None
     return json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     ).encode()
 
 
-def event_mac(event: Any, key: bytes) -> str:
-    return hmac.new(key, content(event, for_mac=True), hashlib.sha256).hexdigest()
+def event_mac(event: Any, key: bytes, *, unbound_run: bool = False) -> str:
+    body = content(event, unbound_run=unbound_run)
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def mac_matches(event: Any, key: bytes) -> bool:
+    """Whether the event carries the MAC Warden wrote for it (see RUN_OPENING)."""
+    if hmac.compare_digest(event.mac, event_mac(event, key)):
+        return True
+    return (
+        event.kind in RUN_OPENING
+        and event.run_id is not None
+        and hmac.compare_digest(event.mac, event_mac(event, key, unbound_run=True))
+    )
 
 
 def link(prev_hash: str, event_id: int, mac: str, body: bytes) -> str:

@@ -91,3 +91,8 @@ def _mac_key(raw_seed: bytes) -> bytes:
 
 def mac_key() -> bytes:
     return _mac_key(seed())
+
+
+def trusted_public_keys() -> set[str]:
+    """Keys whose signatures Warden accepts: the current one and the retired ones."""
+    return {public_key_text(), *retired_keys()}

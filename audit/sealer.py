@@ -21,12 +21,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.chain import GENESIS, checkpoint_message, content, event_mac, link
-from audit.keys import key_id, mac_key, public_key_text, retired_keys, signing_key
+from audit import journal
+from audit.chain import GENESIS, checkpoint_message, content, link, mac_matches
+from audit.keys import (
+    key_id,
+    mac_key,
+    public_key_from_text,
+    public_key_text,
+    retired_keys,
+    signing_key,
+    trusted_public_keys,
+)
 from audit.models import AuditCheckpoint, AuditEvent
 
 log = logging.getLogger(__name__)
@@ -43,7 +53,10 @@ class SealResult:
     head_id: int = 0
     head_hash: str = GENESIS
     busy: bool = False  # another sealer holds the lock, or transactions did not end in time
+    refused: bool = False  # the table disagrees with the journal outside: nothing sealed
     checkpoint: AuditCheckpoint | None = None
+    first_id: int = 0
+    ids: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -73,7 +86,12 @@ def request_seal() -> None:
 
 
 def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0) -> SealResult:
-    """Chain what can be chained now, then write a checkpoint if one is due."""
+    """Chain what can be chained now, then write a checkpoint if one is due.
+
+    Refuses (and says why) when the table no longer holds the head the journal outside the
+    database last recorded. When transactions that took ids have not ended in time, nothing
+    is sealed, but a checkpoint that is due is still written at the current head, so a period
+    in which sealing stalled shows as such."""
     result = SealResult()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -82,44 +100,19 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
                 if not cursor.fetchone()[0]:
                     result.busy = True
                     return result
+        head_id, head_hash = _head()
+        result.head_id, result.head_hash = head_id, head_hash
+        refusal = _journal_disagrees(head_id)
+        if refusal:
+            result.refused = True
+            result.problems.append(refusal)
+            log.error("audit trail: %s", refusal)
+            return result
         horizon = _horizon(settle_s, wait_s)
         if horizon is None:
             result.busy = True
-            return result
-        head_id, head_hash = _head()
-        result.head_id, result.head_hash = head_id, head_hash
-        late = AuditEvent.objects.filter(hash="", id__lt=head_id).values_list("id", flat=True)[:10]
-        for event_id in late:
-            result.problems.append(
-                f"event {event_id} was committed after later events were sealed (inserted "
-                "out of order, or forged): it is not in the chain"
-            )
-        events = AuditEvent.objects.filter(hash="", id__gt=head_id, id__lte=horizon).order_by("id")[
-            :limit
-        ]
-        keys = [mac_key(), *retired_keys().values()]
-        updates: list[tuple[str, str, int]] = []
-        prev = head_hash
-        for event in events:
-            if all(event.mac != event_mac(event, key) for key in keys):
-                result.problems.append(
-                    f"event {event.id} does not match its MAC (altered before sealing, or "
-                    "not written by Warden)"
-                )
-            digest = link(prev, event.id, event.mac, content(event))
-            updates.append((prev, digest, event.id))
-            prev = digest
-            result.head_id, result.head_hash = event.id, digest
-        if updates:
-            table = connection.ops.quote_name(AuditEvent._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {table} SET prev_hash = %s, hash = %s WHERE id = %s AND hash = ''",
-                    updates,
-                )
-        result.sealed = len(updates)
-        for problem in result.problems:
-            log.error("audit trail: %s", problem)
+        else:
+            _chain(result, horizon, limit)
         rotated_from = _rotated_from()
         if rotated_from is not None or _checkpoint_due(result.head_id):
             result.checkpoint = _write_checkpoint(result.head_id, result.head_hash)
@@ -127,7 +120,84 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
             _record_rotation(rotated_from, result.checkpoint)
     if result.checkpoint is not None:
         _export(result.checkpoint)
+    if result.sealed or result.checkpoint is not None:
+        journal.append(
+            first_id=result.first_id or result.head_id,
+            head_id=result.head_id,
+            head_hash=result.head_hash,
+            sealed=result.sealed,
+            checkpoint=result.checkpoint.pk if result.checkpoint else None,
+            ranges=journal.ranges_of(result.ids),
+        )
     return result
+
+
+def _chain(result: SealResult, horizon: int, limit: int) -> None:
+    """Link every committed event above the head, up to the horizon, in id order."""
+    late = AuditEvent.objects.filter(hash="", id__lt=result.head_id).values_list("id", flat=True)[
+        :10
+    ]
+    for event_id in late:
+        result.problems.append(
+            f"event {event_id} was committed after later events were sealed (inserted "
+            "out of order, or forged): it is not in the chain"
+        )
+    events = AuditEvent.objects.filter(hash="", id__gt=result.head_id, id__lte=horizon).order_by(
+        "id"
+    )[:limit]
+    keys = [mac_key(), *retired_keys().values()]
+    updates: list[tuple[str, str, int]] = []
+    prev = result.head_hash
+    for event in events:
+        if not any(mac_matches(event, key) for key in keys):
+            result.problems.append(
+                f"event {event.id} does not match its MAC (altered before sealing, or "
+                "not written by Warden)"
+            )
+        digest = link(prev, event.id, event.mac, content(event))
+        updates.append((prev, digest, event.id))
+        prev = digest
+        result.head_id, result.head_hash = event.id, digest
+    if updates:
+        result.first_id = updates[0][2]
+        result.ids = [u[2] for u in updates]
+        table = connection.ops.quote_name(AuditEvent._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET prev_hash = %s, hash = %s WHERE id = %s AND hash = ''",
+                updates,
+            )
+    result.sealed = len(updates)
+    for problem in result.problems:
+        log.error("audit trail: %s", problem)
+
+
+def _journal_disagrees(head_id: int) -> str:
+    """Why the table cannot be sealed further, if the journal outside says it was rewritten."""
+    try:
+        entry = journal.last()
+    except journal.JournalError as exc:
+        return f"the seal journal outside the database is unreadable ({exc}); sealing stopped"
+    if entry is None:
+        return ""
+    if not entry.signature_ok(trusted_public_keys()):
+        return (
+            f"the last line of the seal journal ({entry.source}) is not signed by Warden; "
+            "sealing stopped"
+        )
+    if head_id < entry.head_id:
+        return (
+            f"the journal outside the database recorded events up to {entry.head_id} as "
+            f"sealed, but the table's sealed events end at {head_id}: sealed events were "
+            "deleted or their hashes blanked; sealing stopped"
+        )
+    stored = AuditEvent.objects.filter(id=entry.head_id).values_list("hash", flat=True).first()
+    if stored != entry.head_hash:
+        return (
+            f"event {entry.head_id} no longer has the hash the journal outside the database "
+            "recorded when it was sealed: the trail was rewritten; sealing stopped"
+        )
+    return ""
 
 
 def _head() -> tuple[int, str]:
@@ -168,8 +238,8 @@ def _horizon(settle_s: float, wait_s: float) -> int | None:
 
 def _rotated_from() -> str | None:
     """The previous signing key, when the last checkpoint was signed by another one."""
-    last = AuditCheckpoint.objects.order_by("-id").values_list("public_key", flat=True).first()
-    return last if last is not None and last != public_key_text() else None
+    last = _last_valid_checkpoint()
+    return last.public_key if last is not None and last.public_key != public_key_text() else None
 
 
 def _record_rotation(previous: str, checkpoint: AuditCheckpoint | None) -> None:
@@ -191,7 +261,7 @@ def _record_rotation(previous: str, checkpoint: AuditCheckpoint | None) -> None:
 
 
 def _checkpoint_due(head_id: int) -> bool:
-    last = AuditCheckpoint.objects.order_by("-id").first()
+    last = _last_valid_checkpoint()
     if last is None:
         return True
     if head_id - last.last_event_id >= settings.WARDEN_AUDIT_CHECKPOINT_EVENTS:
@@ -221,8 +291,33 @@ def record_hash(checkpoint: AuditCheckpoint) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _last_valid_checkpoint() -> AuditCheckpoint | None:
+    """The newest checkpoint Warden signed: a row inserted by someone else is passed over
+    (verification reports it), so it cannot break every checkpoint after it."""
+    trusted = trusted_public_keys()
+    for checkpoint in AuditCheckpoint.objects.order_by("-id")[:50]:
+        if checkpoint.public_key not in trusted:
+            continue
+        message = checkpoint_message(
+            checkpoint.last_event_id,
+            checkpoint.head_hash,
+            checkpoint.sealed_events,
+            checkpoint.created_at.isoformat(timespec="microseconds"),
+            checkpoint.previous,
+        )
+        try:
+            public_key_from_text(checkpoint.public_key).verify(
+                base64.b64decode(checkpoint.signature), message
+            )
+        except (InvalidSignature, ValueError):
+            log.error("audit checkpoint %s is not signed by Warden: passed over", checkpoint.pk)
+            continue
+        return checkpoint
+    return None
+
+
 def _write_checkpoint(head_id: int, head_hash: str) -> AuditCheckpoint:
-    last = AuditCheckpoint.objects.order_by("-id").first()
+    last = _last_valid_checkpoint()
     previous = record_hash(last) if last else GENESIS
     since = last.last_event_id if last else 0
     sealed = (last.sealed_events if last else 0) + (

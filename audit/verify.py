@@ -25,9 +25,13 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from django.conf import settings
+from django.db.models import Count, Max, Min
+from django.utils import timezone
 
-from audit.chain import GENESIS, checkpoint_message, content, event_mac, link
+from audit import journal
+from audit.chain import GENESIS, RUN_OPENING, checkpoint_message, content, link, mac_matches
 from audit.keys import mac_key, public_key_from_text, public_key_text, retired_keys
+from audit.keys import trusted_public_keys as _trusted_keys
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.sealer import checkpoint_record, record_hash
 
@@ -48,7 +52,11 @@ class Report:
     head_id: int = 0
     head_hash: str = GENESIS
     start_id: int = 0
+    journal_lines: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # Not alterations, but what an auditor must know: events waiting to be sealed for long,
+    # an overdue checkpoint, seals the journal outside does not record.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,8 +77,10 @@ class Report:
             "head_id": self.head_id,
             "head_hash": self.head_hash,
             "start_id": self.start_id,
+            "journal_lines": self.journal_lines,
             "public_key": public_key_text(),
             "problems": [{"event_id": p.event_id, "message": p.message} for p in self.problems],
+            "warnings": list(self.warnings),
         }
 
 
@@ -136,8 +146,139 @@ def verify(since: dt.datetime | None = None) -> Report:
                     "(deleted from the end of the trail)",
                 )
             )
-    report.problems.sort(key=lambda p: (p.event_id is None, p.event_id or 0))
+    _check_copies(start_id, report)
+    _check_journal(valid, report)
+    _check_lag(report)
+    unique: dict[tuple[int | None, str], Problem] = {}
+    for problem in report.problems:
+        unique.setdefault((problem.event_id, problem.message), problem)
+    report.problems = sorted(unique.values(), key=lambda p: (p.event_id is None, p.event_id or 0))
     return report
+
+
+def _check_copies(start_id: int, report: Report) -> None:
+    """A MAC is unique to its event (it covers the time to the microsecond): two rows with one
+    MAC are a copy, such as an approval replayed onto another run. And a run opens once."""
+    copies = (
+        AuditEvent.objects.filter(id__gt=start_id)
+        .values("mac")
+        .annotate(n=Count("id"), first=Min("id"), last=Max("id"))
+        .filter(n__gt=1)
+        .order_by("last")[:20]
+    )
+    for copy in copies:
+        report.problems.append(
+            Problem(
+                copy["last"],
+                f"event {copy['last']} is a copy of event {copy['first']} (same MAC, "
+                f"{copy['n']} rows): replayed into the trail",
+            )
+        )
+    for kind in sorted(RUN_OPENING - {"unmask.used"}):
+        twice = (
+            AuditEvent.objects.filter(id__gt=start_id, kind=kind, run_id__isnull=False)
+            .values("run_id")
+            .annotate(n=Count("id"), last=Max("id"))
+            .filter(n__gt=1)
+            .order_by("last")[:20]
+        )
+        for run in twice:
+            report.problems.append(
+                Problem(
+                    run["last"],
+                    f"run {run['run_id']} has {run['n']} '{kind}' events; event {run['last']} "
+                    "was moved onto it or forged",
+                )
+            )
+
+
+def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
+    """Every seal the journal outside the database recorded must still be in the table."""
+    entries, unreadable = journal.entries()
+    for where in unreadable:
+        report.problems.append(Problem(None, f"seal journal line {where} cannot be read"))
+    if not entries:
+        return
+    report.journal_lines = len(entries)
+    trusted = _trusted_keys()
+    heads = dict(
+        AuditEvent.objects.filter(id__in={e.head_id for e in entries}).values_list("id", "hash")
+    )
+    checkpoint_ids = set(AuditCheckpoint.objects.values_list("id", flat=True))
+    previous_head = 0
+    for entry in entries:
+        if not entry.signature_ok(trusted):
+            report.problems.append(
+                Problem(None, f"seal journal line {entry.source} is not signed by Warden")
+            )
+            continue
+        if entry.head_id < report.start_id:
+            previous_head = entry.head_id
+            continue
+        stored = heads.get(entry.head_id)
+        if stored != entry.head_hash:
+            first = max(previous_head + 1, entry.first_id if entry.sealed else entry.head_id)
+            first = _first_gone(entry, first)
+            what = "is missing" if stored is None else "has another hash"
+            report.problems.append(
+                Problem(
+                    first,
+                    f"event {entry.head_id}, sealed at {entry.at} as the journal outside the "
+                    f"database records ({entry.source}), {what}: events {first} to "
+                    f"{entry.head_id} were deleted, changed or chained again",
+                )
+            )
+        if entry.checkpoint is not None and entry.checkpoint not in checkpoint_ids:
+            report.problems.append(
+                Problem(
+                    None,
+                    f"checkpoint {entry.checkpoint}, recorded in the journal ({entry.source}), "
+                    "is missing from the database",
+                )
+            )
+        previous_head = max(previous_head, entry.head_id)
+    if report.head_id > previous_head:
+        report.warnings.append(
+            f"events {previous_head + 1} to {report.head_id} were sealed but the journal outside "
+            "the database does not record it (a failed write to it, or a journal started since)"
+        )
+
+
+def _first_gone(entry: journal.Entry, fallback: int) -> int:
+    """The first id the journal says that seal chained which is now missing or unsealed;
+    otherwise (all there, yet the head differs: chained again with new hashes) the first of
+    that seal."""
+    expected = [i for i in entry.ids() if i >= fallback]
+    if not expected:
+        return fallback
+    present = set(
+        AuditEvent.objects.filter(id__in=expected).exclude(hash="").values_list("id", flat=True)
+    )
+    return next((i for i in expected if i not in present), expected[0])
+
+
+LAG_WARNING_S = 60
+
+
+def _check_lag(report: Report) -> None:
+    now = timezone.now()
+    oldest = (
+        AuditEvent.objects.filter(hash="").order_by("id").values_list("id", "created_at").first()
+    )
+    if oldest is not None and (now - oldest[1]).total_seconds() > LAG_WARNING_S:
+        waiting = AuditEvent.objects.filter(hash="").count()
+        report.warnings.append(
+            f"{waiting} events are not sealed yet, the oldest (event {oldest[0]}) since "
+            f"{oldest[1]:%Y-%m-%d %H:%M:%S}: sealing is stalled (a transaction held open, or no "
+            "beat running); until sealed they are protected by their MAC only"
+        )
+    last = AuditCheckpoint.objects.order_by("-id").values_list("created_at", flat=True).first()
+    limit = 2 * settings.WARDEN_AUDIT_CHECKPOINT_SECONDS + LAG_WARNING_S
+    if last is not None and (now - last).total_seconds() > limit:
+        report.warnings.append(
+            f"the last checkpoint is from {last:%Y-%m-%d %H:%M:%S}, older than twice "
+            "WARDEN_AUDIT_CHECKPOINT_SECONDS: checkpoints are not being written"
+        )
 
 
 def _retired_windows(valid: list[AuditCheckpoint]) -> list[tuple[bytes, float]]:
@@ -154,9 +295,9 @@ def _retired_windows(valid: list[AuditCheckpoint]) -> list[tuple[bytes, float]]:
 
 
 def _mac_ok(event: AuditEvent, key: bytes, retired: list[tuple[bytes, float]]) -> bool:
-    if event.mac == event_mac(event, key):
+    if mac_matches(event, key):
         return True
-    return any(event.id <= until and event.mac == event_mac(event, old) for old, until in retired)
+    return any(event.id <= until and mac_matches(event, old) for old, until in retired)
 
 
 def _check_event(
@@ -246,17 +387,28 @@ def _check_checkpoints(checkpoints: list[AuditCheckpoint], report: Report) -> li
     return valid
 
 
-def _trusted_keys() -> set[str]:
-    """The current signing key, and the retired ones (WARDEN_AUDIT_RETIRED_SIGNING_KEYS)."""
-    return {public_key_text(), *retired_keys()}
-
-
 def _check_files(checkpoints: list[AuditCheckpoint], report: Report) -> None:
     directory = settings.WARDEN_AUDIT_CHECKPOINT_DIR
     if not directory or not Path(directory).is_dir():
         return
     in_db = {c.pk: checkpoint_record(c) for c in checkpoints}
-    for path in sorted(Path(directory).glob("checkpoint-*.json")):
+    paths = sorted(Path(directory).glob("checkpoint-*.json"))
+    on_disk: set[int] = set()
+    for path in paths:
+        try:
+            on_disk.add(int(path.stem.rsplit("-", 1)[-1]))
+        except ValueError:
+            continue
+    if on_disk:  # from the first file on, every checkpoint has its copy outside
+        for number in sorted(n for n in in_db if n >= min(on_disk) and n not in on_disk):
+            report.problems.append(
+                Problem(
+                    None,
+                    f"checkpoint {number} has no copy outside the database "
+                    f"(checkpoint-{number:012d}.json was removed, or never written)",
+                )
+            )
+    for path in paths:
         try:
             record = json.loads(path.read_text())
             number = int(record["id"])

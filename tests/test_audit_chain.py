@@ -295,3 +295,145 @@ def test_rotating_the_signing_key_keeps_the_old_trail_verifiable(
     settings.WARDEN_AUDIT_SIGNING_KEY = OTHER_KEY
     report = verify()
     assert not report.ok and report.first_broken_id == forged.pk, report.problems
+
+
+# ---------------------------------------------------------------- tenth review: the tail
+
+
+@pytest.fixture
+def outside(tmp_path: Path, trail: list[AuditEvent]) -> Iterator[Path]:
+    """A checkpoint directory (the journal and checkpoint files outside the database), and a
+    tail of sealed events after the last checkpoint."""
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_DIR=str(tmp_path)):
+        _events(1)
+        assert seal(settle_s=0).sealed == 1
+        _events(4)
+        result = seal(settle_s=0)
+        assert result.sealed == 4 and result.checkpoint is None  # the tail: no checkpoint
+        assert verify().ok
+        yield tmp_path
+
+
+def _tail() -> list[AuditEvent]:
+    return list(AuditEvent.objects.order_by("-id")[:4])[::-1]
+
+
+def test_deleting_the_newest_sealed_events_is_found(outside: Path) -> None:
+    tail = _tail()
+    _as_superuser(f"DELETE FROM {TABLE} WHERE id >= %s", [tail[2].pk])
+    _as_superuser("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [TABLE, tail[1].pk])
+    report = verify()
+    assert not report.ok and report.first_broken_id == tail[2].pk, report.problems
+    refused = seal(settle_s=0)
+    assert refused.refused and refused.sealed == 0, refused
+
+
+def test_a_deleted_event_chained_again_by_blanking_hashes_is_found(outside: Path) -> None:
+    tail = _tail()
+    _as_superuser(f"DELETE FROM {TABLE} WHERE id = %s", [tail[1].pk])
+    _as_superuser(f"UPDATE {TABLE} SET hash = '', prev_hash = '' WHERE id > %s", [tail[1].pk])
+    result = seal(settle_s=0)  # Warden's own sealer must not chain them again
+    assert result.refused and result.sealed == 0
+    assert AuditEvent.objects.filter(hash="").count() == 2
+    report = verify()
+    assert not report.ok and report.first_broken_id == tail[1].pk, report.problems
+
+
+def test_a_tail_chained_again_with_recomputed_hashes_is_found(outside: Path) -> None:
+    tail = _tail()
+    _as_superuser(f"DELETE FROM {TABLE} WHERE id = %s", [tail[1].pk])
+    prev = tail[0].hash
+    for event in tail[2:]:
+        digest = link(prev, event.pk, event.mac, content(event))
+        _as_superuser(
+            f"UPDATE {TABLE} SET prev_hash = %s, hash = %s WHERE id = %s",
+            [prev, digest, event.pk],
+        )
+        prev = digest
+    report = verify()
+    assert not report.ok
+    assert report.first_broken_id is not None and report.first_broken_id <= tail[1].pk
+
+
+def test_an_approval_copied_onto_another_run_is_found(trail: list[AuditEvent]) -> None:
+    approved = event_record(
+        kind=EventKind.APPROVAL_APPROVED, actor_name="approver", run_id=7, detail={"request": 1}
+    )
+    fields = [f.column for f in AuditEvent._meta.concrete_fields if f.column != "id"]
+    columns = ", ".join(fields)
+    picked = ", ".join("12" if c == "run_id" else c for c in fields)
+    # as the runtime role could: an INSERT, no key, the MAC copied
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} ({columns}) SELECT {picked} FROM {TABLE} WHERE id = %s "
+            "RETURNING id",
+            [approved.pk],
+        )
+        (copy_id,) = cursor.fetchone()
+    seal(settle_s=0)
+    report = verify()
+    assert not report.ok and report.first_broken_id == copy_id, report.problems
+
+
+def test_an_approval_moved_to_another_run_before_sealing_is_found(
+    trail: list[AuditEvent],
+) -> None:
+    approved = event_record(
+        kind=EventKind.APPROVAL_APPROVED, actor_name="approver", run_id=7, detail={"request": 1}
+    )
+    _as_superuser(f"UPDATE {TABLE} SET run_id = 12 WHERE id = %s", [approved.pk])
+    seal(settle_s=0)
+    report = verify()
+    assert not report.ok and report.first_broken_id == approved.pk, report.problems
+
+
+def test_a_checkpoint_row_inserted_by_someone_else_does_not_break_later_ones(
+    trail: list[AuditEvent],
+) -> None:
+    fields = [f.column for f in AuditCheckpoint._meta.concrete_fields if f.column != "id"]
+    columns = ", ".join(fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO audit_auditcheckpoint ({columns}) SELECT {columns} FROM "
+            "audit_auditcheckpoint ORDER BY id LIMIT 1"
+        )
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        _events(2)
+        assert seal(settle_s=0).checkpoint is not None
+    report = verify()
+    messages = [p.message for p in report.problems]
+    assert len(messages) == 1 and "does not follow" in messages[0], messages
+
+
+def test_a_removed_checkpoint_file_is_found(outside: Path) -> None:
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        assert seal(settle_s=0).checkpoint is not None
+        assert seal(settle_s=0).checkpoint is not None
+        assert verify().ok
+        newest = sorted(outside.glob("checkpoint-*.json"))[-1]
+        newest.unlink()
+        report = verify()
+    assert any("no copy outside" in p.message for p in report.problems), report.problems
+
+
+def test_a_checkpoint_removed_with_its_file_is_named_by_the_journal(outside: Path) -> None:
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        checkpoint = seal(settle_s=0).checkpoint
+        assert checkpoint is not None
+    _as_superuser("DELETE FROM audit_auditcheckpoint WHERE id = %s", [checkpoint.pk])
+    (outside / f"checkpoint-{checkpoint.pk:012d}.json").unlink()
+    report = verify()
+    assert any(
+        f"checkpoint {checkpoint.pk}, recorded in the journal" in p.message for p in report.problems
+    ), report.problems
+
+
+def test_stalled_sealing_is_a_warning_and_a_checkpoint_still_comes(
+    trail: list[AuditEvent],
+) -> None:
+    (late,) = _events(1)
+    _as_superuser(
+        f"UPDATE {TABLE} SET created_at = now() - interval '10 minutes' WHERE id = %s", [late.pk]
+    )
+    report = verify()  # its MAC no longer matches, and it waits: both said
+    assert any("not sealed yet" in w for w in report.warnings), report.warnings

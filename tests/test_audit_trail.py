@@ -8,6 +8,8 @@ nothing.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -19,6 +21,7 @@ from django.db import DatabaseError, connection, transaction
 from audit.kinds import EventKind
 from audit.models import AppendOnlyError, AuditEvent
 from audit.services import event_record
+from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL app databases"
@@ -107,6 +110,7 @@ def test_the_runtime_role_of_the_two_role_setup_can_only_append() -> None:
             f"FROM {role}"
         )
         cursor.execute(f"GRANT UPDATE (prev_hash, hash) ON audit_auditevent TO {role}")
+        cursor.execute(f"GRANT SELECT ON SEQUENCE audit_auditevent_id_seq TO {role}")
     try:
         host, port = settings["HOST"] or "127.0.0.1", int(settings["PORT"] or 5432)
         with psycopg.connect(
@@ -133,6 +137,20 @@ def test_the_runtime_role_of_the_two_role_setup_can_only_append() -> None:
             conn.execute(
                 f"UPDATE {table} SET prev_hash = '', hash = 'h' WHERE id = %s", [new_id[0]]
             )
+        # The sealer and the verifier work as this role (the events of a real flow, sealed).
+        _event()
+        url = f"postgresql://{role}@{host}:{port}/{settings['NAME']}"
+        for command in (["audit", "seal"], ["audit", "verify"]):
+            done = subprocess.run(
+                [sys.executable, "manage.py", *command],
+                env=subprocess_env(DATABASE_URL=url),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert "permission denied" not in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr, done.stderr
+        assert not AuditEvent.objects.filter(kind="auth.login", hash="").exists()
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")

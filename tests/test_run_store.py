@@ -131,3 +131,45 @@ def test_with_server_side_binding_the_intent_waits_for_the_disk(
         db.features.__dict__.pop("uses_server_side_binding", None)
         db.close()
     assert QueryRun.objects.filter(pk=run.pk).exists()
+
+
+@pytest.fixture
+def events_dropped_by_a_trigger(db: Any) -> Any:
+    """A DBA's trigger that silently drops some audit events (BEFORE INSERT … RETURN NULL)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement writes are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION drop_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.kind IN ('query.succeeded', 'query.submitted') THEN RETURN NULL; END IF; "
+            "RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER drop_event BEFORE INSERT ON audit_auditevent FOR EACH ROW "
+            "EXECUTE FUNCTION drop_event()"
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER drop_event ON audit_auditevent")
+        cursor.execute("DROP FUNCTION drop_event()")
+
+
+def test_no_run_is_inserted_or_moved_on_without_its_event(
+    alice: Any, sqlite_conn: Any, events_dropped_by_a_trigger: Any
+) -> None:
+    from django.db import DatabaseError
+
+    run = new_run(alice, sqlite_conn, Status.QUEUED)
+    with pytest.raises(DatabaseError, match="audit event was not recorded"):
+        run_insert(run, [event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn)])
+    assert not QueryRun.objects.exists()
+
+    running = new_run(alice, sqlite_conn, Status.RUNNING)
+    running.save()
+    outcome = event(EventKind.QUERY_SUCCEEDED, Caller(user=alice), sqlite_conn, run_id=running.pk)
+    with pytest.raises(DatabaseError, match="audit event was not recorded"):
+        run_update(running.pk, Status.RUNNING, {"status": Status.SUCCEEDED, "rows": [[1]]}, outcome)
+    stored = QueryRun.objects.get(pk=running.pk)
+    assert stored.status == Status.RUNNING and stored.rows == []  # no rows to release

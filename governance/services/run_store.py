@@ -53,7 +53,7 @@ def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = T
         )
         if lazy:
             cursor.nextset()
-        event.pk, run.pk = cursor.fetchone()
+        event.pk, run.pk, _ = cursor.fetchone()
     event.run_id = run.pk
     _saved(run)
     _saved(event)
@@ -70,8 +70,8 @@ def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEve
     names = tuple(fields)
     values = [_field(n).get_db_prep_save(fields[n], db) for n in names]
     with db.cursor() as cursor:
-        cursor.execute(_update_with_event_sql(names), [*values, run_id, status, *_values(event)])
-        event.pk, updated = cursor.fetchone()
+        cursor.execute(_update_with_event_sql(names), [*_values(event), *values, run_id, status])
+        event.pk, updated, _ = cursor.fetchone()
     _saved(event)
     return bool(updated)
 
@@ -137,25 +137,35 @@ def _queued_sql() -> str:
 
 @cache
 def _insert_with_event_sql() -> str:
+    """The run and its event in one statement; audit_event_required (migration audit 0004)
+    fails the whole statement if the event's INSERT produced no row."""
     run_columns, run_values = _columns(_insert_fields(QueryRun))
     event_columns, event_values = _columns(_insert_fields(AuditEvent, skip="run_id"))
     run_id, pk = db.ops.quote_name("run_id"), db.ops.quote_name("id")
     return (
         f"WITH run AS (INSERT INTO {_table(QueryRun)} ({run_columns}) VALUES ({run_values}) "
-        f"RETURNING {pk}) "
-        f"INSERT INTO {_table(AuditEvent)} ({event_columns}, {run_id}) "
-        f"VALUES ({event_values}, (SELECT {pk} FROM run)) RETURNING {pk}, {run_id}"
+        f"RETURNING {pk}), "
+        f"event AS (INSERT INTO {_table(AuditEvent)} ({event_columns}, {run_id}) "
+        f"VALUES ({event_values}, (SELECT {pk} FROM run)) RETURNING {pk}, {run_id}) "
+        f"SELECT event.{pk}, event.{run_id}, audit_event_required((SELECT count(*) FROM event)) "
+        "FROM (SELECT 1) AS one LEFT JOIN event ON true"
     )
 
 
 @cache
 def _update_with_event_sql(names: tuple[str, ...]) -> str:
+    """The run's new state only together with its event: the UPDATE waits on the event's
+    INSERT, and audit_event_required fails the statement if that produced no row."""
     quote = db.ops.quote_name
     assignments = ", ".join(f"{quote(_field(n).column)} = %s" for n in names)
     event_columns, event_values = _columns(_insert_fields(AuditEvent))
     return (
-        f"WITH run AS (UPDATE {_table(QueryRun)} SET {assignments} "
-        f"WHERE {quote('id')} = %s AND {quote('status')} = %s RETURNING 1) "
-        f"INSERT INTO {_table(AuditEvent)} ({event_columns}) VALUES ({event_values}) "
-        f"RETURNING {quote('id')}, EXISTS (SELECT FROM run)"
+        f"WITH event AS (INSERT INTO {_table(AuditEvent)} ({event_columns}) "
+        f"VALUES ({event_values}) RETURNING {quote('id')}), "
+        f"run AS (UPDATE {_table(QueryRun)} SET {assignments} "
+        f"WHERE {quote('id')} = %s AND {quote('status')} = %s AND EXISTS (SELECT FROM event) "
+        "RETURNING 1) "
+        f"SELECT event.{quote('id')}, EXISTS (SELECT FROM run), "
+        "audit_event_required((SELECT count(*) FROM event)) "
+        "FROM (SELECT 1) AS one LEFT JOIN event ON true"
     )

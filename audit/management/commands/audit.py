@@ -46,6 +46,8 @@ class Command(BaseCommand):
             result = seal()
             for problem in result.problems:
                 self.stderr.write(problem)
+            if result.refused:
+                raise SystemExit(1)
             state = "busy, try again" if result.busy else f"head {result.head_id}"
             self.stdout.write(f"sealed {result.sealed} events ({state})")
             return
@@ -75,9 +77,14 @@ class Command(BaseCommand):
             f"sealed), {report.checkpoints} checkpoints; head {report.head_id} "
             f"{report.head_hash[:16]}…"
         )
+        for warning in report.warnings:
+            self.stdout.write(self.style.WARNING(f"warning: {warning}"))
         if report.ok:
-            self.stdout.write(self.style.SUCCESS("intact"))
+            partial = f" (from event {report.start_id + 1})" if report.start_id else ""
+            self.stdout.write(self.style.SUCCESS(f"intact{partial}"))
             return
-        self.stdout.write(self.style.ERROR(f"BROKEN: first broken event {report.first_broken_id}"))
+        first = report.first_broken_id
+        named = f"first broken event {first}" if first is not None else "see below"
+        self.stdout.write(self.style.ERROR(f"BROKEN: {named}"))
         for problem in report.problems:
             self.stdout.write(f"  - {problem.message}")
