@@ -19,6 +19,8 @@ import hmac
 import json
 from typing import Any
 
+from audit.kinds import EventKind
+
 GENESIS = "0" * 64
 
 #: The fields the chain covers, in the order they are documented (JSON sorts them anyway).
@@ -63,7 +65,7 @@ def _value(value: Any) -> Any:
 #: Kinds written in the same INSERT as a new run (governance/services/run_store.py): the run's
 #: id is not known when they are tagged, so their MAC has an empty run id. The chain, sealed
 #: seconds later, covers it; verification also refuses two such events of one kind on one run.
-RUN_OPENING = frozenset({"query.submitted", "unmask.used"})
+RUN_OPENING = frozenset({EventKind.QUERY_SUBMITTED.value, EventKind.UNMASK_USED.value})
 
 
 def content(event: Any, *, unbound_run: bool = False) -> bytes:

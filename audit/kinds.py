@@ -92,6 +92,9 @@ class EventKind(models.TextChoices):
     AUDIT_VIEWED = "audit.viewed", "Audit trail viewed or searched"
     AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
     AUDIT_KEY_ROTATED = "audit.key_rotated", "Audit signing key changed"
+    EVIDENCE_REQUESTED = "evidence.requested", "Evidence report requested"
+    EVIDENCE_GENERATED = "evidence.generated", "Evidence report generated"
+    EVIDENCE_DOWNLOADED = "evidence.downloaded", "Evidence report downloaded"
 
 
 # Names rows were once recorded under, and the kind each means. Never recorded again.
@@ -117,6 +120,7 @@ FAMILIES: dict[str, str] = {
     "masking": "Masking rules",
     "keys": "Encryption keys",
     "audit": "The audit trail itself",
+    "evidence": "Evidence reports",
 }
 
 

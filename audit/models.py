@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from audit.kinds import kind_label
+from audit.kinds import EventKind, kind_label
 
 
 class AppendOnlyError(Exception):
@@ -118,3 +118,71 @@ class AuditCheckpoint(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit checkpoints are append-only")
+
+
+class ColumnAccess(models.Model):
+    """An index of the trail: one row per sensitive column a run reached, and how (masked,
+    unmasked through an exemption, used, copied, written, deleted). Filed by the sealer from
+    the `detail.sensitive` of each `query.submitted` event it chains, so it holds only what the
+    tamper-evident trail says, and `audit reindex` rebuilds it from there. The pages that
+    answer "who saw this column" read it; the trail stays the proof."""
+
+    event_id = models.BigIntegerField()
+    run_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    channel = models.CharField(max_length=16, blank=True)
+    connection_id = models.BigIntegerField(null=True, blank=True)
+    connection_name = models.CharField(max_length=100, blank=True)
+    table = models.CharField(max_length=255)
+    column = models.CharField(max_length=255)
+    how = models.CharField(max_length=16)
+    exemption = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-event_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id", "table", "column", "how"], name="audit_column_access_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["connection_name", "table", "column", "-event_id"]),
+            models.Index(fields=["actor_id", "-event_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.how} {self.table}.{self.column} (event {self.event_id})"
+
+
+def column_accesses(events: Any) -> list[ColumnAccess]:
+    """The index rows for `events` (their `detail.sensitive`, on statements that were not
+    denied)."""
+    rows: list[ColumnAccess] = []
+    for event in events:
+        if event.kind != EventKind.QUERY_SUBMITTED or event.decision == "deny":
+            continue
+        reached = event.detail.get("sensitive") if isinstance(event.detail, dict) else None
+        if not isinstance(reached, list):
+            continue
+        for entry in reached:
+            if not isinstance(entry, dict):
+                continue
+            rows.append(
+                ColumnAccess(
+                    event_id=event.id,
+                    run_id=event.run_id,
+                    created_at=event.created_at,
+                    actor_id=event.actor_id,
+                    actor_name=event.actor_name,
+                    channel=event.channel,
+                    connection_id=event.connection_id,
+                    connection_name=event.connection_name,
+                    table=str(entry.get("table", "?"))[:255],
+                    column=str(entry.get("column", "?"))[:255],
+                    how=str(entry.get("how", "?"))[:16],
+                    exemption=str(entry.get("exemption", ""))[:32],
+                )
+            )
+    return rows

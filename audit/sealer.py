@@ -37,7 +37,7 @@ from audit.keys import (
     signing_key,
     trusted_public_keys,
 )
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, ColumnAccess, column_accesses
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,11 @@ def _chain(result: SealResult, horizon: int, limit: int) -> None:
             f"event {event_id} was committed after later events were sealed (inserted "
             "out of order, or forged): it is not in the chain"
         )
-    events = AuditEvent.objects.filter(hash="", id__gt=result.head_id, id__lte=horizon).order_by(
-        "id"
-    )[:limit]
+    events = list(
+        AuditEvent.objects.filter(hash="", id__gt=result.head_id, id__lte=horizon).order_by("id")[
+            :limit
+        ]
+    )
     keys = [mac_key(), *retired_keys().values()]
     updates: list[tuple[str, str, int]] = []
     prev = result.head_hash
@@ -168,6 +170,8 @@ def _chain(result: SealResult, horizon: int, limit: int) -> None:
                 updates,
             )
     result.sealed = len(updates)
+    # The index of who reached which sensitive column, from the events just chained.
+    ColumnAccess.objects.bulk_create(column_accesses(events), ignore_conflicts=True)
     for problem in result.problems:
         log.error("audit trail: %s", problem)
 

@@ -32,6 +32,7 @@ from audit import journal
 from audit.chain import GENESIS, RUN_OPENING, checkpoint_message, content, link, mac_matches
 from audit.keys import mac_key, public_key_from_text, public_key_text, retired_keys
 from audit.keys import trusted_public_keys as _trusted_keys
+from audit.kinds import EventKind
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.sealer import checkpoint_record, record_hash
 
@@ -174,7 +175,7 @@ def _check_copies(start_id: int, report: Report) -> None:
                 f"{copy['n']} rows): replayed into the trail",
             )
         )
-    for kind in sorted(RUN_OPENING - {"unmask.used"}):
+    for kind in sorted(RUN_OPENING - {EventKind.UNMASK_USED.value}):
         twice = (
             AuditEvent.objects.filter(id__gt=start_id, kind=kind, run_id__isnull=False)
             .values("run_id")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "audit",
+    "evidence",
     "governance",
     "approvals",
 ]
@@ -272,6 +273,8 @@ for _retired in WARDEN_AUDIT_RETIRED_SIGNING_KEYS:
 WARDEN_AUDIT_CHECKPOINT_EVENTS = env_int("WARDEN_AUDIT_CHECKPOINT_EVENTS", 1000, minimum=1)
 WARDEN_AUDIT_CHECKPOINT_SECONDS = env_int("WARDEN_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=10)
 WARDEN_AUDIT_CHECKPOINT_DIR = env_str("WARDEN_AUDIT_CHECKPOINT_DIR")
+# Evidence bundles generated from the UI are kept here for download.
+WARDEN_EVIDENCE_DIR = env_str("WARDEN_EVIDENCE_DIR") or str(BASE_DIR / "var" / "evidence")
 WARDEN_AUDIT_SEAL_SECONDS = env_int("WARDEN_AUDIT_SEAL_SECONDS", 5, minimum=1)
 WARDEN_QUERY_MAX_BYTES = env_int("WARDEN_QUERY_MAX_BYTES", 256 * 1024, minimum=1024)
 # Reverse proxies in front of Warden that append to X-Forwarded-For (0: use REMOTE_ADDR).

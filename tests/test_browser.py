@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -396,3 +397,64 @@ def test_without_javascript_the_purpose_goes_with_one_statement_only(
     assert (first, second) == ("Refund for ticket #1234", "")
     assert page.input_value("#purpose") == ""
     context.close()
+
+
+def test_an_auditor_filters_opens_exports_and_downloads_evidence_and_an_analyst_cannot(
+    browser: Any, live_server: Any, alice: Any, dave: Any, sqlite_conn: Any, tmp_path: Any
+) -> None:
+    import zipfile
+
+    from django.test import override_settings
+
+    from governance.services.caller import Caller
+    from governance.services.runs import run_submit
+
+    for sql in ("SELECT id, city FROM customers LIMIT 3", "DROP TABLE orders"):
+        run_submit(caller=Caller(user=alice), connection=sqlite_conn, sql=sql)
+    with override_settings(WARDEN_EVIDENCE_DIR=str(tmp_path)):
+        page = _sign_in(browser, live_server, "dave", "**/audit/")
+        for width in (1440, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server.url}/audit/")
+            page.select_option("#id_decision", "deny")
+            page.fill("#id_actor", "ali")
+            page.click("button:has-text('Filter')")
+            page.wait_for_url("**decision=deny**")
+            rows = page.locator("table.trail tbody tr")
+            assert rows.count() == 1 and "alice" in rows.first.inner_text()
+            if os.environ.get("WARDEN_SCREENSHOT_DIR"):
+                page.screenshot(
+                    path=f"{os.environ['WARDEN_SCREENSHOT_DIR']}/audit-{width}.png",
+                    full_page=True,
+                )
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            wide = page.evaluate(
+                "Array.from(document.querySelectorAll('main *')).filter(e => "
+                "e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5)"
+                ".map(e => e.tagName + '.' + e.className)"
+            )
+            assert scroll <= width, f"the trail scrolls sideways at {width}px: {scroll} {wide}"
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.locator("table.trail tbody tr td.event a").first.click()
+        page.wait_for_url("**/audit/*/")
+        assert "DROP TABLE orders" in page.locator("main").inner_text()
+        page.go_back()
+        with page.expect_download() as exported:
+            page.click("a:has-text('CSV')")
+        assert "DROP TABLE orders" in Path(exported.value.path()).read_text()
+
+        page.goto(f"{live_server.url}/audit/evidence/")
+        page.click("button:has-text('Generate')")
+        link = page.locator("a:has-text('Download')").first
+        link.wait_for(timeout=60_000)
+        with page.expect_download() as got:
+            link.click()
+        with zipfile.ZipFile(got.value.path()) as bundle:
+            assert "report.pdf" in bundle.namelist()
+        page.context.close()
+
+    analyst = _sign_in(browser, live_server, "alice", "**/editor/**")
+    for path in ("/audit/", "/audit/evidence/", "/audit/export.csv"):
+        response = analyst.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 403, path
+    analyst.context.close()

@@ -19,7 +19,7 @@ from .policy import (
     copies_sensitive_to_public,
     decide,
 )
-from .touched import columns_touched
+from .touched import columns_touched, columns_written
 from .types import (
     ACTION_ORDER,
     CATEGORY_ORDER,
@@ -62,6 +62,7 @@ __all__ = [
     "analyze",
     "clear_caches",
     "columns_touched",
+    "columns_written",
     "copies_sensitive_to_public",
     "credential_uses",
     "decide",

@@ -31,6 +31,7 @@ from governance.services.masking import (
     safety_net,
 )
 from governance.services.run_store import run_insert, run_is_queued, run_update
+from governance.services.sensitive_access import sensitive_access
 from governance.services.sessions import session_for
 from governance.services.values import to_json_cell
 
@@ -121,6 +122,25 @@ def _decide(
             {"rule": rule, "message": message, "statement": None, "action": "deny"},
         ]
     return detail, plan
+
+
+def _submitted_detail(
+    detail: dict[str, Any],
+    purpose: str,
+    mode: str,
+    connection: Connection,
+    statements: list[dict[str, Any]],
+    plan: MaskPlan | None,
+    status: str,
+) -> dict[str, Any]:
+    """What the `query.submitted` event keeps beside the statement: the reasons, the purpose,
+    and the sensitive columns it reaches and how (none for a denied one: it reaches nothing)."""
+    kept: dict[str, Any] = {"reasons": detail["reasons"], "purpose": purpose[:500], "mode": mode}
+    if status != Status.DENIED:
+        reached = sensitive_access(connection, statements, plan)
+        if reached:
+            kept["sensitive"] = reached
+    return kept
 
 
 def _to_run(statements: list[dict[str, Any]], plan: MaskPlan | None) -> list[str]:
@@ -266,7 +286,7 @@ def run_submit(
             decision=action,
             risk=detail["risk"],
             rule=_deciding_rule(detail),
-            detail={"reasons": detail["reasons"], "purpose": purpose[:500], "mode": mode},
+            detail=_submitted_detail(detail, purpose, mode, connection, statements, plan, status),
         )
     ]
     if plan is not None and status != Status.DENIED:

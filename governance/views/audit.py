@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
@@ -19,7 +21,9 @@ from django.views.decorators.http import require_GET
 
 from audit.keys import key_id, public_key_text
 from audit.kinds import EventKind, kind_label
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, ColumnAccess
+from governance.csv_cells import safe_cell
+from governance.models import QueryRun
 from governance.roles import ADMIN, AUDITOR, role_required
 from governance.services.caller import record, web_caller
 from governance.views.audit_filters import TrailFilter
@@ -155,28 +159,12 @@ class _Line:
         return value
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet shows as text, never runs as a formula (a failed sign-in's
-    user name is the attacker's to choose): such cells get a leading apostrophe."""
-    if value is None:
-        return ""
-    text = (
-        json.dumps(value, sort_keys=True, default=str)
-        if isinstance(value, dict | list)
-        else str(value)
-    )
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
 def _csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(EXPORT_FIELDS)
     for event in events:
         record_ = _as_record(event)
-        yield writer.writerow([_cell(record_[name]) for name in EXPORT_FIELDS])
+        yield writer.writerow([safe_cell(record_[name]) for name in EXPORT_FIELDS])
 
 
 def _integrity() -> dict[str, object]:
@@ -195,3 +183,115 @@ def _integrity() -> dict[str, object]:
         "public_key": public,
         "key_id": key_id(public),
     }
+
+
+ACCESS_KINDS = ("masked", "unmasked", "used", "copied", "written", "deleted")
+
+
+@role_required(AUDITOR, ADMIN)
+@require_GET
+def access_overview(request: HttpRequest) -> HttpResponse:
+    """Every sensitive column runs have reached, with how often and how, and by how many."""
+    counts = {how: Count("id", filter=Q(how=how)) for how in ACCESS_KINDS}
+    columns = (
+        ColumnAccess.objects.values("connection_name", "table", "column")
+        .annotate(
+            total=Count("id"),
+            people=Count("actor_id", distinct=True),
+            last=Max("created_at"),
+            **counts,
+        )
+        .order_by("connection_name", "table", "column")
+    )
+    page = Paginator(columns, 100).get_page(request.GET.get("page"))
+    _audit(request, EventKind.AUDIT_VIEWED, view="sensitive columns", page=page.number)
+    return render(request, "audit/access_overview.html", {"page": page, "kinds": ACCESS_KINDS})
+
+
+def _access_page(request: HttpRequest, accesses: Any) -> Any:
+    how = request.GET.get("how", "")
+    if how in ACCESS_KINDS:
+        accesses = accesses.filter(how=how)
+    page = Paginator(accesses, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    statuses = dict(
+        QueryRun.objects.filter(
+            pk__in={a.run_id for a in page.object_list if a.run_id}
+        ).values_list("pk", "status")
+    )
+    for access in page.object_list:
+        access.run_status = statuses.get(access.run_id, "")
+    return page, how if how in ACCESS_KINDS else ""
+
+
+@role_required(AUDITOR, ADMIN)
+@require_GET
+def access_column(request: HttpRequest, connection: str, table: str, column: str) -> HttpResponse:
+    """Who reached this column, when, and how: masked or not."""
+    accesses = ColumnAccess.objects.filter(
+        connection_name=connection, table=table.lower(), column=column.lower()
+    ) | ColumnAccess.objects.filter(connection_name=connection, table=table.lower(), column="*")
+    page, how = _access_page(request, accesses.order_by("-event_id"))
+    _audit(
+        request,
+        EventKind.AUDIT_VIEWED,
+        view="column access",
+        column=f"{connection}:{table}.{column}",
+        page=page.number,
+    )
+    return render(
+        request,
+        "audit/access_column.html",
+        {
+            "page": page,
+            "how": how,
+            "kinds": ACCESS_KINDS,
+            "connection": connection,
+            "table": table,
+            "column": column,
+            "query": f"how={how}" if how else "",
+        },
+    )
+
+
+@role_required(AUDITOR, ADMIN)
+@require_GET
+def access_person(request: HttpRequest, actor_id: int) -> HttpResponse:
+    """One identity: the sensitive columns it reached, and what changed about it."""
+    accesses = ColumnAccess.objects.filter(actor_id=actor_id).order_by("-event_id")
+    page, how = _access_page(request, accesses)
+    user = get_user_model().objects.filter(pk=actor_id).first()
+    name = (
+        user.get_username()
+        if user is not None
+        else AuditEvent.objects.filter(actor_id=actor_id)
+        .values_list("actor_name", flat=True)
+        .order_by("-id")
+        .first()
+    )
+    identity = AuditEvent.objects.filter(
+        kind__regex=r"^(user|role|mfa|auth)\.", detail__user_id=actor_id
+    ).order_by("-id")[:50]
+    summary = (
+        ColumnAccess.objects.filter(actor_id=actor_id)
+        .values("connection_name", "table", "column", "how")
+        .annotate(n=Count("id"), last=Max("created_at"))
+        .order_by("connection_name", "table", "column", "how")
+    )
+    _audit(request, EventKind.AUDIT_VIEWED, view="identity", person=actor_id, page=page.number)
+    return render(
+        request,
+        "audit/access_person.html",
+        {
+            "page": page,
+            "how": how,
+            "kinds": ACCESS_KINDS,
+            "actor_id": actor_id,
+            "name": name or f"user {actor_id}",
+            "person": user,
+            "roles": sorted(user.groups.values_list("name", flat=True)) if user else [],
+            "identity": identity,
+            "summary": summary,
+            "query": f"how={how}" if how else "",
+        },
+    )
