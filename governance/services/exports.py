@@ -12,7 +12,7 @@ from governance.crypto import DecryptionError
 from governance.models import QueryRun
 from governance.services.masking import keyed_statements, safety_net
 from governance.services.runs import Status, _fail, _finish, _start
-from governance.services.sessions import session_for
+from governance.services.sessions import session_for, tagged
 from governance.services.values import to_csv_cell
 
 
@@ -32,7 +32,7 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
     sent = 0
     truncated = False
     try:
-        with session_for(run.connection, pooled=False) as session:
+        with session_for(run.connection, pooled=False) as session, tagged(session, run):
             copy_csv = getattr(session, "copy_csv", None)
             # COPY takes no parameters, so a statement that needs the pseudonym key bound
             # streams through a cursor instead.

@@ -32,7 +32,7 @@ from governance.services.masking import (
 )
 from governance.services.run_store import run_insert, run_is_queued, run_update
 from governance.services.sensitive_access import sensitive_access
-from governance.services.sessions import session_for
+from governance.services.sessions import session_for, tagged
 from governance.services.values import to_json_cell
 
 log = logging.getLogger(__name__)
@@ -456,9 +456,12 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
                 _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
             return
     try:
-        with session_for(
-            run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
-        ) as session:
+        with (
+            session_for(
+                run.connection, pooled=_poolable(run), should_cancel=cancel_checker(run_id)
+            ) as session,
+            tagged(session, run),
+        ):
             # Claim the run once connected, recording the backend so it can be cancelled.
             if not claimed:
                 claimed = _start(run, session.backend_id)

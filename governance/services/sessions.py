@@ -89,3 +89,14 @@ def close_all() -> None:
         _idle.clear()
     for session in sessions:
         session.close()
+
+
+@contextmanager
+def tagged(session: targets.TargetSession, run: Any) -> Iterator[targets.TargetSession]:
+    """While `run` runs, its session names it and its submitter (PostgreSQL application_name,
+    a leading comment on MySQL), so the database's own logs join to the trail by run id."""
+    session.tag = targets.session_tag(run.pk, run.user.get_username())
+    try:
+        yield session
+    finally:
+        session.tag = ""  # a pooled session serves others next

@@ -16,6 +16,7 @@ from .base import (
     TargetConfig,
     TargetError,
     TargetSession,
+    session_tag,
 )
 
 ENGINES = ("postgresql", "mysql", "sqlite")
@@ -32,6 +33,7 @@ __all__ = [
     "TargetSession",
     "cancel",
     "connect",
+    "session_tag",
     "test_connection",
 ]
 

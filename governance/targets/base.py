@@ -173,6 +173,8 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
 class TargetSession(Protocol):
     backend_id: str | None
 
+    tag: str
+
     def execute(
         self, statements: Sequence[str], *, read_only: bool, max_rows: int, keyed: Keyed = ()
     ) -> Result: ...
@@ -215,6 +217,10 @@ class SessionBase:
 
     backend_id: str | None = None
     pseudonym_key: bytes | None = None  # set by connect(); bound to keyed statements only
+    # Who runs what, for the database's own logs (pgaudit, MySQL's general log): set before
+    # each run, see `session_tag`. PostgreSQL carries it as the transaction's application_name,
+    # MySQL and MariaDB as a comment before each statement.
+    tag: str = ""
 
     def key_pads(self) -> tuple[bytes, bytes]:
         if self.pseudonym_key is None:
@@ -234,6 +240,21 @@ class SessionBase:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_TAG_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
+TAG_MAX = 63  # PostgreSQL keeps at most 63 bytes of application_name
+
+
+def session_tag(run_id: int, identity: str) -> str:
+    """``warden run=<id> user=<name>``, in characters no SQL or log format treats specially
+    (anything else in the name becomes ``_``): it goes into a literal and a comment."""
+    name = "".join(c if c in _TAG_SAFE else "_" for c in identity)
+    return f"warden run={int(run_id)} user={name}"[:TAG_MAX]
+
+
+def tag_is_safe(tag: str) -> bool:
+    return len(tag) <= TAG_MAX and all(c in _TAG_SAFE or c in " =" for c in tag)
 
 
 def check_statements(statements: Sequence[str], max_rows: int) -> list[str]:

@@ -40,6 +40,7 @@ from .base import (
     check_statements,
     first_keyword,
     own_error,
+    tag_is_safe,
     too_large,
 )
 from .preview import Budget, not_previewed, plan, try_statements
@@ -272,6 +273,15 @@ class MySQLSession(SessionBase):
         self.backend_id: str | None = str(untyped.thread_id())
         self._read_only_var = "tx_read_only" if self.is_mariadb else "transaction_read_only"
 
+    def _tagged(self, statement: str) -> str:
+        """The statement after a comment naming the run and the person (see session_tag), on
+        the same line, so the general log shows who ran it and error line numbers stay."""
+        if not self.tag:
+            return statement
+        if not tag_is_safe(self.tag):
+            raise ValueError("a session tag holds only letters, digits and _.@+-= (session_tag)")
+        return f"/* {self.tag} */ {statement}"
+
     # -- transaction plumbing ---------------------------------------------------------------
     def _command(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
@@ -347,7 +357,7 @@ class MySQLSession(SessionBase):
         self._bind_key(keyed)
         cur = self._conn.cursor(SSCursor)
         try:
-            cur.execute(statement)  # args=None: no client-side % interpolation
+            cur.execute(self._tagged(statement))  # args=None: no client-side % interpolation
             if not cur.description:
                 return None, [], cur.rowcount, False
             columns = _columns(cur)
@@ -432,7 +442,7 @@ class MySQLSession(SessionBase):
         cur = self._conn.cursor(SSCursor)
         try:
             self._bind_key(keyed)
-            cur.execute(statement)
+            cur.execute(self._tagged(statement))
             columns = _columns(cur)
         except pymysql.err.MySQLError as exc:
             cur.close()

@@ -51,6 +51,7 @@ from .base import (
     check_statements,
     first_keyword,
     own_error,
+    tag_is_safe,
     too_large,
 )
 from .pg_guard import guarded, refusal, row_bound
@@ -210,6 +211,11 @@ class PostgresSession(SessionBase):
         self.backend_id: str | None = str(conn.info.backend_pid)
         self._sent = Sent()  # the batch statement being sent now, for error positions
 
+    def _tag(self) -> bool:
+        if self.tag and not tag_is_safe(self.tag):
+            raise ValueError("a session tag holds only letters, digits and _.@+-= (session_tag)")
+        return bool(self.tag)
+
     # -- transaction plumbing ---------------------------------------------------------------
     def _begin(self, read_only: bool) -> None:
         self._ensure_idle()
@@ -220,8 +226,9 @@ class PostgresSession(SessionBase):
             # PostgreSQL refuses `SET TRANSACTION READ WRITE` from the user's statements.
             mode = "READ ONLY" if read_only else "READ WRITE"
             timeout = max(0, int(self._config.statement_timeout_ms))
+            name = f", set_config('application_name', '{self.tag}', true)" if self._tag() else ""
             self._conn.execute(
-                f"BEGIN {mode}; SELECT set_config('statement_timeout', '{timeout}', true)"
+                f"BEGIN {mode}; SELECT set_config('statement_timeout', '{timeout}', true){name}"
             )
 
     @contextlib.contextmanager
@@ -414,6 +421,10 @@ class PostgresSession(SessionBase):
                     # SET LOCAL is safe here: the user's text can only be a query, which takes
                     # the snapshot, so nothing in it can switch the transaction to READ WRITE.
                     self._conn.execute(f"SET LOCAL statement_timeout = {timeout}")
+                    if self._tag():  # for this transaction: a pooled session reverts
+                        self._conn.execute(
+                            "SELECT set_config('application_name', %s, true)", [self.tag]
+                        )
                     # Ends the text, so it parses exactly as it would alone; if it does not, the
                     # server skips the rest of the pipeline and the wrapper never runs.
                     psycopg.RawCursor(self._conn).execute(raw, params)
