@@ -181,15 +181,19 @@ class Delivery(models.Model):
         EMAIL = "email", "Email"
         SLACK = "slack", "Slack"
         WEBHOOK = "webhook", "Webhook"
+        SIEM = "siem", "SIEM (audit events)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
+    # A notification is about a request; a SIEM delivery carries audit events first..last.
     request = models.ForeignKey(
-        ApprovalRequest, on_delete=models.CASCADE, related_name="deliveries"
+        ApprovalRequest, on_delete=models.CASCADE, related_name="deliveries", null=True, blank=True
     )
+    first_event_id = models.BigIntegerField(null=True, blank=True)
+    last_event_id = models.BigIntegerField(null=True, blank=True)
     event = models.CharField(max_length=16)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     target = models.CharField(max_length=254)
@@ -209,3 +213,15 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.event} of request {self.request_id} ({self.status})"
+
+
+class SiemCursor(models.Model):
+    """How far the audit trail has been handed to the SIEM delivery log: one row. Moved in the
+    same transaction that records the delivery, so no event is skipped or handed over twice;
+    the delivery itself is retried until the collector takes it (at least once)."""
+
+    last_event_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"SIEM cursor at event {self.last_event_id}"

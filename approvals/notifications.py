@@ -101,6 +101,7 @@ def _webhook_urls() -> dict[str, str]:
     urls = {
         Channel.SLACK: getattr(settings, "WARDEN_SLACK_WEBHOOK_URL", ""),
         Channel.WEBHOOK: getattr(settings, "WARDEN_WEBHOOK_URL", ""),
+        Channel.SIEM: getattr(settings, "WARDEN_SIEM_WEBHOOK_URL", ""),
     }
     return {channel: url for channel, url in urls.items() if url}
 
@@ -282,8 +283,31 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
 
 
-def _send(delivery: Delivery, request: ApprovalRequest) -> int | None:
+def _send_siem(delivery: Delivery, url: str) -> int:
+    from approvals.siem import siem_body
+
+    timestamp = str(int(time.time()))
+    body = siem_body(delivery)
+    headers = {
+        "Content-Type": "application/x-ndjson",
+        "X-Warden-Event": "audit",
+        "X-Warden-Delivery": str(delivery.pk),
+        "X-Warden-Events": f"{delivery.first_event_id}-{delivery.last_event_id}",
+        "X-Warden-Timestamp": timestamp,
+        "X-Warden-Signature": sign(settings.WARDEN_SIEM_WEBHOOK_SECRET, timestamp, body),
+    }
+    return _post(url, body, headers)
+
+
+def _send(delivery: Delivery, request: ApprovalRequest | None) -> int | None:
     """One attempt over the delivery's channel; the response code, or None for email."""
+    if delivery.channel == Channel.SIEM:
+        url = _webhook_urls().get(Channel.SIEM)
+        if url is None:
+            raise DeliveryFailed("the SIEM webhook is no longer configured")
+        return _send_siem(delivery, url)
+    if request is None:
+        raise DeliveryFailed("the request of this notification is gone")
     summary = request_summary(request, full=True)
     link = request_link(request.pk)
     if delivery.channel == Channel.EMAIL:
@@ -340,7 +364,8 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> str
     )
     if delivery is None:
         return None
-    if delivery.attempts >= MAX_ATTEMPTS:  # the last attempt never reported back
+    siem = delivery.channel == Channel.SIEM  # audit events: retried until taken, never given up
+    if delivery.attempts >= MAX_ATTEMPTS and not siem:  # the last attempt never reported back
         Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).update(
             status=Status.FAILED, next_attempt_at=None
         )
@@ -357,7 +382,7 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> str
     except Exception as exc:
         code = exc.code if isinstance(exc, DeliveryFailed) else None
         error = _scrub(str(exc) if isinstance(exc, DeliveryFailed) else type(exc).__name__)
-        status = Status.FAILED if attempt >= MAX_ATTEMPTS else Status.PENDING
+        status = Status.FAILED if attempt >= MAX_ATTEMPTS and not siem else Status.PENDING
         Delivery.objects.filter(pk=delivery.pk, attempts=attempt).update(
             status=status,
             last_error=error[:200],

@@ -10,6 +10,7 @@ from approvals.expiry import grants_expire
 from approvals.impact import impact_compute
 from approvals.notifications import deliveries_send_due, delivery_attempt
 from approvals.services import requests_expire
+from approvals.siem import siem_forward as forward_to_siem
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +46,9 @@ def deliver(delivery_id: int) -> str | None:
 def deliver_due() -> int:
     """Every minute: attempt the notifications whose next attempt is due."""
     return deliveries_send_due()
+
+
+@shared_task(name="approvals.siem_forward")
+def siem_forward() -> int:
+    """Every ten seconds: hand newly sealed audit events to the SIEM delivery log."""
+    return forward_to_siem()

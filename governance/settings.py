@@ -223,6 +223,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.seal",
         "schedule": float(env_int("WARDEN_AUDIT_SEAL_SECONDS", 5, minimum=1)),
     },
+    # Sends sealed audit events to the SIEM collector, when WARDEN_SIEM_WEBHOOK_URL is set.
+    "forward-audit-to-siem": {"task": "approvals.siem_forward", "schedule": 10.0},
     "refresh-catalogs": {
         "task": "governance.refresh_catalogs",
         "schedule": float(env_int("WARDEN_CATALOG_REFRESH_SECONDS", 6 * 3600, minimum=60)),
@@ -371,9 +373,18 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "warden@localhost")
 WARDEN_SLACK_WEBHOOK_URL = env_str("WARDEN_SLACK_WEBHOOK_URL")
 WARDEN_WEBHOOK_URL = env_str("WARDEN_WEBHOOK_URL")
 WARDEN_WEBHOOK_SECRET = env_str("WARDEN_WEBHOOK_SECRET")
+# The audit trail, as OCSF JSON Lines, to a SIEM's HTTP collector (signed like the webhook).
+WARDEN_SIEM_WEBHOOK_URL = env_str("WARDEN_SIEM_WEBHOOK_URL")
+WARDEN_SIEM_WEBHOOK_SECRET = env_str("WARDEN_SIEM_WEBHOOK_SECRET")
+if WARDEN_SIEM_WEBHOOK_URL and len(WARDEN_SIEM_WEBHOOK_SECRET) < 16:
+    raise ImproperlyConfigured(
+        "WARDEN_SIEM_WEBHOOK_URL is set: WARDEN_SIEM_WEBHOOK_SECRET must be set too (at least 16 "
+        "characters)"
+    )
 for _name, _url in (
     ("WARDEN_SLACK_WEBHOOK_URL", WARDEN_SLACK_WEBHOOK_URL),
     ("WARDEN_WEBHOOK_URL", WARDEN_WEBHOOK_URL),
+    ("WARDEN_SIEM_WEBHOOK_URL", WARDEN_SIEM_WEBHOOK_URL),
 ):
     if _url and not _url.startswith(("https://", "http://")):
         raise ImproperlyConfigured(f"{_name} must be an http(s):// URL")

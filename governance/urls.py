@@ -53,7 +53,7 @@ urlpatterns = [
         name="access_column",
     ),
     path("audit/people/<int:actor_id>/", audit.access_person, name="access_person"),
-    re_path(r"^audit/export\.(?P<fmt>csv|jsonl)$", audit.audit_export, name="audit_export"),
+    re_path(r"^audit/export\.(?P<fmt>csv|jsonl|ocsf)$", audit.audit_export, name="audit_export"),
     path("approvals/", include("approvals.urls")),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),

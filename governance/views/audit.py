@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET
 from audit.keys import key_id, public_key_text
 from audit.kinds import EventKind, kind_label
 from audit.models import AuditCheckpoint, AuditEvent, ColumnAccess
+from audit.ocsf import to_ocsf
 from governance.csv_cells import safe_cell
 from governance.models import QueryRun
 from governance.roles import ADMIN, AUDITOR, role_required
@@ -137,6 +138,9 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     if fmt == "csv":
         body: Iterator[str] = _csv_lines(rows)
         content_type, suffix = "text/csv; charset=utf-8", "csv"
+    elif fmt == "ocsf":  # for a SIEM: OCSF 1.3 records, one per line
+        body = (json.dumps(to_ocsf(e), default=str) + "\n" for e in rows)
+        content_type, suffix = "application/x-ndjson; charset=utf-8", "ocsf.jsonl"
     else:
         body = (json.dumps(_as_record(e), default=str) + "\n" for e in rows)
         content_type, suffix = "application/x-ndjson; charset=utf-8", "jsonl"
