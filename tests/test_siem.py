@@ -33,9 +33,10 @@ SECRET = "siem-secret-for-the-tests-0000"
 def verified(headers: dict[str, str], body: bytes) -> bool:
     """The collector's check, from the README alone."""
     timestamp = headers.get("X-Warden-Timestamp", "")
-    expected = "sha256=" + hmac.new(
-        SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256
-    ).hexdigest()
+    expected = (
+        "sha256="
+        + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
     fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= 300
     return fresh and hmac.compare_digest(expected, headers.get("X-Warden-Signature", ""))
 
