@@ -161,11 +161,15 @@ def files() -> list[Path]:
     return sorted(where.glob(PATTERN))
 
 
-def entries() -> tuple[list[Entry], list[str]]:
-    """Every line of every journal file in order, and the lines that cannot be read."""
+def entries(since: dt.date | None = None) -> tuple[list[Entry], list[str]]:
+    """Every line of the journal files from `since` (a day; all when None) in order, and the
+    lines that cannot be read."""
     found: list[Entry] = []
     unreadable: list[str] = []
     for path in files():
+        day = path.stem.removeprefix("seals-")
+        if since is not None and day < since.isoformat():
+            continue
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:

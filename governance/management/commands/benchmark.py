@@ -20,7 +20,11 @@ from django.db import transaction
 
 from governance import demo_data, engine, targets
 from governance.celery import app as celery_app
-from governance.management.commands._audit_bench import seal_request_figures, sealing_figures
+from governance.management.commands._audit_bench import (
+    evidence_figures,
+    seal_request_figures,
+    sealing_figures,
+)
 from governance.management.commands._masking_bench import masking_figures
 from governance.models import AccessGrant, Connection, QueryRun
 from governance.services.runs import Caller, run_submit
@@ -152,6 +156,7 @@ class Command(BaseCommand):
                 )
 
             figures["audit"].update(seal_request_figures(governed, options["reads"]))
+            figures["evidence"] = evidence_figures()
             if not options["skip_masking"]:
                 figures["masking"] = masking_figures(dsn=dsn, connection=connection, user=user)
         self.stdout.write(json.dumps(figures, indent=2))
