@@ -18,6 +18,7 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, Review
 from approvals.policies import may_review, requirement_for
 from audit.kinds import EventKind
+from audit.models import AuditEvent
 from governance.models import (
     AccessGrant,
     Capability,
@@ -281,7 +282,7 @@ def request_review(
             _audit(kind, caller, request, comment=comment)
             if not approve:
                 _reject(request, reviewer, comment, now)
-            elif len(counted_approvals(request)) >= request.required_approvals:
+            elif len(attested_approvals(request)) >= request.required_approvals:
                 _fulfil(request, caller, now)
             else:
                 _announce("reviewed", request)
@@ -294,6 +295,22 @@ def counted_approvals(request: ApprovalRequest) -> list[Review]:
     """Approvals by people who may still approve it (not since removed from the groups or
     disabled): an approval counts only while its author could give it."""
     return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
+
+
+def attested_approvals(request: ApprovalRequest) -> list[Review]:
+    """The counted approvals that the audit trail attests: each needs its `approval.approved`
+    event, with a MAC only Warden can write, by the same person. A review row written into the
+    table by anyone else (the database credentials suffice for that, not for the MAC) does not
+    release a statement or grant access."""
+    from audit.chain import mac_matches
+    from audit.keys import mac_key, retired_keys
+
+    keys = [mac_key(), *retired_keys().values()]
+    events = AuditEvent.objects.filter(
+        kind=EventKind.APPROVAL_APPROVED, detail__request=request.pk
+    ).only(*[f.name for f in AuditEvent._meta.concrete_fields])
+    attested = {e.actor_id for e in events if any(mac_matches(e, k) for k in keys)}
+    return [r for r in counted_approvals(request) if r.reviewer_id in attested]
 
 
 def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> bool:
@@ -333,7 +350,7 @@ def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
 
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
     _decide_request(request, Status.APPROVED, now)
-    approvers = [r.reviewer.get_username() for r in counted_approvals(request)]
+    approvers = [r.reviewer.get_username() for r in attested_approvals(request)]
     _audit(EventKind.APPROVAL_GRANTED, caller, request, approvers=approvers)
     if request.kind == Kind.STATEMENT and request.run is not None:
         run = request.run

@@ -42,7 +42,11 @@ class Entry:
     public_key: str
     signature: str
     ranges: tuple[tuple[int, int], ...] = ()  # the ids sealed, as [first, last] runs
+    pending: tuple[tuple[int, int], ...] = ()  # ids committed but not sealed yet (a stall)
     source: str = ""  # file name and line, for messages
+
+    def pending_ids(self) -> list[int]:
+        return [i for first, last in self.pending for i in range(first, last + 1)]
 
     def ids(self) -> list[int]:
         return [i for first, last in self.ranges for i in range(first, last + 1)]
@@ -60,6 +64,7 @@ class Entry:
             "at": self.at,
             "key_id": key_id(self.public_key),
             "ranges": [list(r) for r in self.ranges],
+            **({"pending": [list(r) for r in self.pending]} if self.pending else {}),
         }
 
     def signature_ok(self, trusted: set[str]) -> bool:
@@ -102,6 +107,7 @@ def append(
     sealed: int,
     checkpoint: int | None,
     ranges: list[tuple[int, int]],
+    pending: list[tuple[int, int]] | None = None,
 ) -> None:
     """Record a seal that has committed. A failure is logged, never raised: the seal stands,
     and the next one goes on from the database (verification then says the journal is
@@ -119,6 +125,7 @@ def append(
         "at": at,
         "key_id": key_id(public_key_text()),
         "ranges": [list(r) for r in ranges],
+        **({"pending": [list(r) for r in pending]} if pending else {}),
     }
     line = {
         **payload,
@@ -150,6 +157,7 @@ def _parse(raw: str, source: str) -> Entry:
         public_key=str(record["public_key"]),
         signature=str(record["signature"]),
         ranges=tuple((int(a), int(b)) for a, b in record.get("ranges") or []),
+        pending=tuple((int(a), int(b)) for a, b in record.get("pending") or []),
         source=source,
     )
 

@@ -57,6 +57,9 @@ class SealResult:
     checkpoint: AuditCheckpoint | None = None
     first_id: int = 0
     ids: list[int] = field(default_factory=list)
+    # While stalled: the committed events waiting to be sealed, recorded in the journal so
+    # that deleting one of them before it is sealed still shows.
+    pending: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -100,17 +103,18 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
                 if not cursor.fetchone()[0]:
                     result.busy = True
                     return result
-        head_id, head_hash = _head()
-        result.head_id, result.head_hash = head_id, head_hash
+        head_id, _ = _head()
         refusal = _journal_disagrees(head_id)
         if refusal:
             result.refused = True
             result.problems.append(refusal)
             log.error("audit trail: %s", refusal)
             return result
+        result.head_id, result.head_hash = _trusted_head(result)
         horizon = _horizon(settle_s, wait_s)
         if horizon is None:
             result.busy = True
+            result.pending = _pending(result.head_id)
         else:
             _chain(result, horizon, limit)
         rotated_from = _rotated_from()
@@ -120,7 +124,9 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
             _record_rotation(rotated_from, result.checkpoint)
     if result.checkpoint is not None:
         _export(result.checkpoint)
-    if result.sealed or result.checkpoint is not None:
+    global _verified_head
+    _verified_head = (result.head_id, result.head_hash)
+    if result.sealed or result.checkpoint is not None or result.pending:
         journal.append(
             first_id=result.first_id or result.head_id,
             head_id=result.head_id,
@@ -128,6 +134,7 @@ def seal(*, limit: int = 20_000, settle_s: float = SETTLE_S, wait_s: float = 5.0
             sealed=result.sealed,
             checkpoint=result.checkpoint.pk if result.checkpoint else None,
             ranges=journal.ranges_of(result.ids),
+            pending=journal.ranges_of(result.pending),
         )
     return result
 
@@ -204,6 +211,58 @@ def _journal_disagrees(head_id: int) -> str:
     return ""
 
 
+_verified_head: tuple[int, str] | None = None  # this process's last seal, checked next time
+
+
+def _anchor() -> tuple[int, str]:
+    """Where the chain is known good: this process's last head if the table still holds it,
+    else the journal's last seal (checked by _journal_disagrees), else the last checkpoint
+    Warden signed, else the start."""
+    if _verified_head is not None:
+        stored = AuditEvent.objects.filter(id=_verified_head[0]).values_list("hash", flat=True)
+        if stored.first() == _verified_head[1] and _verified_head[0] > 0:
+            return _verified_head
+    try:
+        entry = journal.last()
+    except journal.JournalError:
+        entry = None
+    if entry is not None:
+        return entry.head_id, entry.head_hash
+    checkpoint = _last_valid_checkpoint()
+    if checkpoint is not None:
+        return checkpoint.last_event_id, checkpoint.head_hash
+    return 0, GENESIS
+
+
+def _trusted_head(result: SealResult) -> tuple[int, str]:
+    """The head to chain from: the anchor, then every sealed row above it that Warden could
+    have written (its MAC holds and it links to the one before). A row carrying a hash Warden
+    did not compute (inserted with one by whoever can write the table) is passed over and
+    reported: it can neither stop sealing nor have Warden sign it."""
+    head_id, head_hash = _anchor()
+    keys = [mac_key(), *retired_keys().values()]
+    above = AuditEvent.objects.filter(id__gt=head_id).exclude(hash="").order_by("id")
+    for event in above[:5000]:
+        if (
+            event.prev_hash == head_hash
+            and event.hash == link(head_hash, event.id, event.mac, content(event))
+            and any(mac_matches(event, key) for key in keys)
+        ):
+            head_id, head_hash = event.id, event.hash
+        else:
+            result.problems.append(
+                f"event {event.id} carries a hash Warden did not write (forged, or changed "
+                "after sealing): it is left out of the chain"
+            )
+    return head_id, head_hash
+
+
+def _pending(head_id: int) -> list[int]:
+    """Committed events above the head still waiting to be sealed."""
+    waiting = AuditEvent.objects.filter(hash="", id__gt=head_id).order_by("id")
+    return list(waiting.values_list("id", flat=True)[:20_000])
+
+
 def _head() -> tuple[int, str]:
     last = AuditEvent.objects.exclude(hash="").order_by("-id").values_list("id", "hash").first()
     return (last[0], last[1]) if last else (0, GENESIS)
@@ -223,16 +282,15 @@ def _horizon(settle_s: float, wait_s: float) -> int | None:
         horizon = int(cursor.fetchone()[0])
         if settle_s:
             time.sleep(settle_s)  # a transaction that took an id now has a transaction id
-        cursor.execute("SELECT pg_snapshot_xip(pg_current_snapshot())::text")
-        running = [row[0] for row in cursor.fetchall()]
+        # Every transaction that took an id has a transaction id older than ours: wait until
+        # none older than ours is still running. (A snapshot's xip does not list the newest
+        # ones: its xmax is one past the last *completed* transaction, not the last assigned.)
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        mine = int(cursor.fetchone()[0])
         deadline = time.monotonic() + wait_s
-        while running:
-            cursor.execute(
-                "SELECT x FROM unnest(%s::xid8[]) AS x WHERE pg_xact_status(x) = 'in progress'",
-                [running],
-            )
-            running = [row[0] for row in cursor.fetchall()]
-            if not running:
+        while True:
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            if int(cursor.fetchone()[0]) >= mine:
                 break
             if time.monotonic() > deadline:
                 return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,12 +110,14 @@ def verify(since: dt.datetime | None = None) -> Report:
             break
         for event in batch:
             report.events += 1
-            _check_event(event, key, retired, prev, last_id, seen_unsealed, report)
+            genuine = _check_event(event, key, retired, prev, last_id, seen_unsealed, report)
             if event.hash:
-                if seen_unsealed is None:
+                # A row Warden did not write (its MAC fails) is not a link of the chain: the
+                # sealer passed over it, so the next event links to the one before it.
+                if seen_unsealed is None and genuine:
                     prev = event.hash
+                    report.head_id, report.head_hash = event.id, event.hash
                 report.sealed += 1
-                report.head_id, report.head_hash = event.id, event.hash
             elif seen_unsealed is None:
                 seen_unsealed = event.id
             pinned = pins.pop(event.id, None)
@@ -203,6 +206,16 @@ def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
     entries, unreadable = journal.entries(since)
     for where in unreadable:
         report.problems.append(Problem(None, f"seal journal line {where} cannot be read"))
+    directory = journal.directory()
+    if directory is not None and valid and not journal.files():
+        report.problems.append(
+            Problem(
+                None,
+                f"WARDEN_AUDIT_CHECKPOINT_DIR ({directory}) holds no seal journal although the "
+                "trail has checkpoints: the files outside were removed, or the directory is "
+                "not the one Warden writes to (an unmounted volume?)",
+            )
+        )
     if not entries:
         return
     report.journal_lines = len(entries)
@@ -213,6 +226,11 @@ def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
         chunk = wanted[at : at + 1000]
         heads.update(AuditEvent.objects.filter(id__in=chunk).values_list("id", "hash"))
     checkpoint_ids = set(AuditCheckpoint.objects.values_list("id", flat=True))
+    pending = sorted({i for e in entries for i in e.pending_ids()})
+    present_pending: set[int] = set()
+    for at in range(0, len(pending), 1000):
+        chunk = pending[at : at + 1000]
+        present_pending.update(AuditEvent.objects.filter(id__in=chunk).values_list("id", flat=True))
     previous_head = 0
     for entry in entries:
         if not entry.signature_ok(trusted):
@@ -236,6 +254,26 @@ def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
                     f"{entry.head_id} were deleted, changed or chained again",
                 )
             )
+        gone = [i for i in entry.pending_ids() if i not in present_pending]
+        if gone:
+            report.problems.append(
+                Problem(
+                    gone[0],
+                    f"event {gone[0]} was committed and waiting to be sealed at {entry.at} (as "
+                    f"the journal outside records, {entry.source}) and is gone: deleted before "
+                    "it was sealed",
+                )
+            )
+        if entry.checkpoint is not None and directory is not None:
+            copy = directory / f"checkpoint-{entry.checkpoint:012d}.json"
+            if entry.checkpoint in checkpoint_ids and not copy.exists():
+                report.problems.append(
+                    Problem(
+                        None,
+                        f"checkpoint {entry.checkpoint} has no copy outside the database "
+                        f"({copy.name} was removed)",
+                    )
+                )
         if entry.checkpoint is not None and entry.checkpoint not in checkpoint_ids:
             report.problems.append(
                 Problem(
@@ -245,10 +283,19 @@ def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
                 )
             )
         previous_head = max(previous_head, entry.head_id)
+    if report.head_id > previous_head:  # a seal that committed may be writing its line now
+        time.sleep(1.0)
+        last = journal.last()
+        if last is not None and last.head_id >= report.head_id:
+            previous_head = last.head_id
     if report.head_id > previous_head:
-        report.warnings.append(
-            f"events {previous_head + 1} to {report.head_id} were sealed but the journal outside "
-            "the database does not record it (a failed write to it, or a journal started since)"
+        report.problems.append(
+            Problem(
+                None,
+                f"events {previous_head + 1} to {report.head_id} are sealed but the journal "
+                "outside the database does not record it: lines were removed from it, or "
+                "writing to it failed (see Warden's log)",
+            )
         )
 
 
@@ -316,16 +363,18 @@ def _check_event(
     last_id: int,
     seen_unsealed: int | None,
     report: Report,
-) -> None:
-    if not _mac_ok(event, key, retired):
+) -> bool:
+    """Report what is wrong with one event; whether its MAC holds."""
+    genuine = _mac_ok(event, key, retired)
+    if not genuine:
         report.problems.append(
             Problem(
                 event.id,
                 f"event {event.id} does not match its MAC: changed, or not written by Warden",
             )
         )
-    if not event.hash:
-        return
+    if not event.hash or not genuine:  # a row Warden did not write is no link of the chain
+        return genuine
     if seen_unsealed is not None:
         report.problems.append(
             Problem(
@@ -334,7 +383,7 @@ def _check_event(
                 "order, or forged)",
             )
         )
-        return
+        return genuine
     if event.prev_hash != prev:
         gap = (
             f" (ids {last_id + 1} to {event.id - 1} are missing)" if event.id > last_id + 1 else ""
@@ -350,6 +399,7 @@ def _check_event(
         report.problems.append(
             Problem(event.id, f"event {event.id} was changed after it was sealed")
         )
+    return genuine
 
 
 def _check_checkpoints(checkpoints: list[AuditCheckpoint], report: Report) -> list[AuditCheckpoint]:

@@ -21,7 +21,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Review
-from audit.keys import key_id, public_key_text
+from audit.chain import mac_matches
+from audit.keys import key_id, mac_key, public_key_text, retired_keys
 from audit.kinds import EventKind, kind_label
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.verify import verify
@@ -619,6 +620,14 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
         .select_related("run", "requester")
         .prefetch_related("reviews")
     )
+    # Approvals as the trail attests them (an approval.approved event with a valid MAC), not
+    # as review rows say: a row written into the table directly is not an approval.
+    keys = [mac_key(), *retired_keys().values()]
+    attested: dict[int, set[int]] = defaultdict(set)
+    for event in AuditEvent.objects.filter(kind=EventKind.APPROVAL_APPROVED, created_at__gte=first):
+        request_id = event.detail.get("request") if isinstance(event.detail, dict) else None
+        if isinstance(request_id, int) and any(mac_matches(event, k) for k in keys):
+            attested[request_id].add(event.actor_id or 0)
     self_approved: list[str] = []
     unapproved: list[str] = []
     mismatched: list[str] = []
@@ -631,7 +640,7 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
         run = request.run
         if run is None or run.status not in executed:
             continue
-        distinct = {r.reviewer_id for r in approvals if r.reviewer_id != request.requester_id}
+        distinct = attested.get(request.pk, set()) - {request.requester_id}
         if request.status != ApprovalRequest.Status.APPROVED or len(distinct) < (
             request.required_approvals
         ):

@@ -35,6 +35,8 @@ def period_validate(start: dt.date | None, end: dt.date | None) -> tuple[dt.date
         raise PeriodError("Give both a start and an end date.")
     if end < start:
         raise PeriodError("The end date is before the start date.")
+    if start < dt.date(1970, 1, 1) or end > dt.date(9998, 12, 31):
+        raise PeriodError("Choose dates between 1970 and 9998.")
     if (end - start).days > MAX_DAYS:
         raise PeriodError("A report covers at most ten years.")
     if start > timezone.localdate():

@@ -478,3 +478,21 @@ def test_server_engines_hold_preview_approve_and_run_a_write(
     finally:
         sql(f"DROP TABLE {table}")
         raw.close()
+
+
+def test_a_review_row_written_without_its_audit_event_does_not_count(
+    alice: Any, bob: Any, frank: Any, ledger: Any
+) -> None:
+    """Eleventh review: whoever holds the app database's credentials could insert a review
+    row; without the audit event only Warden can sign, it approves nothing."""
+    from approvals.models import Review
+
+    run = submit(alice, ledger, "DROP TABLE accounts")
+    request = run.approval
+    assert request.required_approvals == 2
+    Review.objects.create(request=request, reviewer=frank, verdict="approve", comment="lgtm")
+    review(bob, request)
+    run.refresh_from_db()
+    request.refresh_from_db()
+    assert run.status == "pending_approval" and request.status == "pending"
+    assert not AuditEvent.objects.filter(kind="approval.granted", run_id=run.pk).exists()

@@ -437,3 +437,91 @@ def test_stalled_sealing_is_a_warning_and_a_checkpoint_still_comes(
     )
     report = verify()  # its MAC no longer matches, and it waits: both said
     assert any("not sealed yet" in w for w in report.warnings), report.warnings
+
+
+# ---------------------------------------------------------------- eleventh review
+
+
+def _forge_sealed_row(event_id: int) -> None:
+    """What the runtime role can do: insert a row that claims to be sealed (no key)."""
+    columns = [f.column for f in AuditEvent._meta.concrete_fields]
+    values: dict[str, Any] = {c: "" for c in columns}
+    values.update(
+        id=event_id, created_at="2026-12-01 00:00:00+00", kind="query.submitted",
+        actor_name="x", channel="web", categories="[]", detail="{}", hash="abcd", mac="deadbeef",
+    )  # fmt: skip
+    for name in ("actor_id", "source_ip", "connection_id", "run_id", "row_count", "duration_ms"):
+        values[name] = None
+    names = ", ".join(values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} ({names}) VALUES ({', '.join(['%s'] * len(values))})",
+            list(values.values()),
+        )
+
+
+@pytest.mark.parametrize("where", ["far above", "just above"])
+def test_a_row_inserted_as_sealed_neither_stops_sealing_nor_gets_signed(
+    outside: Path, where: str
+) -> None:
+    head = AuditEvent.objects.order_by("-id").first()
+    assert head is not None
+    forged_id = 10**12 if where == "far above" else head.pk + 1
+    if where == "just above":
+        _as_superuser("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [TABLE, forged_id])
+    _forge_sealed_row(forged_id)
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        later = _events(3)
+        result = seal(settle_s=0)
+    assert result.sealed == 3 and not result.refused, result
+    assert result.checkpoint is not None and result.checkpoint.head_hash != "abcd"
+    assert result.checkpoint.last_event_id == later[-1].pk
+    assert any(f"event {forged_id} carries a hash" in p for p in result.problems)
+    report = verify()
+    assert not report.ok and report.first_broken_id == forged_id, report.problems
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_deleted_while_sealing_is_stalled_are_named(tmp_path: Path) -> None:
+    import psycopg
+    from django.db import transaction
+
+    settings_dict = connection.settings_dict
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_DIR=str(tmp_path)):
+        _events(2)
+        assert seal(settle_s=0).sealed == 2
+        stall = psycopg.connect(
+            dbname=settings_dict["NAME"], user=settings_dict["USER"],
+            host=settings_dict["HOST"] or "127.0.0.1", port=int(settings_dict["PORT"] or 5432),
+        )  # fmt: skip
+        try:
+            stall.execute("SELECT pg_current_xact_id()")  # holds a transaction id, never ends
+            waiting = _events(3)
+            result = seal(settle_s=0, wait_s=0.2)
+            assert result.busy and result.sealed == 0
+            assert result.pending == [e.pk for e in waiting]
+            with transaction.atomic():
+                _as_superuser(f"DELETE FROM {TABLE} WHERE id = %s", [waiting[1].pk])
+        finally:
+            stall.rollback()
+            stall.close()
+        seal(settle_s=0)
+        report = verify()
+    assert not report.ok and report.first_broken_id == waiting[1].pk, report.problems
+
+
+def test_the_files_outside_gone_is_a_problem_not_silence(outside: Path) -> None:
+    for path in outside.iterdir():
+        path.unlink()
+    report = verify()
+    assert any("holds no seal journal" in p.message for p in report.problems), report.problems
+
+
+def test_a_checkpoint_file_the_journal_names_must_exist(outside: Path) -> None:
+    first = AuditCheckpoint.objects.order_by("id").first()
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_SECONDS=0):
+        checkpoint = seal(settle_s=0).checkpoint
+    assert first is not None and checkpoint is not None
+    (outside / f"checkpoint-{checkpoint.pk:012d}.json").unlink()
+    report = verify()
+    assert any(f"checkpoint {checkpoint.pk} has no copy" in p.message for p in report.problems)

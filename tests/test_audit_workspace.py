@@ -93,6 +93,8 @@ def test_each_filter_narrows_the_trail(auditor: Client, trail: dict[str, AuditEv
         ("decision=maybe", b"Select a valid choice"),
         ("actor=" + "x" * 200, b"at most 150 characters"),
         ("run=99999999999999999999999", b"less than or equal to"),
+        ("end=9999-12-31", b"Choose a date between 1970 and 9998"),
+        ("start=0001-01-01", b"Choose a date between 1970 and 9998"),
     ],
 )
 def test_bad_filters_say_why_and_show_nothing(

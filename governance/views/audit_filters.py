@@ -16,6 +16,8 @@ from django.utils import timezone
 from audit.kinds import FAMILIES, EventKind, stored_names
 from audit.models import AuditEvent
 
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)  # a day after must exist
+
 DECISIONS = [
     ("", "Any decision"),
     ("allow", "Allowed"),
@@ -69,6 +71,11 @@ class TrailFilter(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
+        for name in ("start", "end"):
+            day = data.get(name)
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                self.add_error(name, "Choose a date between 1970 and 9998.")
+                data[name] = None
         if start and end and start > end:
             self.add_error("end", "The end date is before the start date.")
         return data

@@ -9,6 +9,7 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -16,7 +17,7 @@ from audit.kinds import EventKind
 from audit.models import AuditEvent, ColumnAccess, column_accesses
 from audit.sealer import seal
 from audit.services import event_record
-from audit.verify import verify
+from audit.verify import Problem, verify
 
 
 def _since(text: str) -> dt.datetime:
@@ -76,18 +77,27 @@ class Command(BaseCommand):
             self.stdout.write(f"sealed {result.sealed} events ({state})")
             return
         since = _since(options["since"]) if options["since"] else None
-        seal()  # chain what has been committed, so the report covers it
+        try:
+            seal()  # chain what has been committed, so the report covers it
+        except DatabaseError as exc:  # verify what is there all the same
+            self.stderr.write(f"sealing failed ({exc}); verifying the trail as it stands")
         report = verify(since)
-        event_record(
-            kind=EventKind.AUDIT_VERIFIED if report.ok else EventKind.AUDIT_BROKEN,
-            actor_name=options["operator"],
-            channel=AuditEvent.Channel.CLI,
-            detail={
-                **{k: v for k, v in report.as_dict().items() if k != "problems"},
-                "problems": [p.message for p in report.problems[:20]],
-                "since": since.isoformat() if since else None,
-            },
-        )
+        try:
+            with transaction.atomic():
+                event_record(
+                    kind=EventKind.AUDIT_VERIFIED if report.ok else EventKind.AUDIT_BROKEN,
+                    actor_name=options["operator"],
+                    channel=AuditEvent.Channel.CLI,
+                    detail={
+                        **{k: v for k, v in report.as_dict().items() if k != "problems"},
+                        "problems": [p.message for p in report.problems[:20]],
+                        "since": since.isoformat() if since else None,
+                    },
+                )
+        except DatabaseError as exc:  # e.g. the id sequence was set back: report all the same
+            report.problems.append(
+                Problem(None, f"the result could not be recorded in the trail: {exc}".strip())
+            )
         if options["format"] == "json":
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
