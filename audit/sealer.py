@@ -353,6 +353,25 @@ def record_hash(checkpoint: AuditCheckpoint) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def signature_problem(checkpoint: AuditCheckpoint) -> str:
+    """Why the checkpoint's Ed25519 signature does not hold ('' when it does)."""
+    message = checkpoint_message(
+        checkpoint.last_event_id,
+        checkpoint.head_hash,
+        checkpoint.sealed_events,
+        checkpoint.created_at.isoformat(timespec="microseconds"),
+        checkpoint.previous,
+    )
+    try:
+        public = public_key_from_text(checkpoint.public_key)
+        public.verify(base64.b64decode(checkpoint.signature), message)
+    except InvalidSignature:
+        return "a bad signature"
+    except ValueError:
+        return "an unreadable key"
+    return ""
+
+
 def _last_valid_checkpoint() -> AuditCheckpoint | None:
     """The newest checkpoint Warden signed: a row inserted by someone else is passed over
     (verification reports it), so it cannot break every checkpoint after it."""
@@ -360,18 +379,7 @@ def _last_valid_checkpoint() -> AuditCheckpoint | None:
     for checkpoint in AuditCheckpoint.objects.order_by("-id")[:50]:
         if checkpoint.public_key not in trusted:
             continue
-        message = checkpoint_message(
-            checkpoint.last_event_id,
-            checkpoint.head_hash,
-            checkpoint.sealed_events,
-            checkpoint.created_at.isoformat(timespec="microseconds"),
-            checkpoint.previous,
-        )
-        try:
-            public_key_from_text(checkpoint.public_key).verify(
-                base64.b64decode(checkpoint.signature), message
-            )
-        except (InvalidSignature, ValueError):
+        if signature_problem(checkpoint):
             log.error("audit checkpoint %s is not signed by Warden: passed over", checkpoint.pk)
             continue
         return checkpoint

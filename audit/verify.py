@@ -17,25 +17,23 @@ and the signed checkpoints agree without the signing key, nor change the copies 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from audit import journal
-from audit.chain import GENESIS, RUN_OPENING, checkpoint_message, content, link, mac_matches
-from audit.keys import mac_key, public_key_from_text, public_key_text, retired_keys
+from audit.chain import GENESIS, RUN_OPENING, content, link, mac_matches
+from audit.keys import mac_key, public_key_text, retired_keys
 from audit.keys import trusted_public_keys as _trusted_keys
 from audit.kinds import EventKind
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.sealer import checkpoint_record, record_hash
+from audit.sealer import checkpoint_record, record_hash, signature_problem
 
 BATCH = 2000
 
@@ -407,18 +405,8 @@ def _check_checkpoints(checkpoints: list[AuditCheckpoint], report: Report) -> li
     previous = GENESIS
     for checkpoint in checkpoints:
         report.checkpoints += 1
-        message = checkpoint_message(
-            checkpoint.last_event_id,
-            checkpoint.head_hash,
-            checkpoint.sealed_events,
-            checkpoint.created_at.isoformat(timespec="microseconds"),
-            checkpoint.previous,
-        )
-        try:
-            public = public_key_from_text(checkpoint.public_key)
-            public.verify(base64.b64decode(checkpoint.signature), message)
-        except (InvalidSignature, ValueError) as exc:
-            reason = "a bad signature" if isinstance(exc, InvalidSignature) else "an unreadable key"
+        reason = signature_problem(checkpoint)
+        if reason:
             report.problems.append(
                 Problem(None, f"checkpoint {checkpoint.pk} has {reason}: forged or altered")
             )

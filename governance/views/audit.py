@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from audit.chain import FIELDS
 from audit.keys import key_id, public_key_text
 from audit.kinds import EventKind, kind_label
 from audit.models import AuditCheckpoint, AuditEvent, ColumnAccess
@@ -30,31 +31,9 @@ from governance.services.caller import record, web_caller
 from governance.views.audit_filters import TrailFilter
 
 PAGE_SIZE = 50
-EXPORT_FIELDS = (
-    "id",
-    "created_at",
-    "kind",
-    "kind_label",
-    "actor_id",
-    "actor_name",
-    "channel",
-    "source_ip",
-    "connection_id",
-    "connection_name",
-    "run_id",
-    "categories",
-    "decision",
-    "risk",
-    "rule",
-    "row_count",
-    "duration_ms",
-    "sql",
-    "error",
-    "detail",
-    "mac",
-    "prev_hash",
-    "hash",
-)
+# What an export holds: the id, every field the chain covers (audit/chain.py), the kind's label
+# and the chain's own fields, so a recipient can recompute them.
+EXPORT_FIELDS = ("id", *FIELDS, "kind_label", "mac", "prev_hash", "hash")
 
 
 def _audit(request: HttpRequest, kind: EventKind, **detail: Any) -> None:
