@@ -58,6 +58,8 @@ def tokenize(sql: str, dialect: str) -> tuple[list[Token], list[str]]:
                 )
     _refuse_foreign_spaces(sql, tokens)
     _refuse_adjacent_strings(tokens)
+    if dialect == "sqlite":
+        _refuse_quoted_qualifiers(tokens)
     comments = [c for token in tokens for c in token.comments]
     return tokens[:-1], comments
 
@@ -107,6 +109,20 @@ def _refuse_adjacent_strings(tokens: list[Token]) -> None:
                 f"Contains two string literals side by side (at line {after.line}), which "
                 "the database joins in ways Warden does not follow; write one string, or "
                 "join them with || or CONCAT()."
+            )
+
+
+def _refuse_quoted_qualifiers(tokens: list[Token]) -> None:
+    """SQLite reads a single-quoted word where only a name fits as that name: ``'c'.ssn`` is
+    column ssn of table c to SQLite and a string to sqlglot, so nothing was masked (twelfth
+    review). A string beside a dot is refused; write the name bare or in double quotes."""
+    for before, after in pairwise(tokens):
+        if (before.token_type in _STRINGS and after.token_type == TokenType.DOT) or (
+            before.token_type == TokenType.DOT and after.token_type in _STRINGS
+        ):
+            raise LexError(
+                f"A single-quoted name next to a dot (at line {after.line}) is a table or column "
+                "name to SQLite and text to Warden; write the name bare or in double quotes."
             )
 
 

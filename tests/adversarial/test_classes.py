@@ -330,6 +330,11 @@ SEVENTH: dict[str, list[str]] = {
     ],
     "sqlite": [
         "SELECT 'x' 'y', ssn FROM customers",
+        # twelfth review: SQLite reads a single-quoted qualifier as a name
+        "SELECT 'customers'.ssn, 'customers'.email FROM customers LIMIT 2",
+        "SELECT o.id, 'c'.email FROM orders o JOIN customers c ON c.id = o.customer_id LIMIT 1",
+        "SELECT count(*) FROM customers WHERE 'customers'.ssn LIKE '282%'",
+        "SELECT 'p'.card_number FROM payment_cards p LIMIT 2",
         # eighth review: SQLite fills a bare column from the row min()/max() picked
         "SELECT k.id AS pos, o.id AS code, min(abs(o.id - unicode(substr(c.email, k.id, 1)))) AS "
         "d FROM orders o, orders k, customers c WHERE c.id = 1 AND k.id <= 28 AND o.id < 128 "
