@@ -103,18 +103,29 @@ def link(prev_hash: str, event_id: int, mac: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+#: The first bytes of each kind of message the checkpoint key signs (domain separation).
+CHECKPOINT_DOMAIN = b"warden-audit-checkpoint/1\n"
+JOURNAL_DOMAIN = b"warden-audit-journal/1\n"
+MANIFEST_DOMAIN = b"warden-evidence-manifest/1\n"
+
+
 def checkpoint_message(
     last_event_id: int, head_hash: str, sealed: int, at: str, prev: str
 ) -> bytes:
-    """What a checkpoint signs: the head it pins and the checkpoint before it."""
-    return json.dumps(
-        {
-            "last_event_id": last_event_id,
-            "head_hash": head_hash,
-            "sealed_events": sealed,
-            "created_at": at,
-            "previous": prev,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+    """What a checkpoint signs: the head it pins and the checkpoint before it, after a prefix
+    that no other message signed with the same key starts with (journal lines and evidence
+    manifests have their own), so a signature made for one can never be passed off as another."""
+    return (
+        CHECKPOINT_DOMAIN
+        + json.dumps(
+            {
+                "last_event_id": last_event_id,
+                "head_hash": head_hash,
+                "sealed_events": sealed,
+                "created_at": at,
+                "previous": prev,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+    )

@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 
+from audit.chain import JOURNAL_DOMAIN
 from audit.keys import key_id, public_key_from_text, public_key_text, signing_key
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Entry:
 
 
 def _message(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return JOURNAL_DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
 def directory() -> Path | None:

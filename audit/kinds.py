@@ -34,11 +34,28 @@ class EventKind(models.TextChoices):
     USER_SUPERUSER_REVOKED = "user.superuser_revoked", "Superuser status removed"
     USER_STAFF_GRANTED = "user.staff_granted", "Given Django admin access"
     USER_STAFF_REVOKED = "user.staff_revoked", "Django admin access removed"
+    USER_EMAIL_CHANGED = "user.email_changed", "Account e-mail changed"
+    USER_EMAIL_ADDRESS_ADDED = "user.email_address_added", "E-mail address added"
+    USER_EMAIL_ADDRESS_CHANGED = "user.email_address_changed", "E-mail address changed"
+    USER_EMAIL_ADDRESS_REMOVED = "user.email_address_removed", "E-mail address removed"
+    USER_PERMISSION_GRANTED = "user.permission_granted", "Django permission given"
+    USER_PERMISSION_REVOKED = "user.permission_revoked", "Django permission removed"
+    USER_LOGIN_LINKED = "user.login_linked", "Identity-provider login linked"
+    USER_LOGIN_UNLINKED = "user.login_unlinked", "Identity-provider login unlinked"
     ROLE_MEMBER_ADDED = "role.member_added", "Added to a role"
     ROLE_MEMBER_REMOVED = "role.member_removed", "Removed from a role"
     ROLE_CREATED = "role.created", "Role created"
     ROLE_RENAMED = "role.renamed", "Role renamed"
     ROLE_DELETED = "role.deleted", "Role deleted"
+    ROLE_PERMISSION_GRANTED = "role.permission_granted", "Django permission given to a role"
+    ROLE_PERMISSION_REVOKED = "role.permission_revoked", "Django permission removed from a role"
+    # The identity watch (audit/identity_watch.py): the accounts, roles, second factors and
+    # linked logins as they stand, and any change to them that no event above recorded.
+    IDENTITY_SNAPSHOT = "identity.snapshot", "Accounts and roles as they stand (snapshot)"
+    IDENTITY_UNRECORDED = (
+        "identity.unrecorded_change",
+        "Account, role or second factor changed outside Warden",
+    )
     MFA_ENROLLED = "mfa.enrolled", "Second factor enrolled"
     MFA_REMOVED = "mfa.removed", "Second factor removed"
     MFA_RESET = "mfa.reset", "Recovery codes regenerated"
@@ -108,6 +125,7 @@ FAMILIES: dict[str, str] = {
     "user": "Accounts",
     "role": "Role membership",
     "mfa": "Second factor",
+    "identity": "Identity watch",
     "query": "Statements",
     "approval": "Approval requests",
     "approval_policy": "Approval policies",

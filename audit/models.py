@@ -186,3 +186,20 @@ def column_accesses(events: Any) -> list[ColumnAccess]:
                 )
             )
     return rows
+
+
+class IdentitySnapshot(models.Model):
+    """Who may do what, as the identity watch last saw it (audit/identity_watch.py): account
+    flags and roles, keyed fingerprints of passwords and second factors, never a secret. Its
+    `digest` is also in the MAC'd detail of an `identity.snapshot` event, so an edited row is
+    refused rather than trusted."""
+
+    taken_at = models.DateTimeField()
+    digest = models.CharField(max_length=64, db_index=True)
+    state = models.JSONField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"identity snapshot {self.pk} ({self.taken_at:%Y-%m-%d %H:%M:%S})"

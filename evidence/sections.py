@@ -286,7 +286,8 @@ def _access_changes(events: QuerySet[AuditEvent]) -> Section:
         ("AC-2", "AC-6"),
         "Accounts created, deactivated, made superuser; role membership changes (including by "
         "the identity provider and Django admin); access grants and time-boxed access; unmask "
-        "exemptions granted and revoked; second factors enrolled and removed.",
+        "exemptions granted and revoked; second factors enrolled and removed; changes made "
+        "outside Warden that the identity watch found.",
         EVENT_COLUMNS,
     )
     changed = events.filter(
@@ -295,6 +296,7 @@ def _access_changes(events: QuerySet[AuditEvent]) -> Section:
         | Q(kind__startswith="grant.")
         | Q(kind__startswith="access.")
         | Q(kind__startswith="mfa.")
+        | Q(kind=EventKind.IDENTITY_UNRECORDED)
         | Q(kind__in=[EventKind.UNMASK_GRANTED, EventKind.UNMASK_REVOKED, EventKind.UNMASK_EXPIRED])
     ).order_by("id")
     section.rows = _event_rows(changed.iterator())
@@ -603,16 +605,88 @@ def _integrity(first: dt.datetime, after: dt.datetime) -> Section:
     return section
 
 
+def _refused_before_running(runs: list[str], keys: list[bytes]) -> set[str]:
+    """Of `runs` ("run N"), those the trail shows refused by the worker before they reached
+    the target (a genuine outcome event saying so): no execution to count."""
+    ids = [int(text.split()[-1]) for text in runs]
+    outcomes = AuditEvent.objects.filter(
+        kind__in=[EventKind.QUERY_SUCCEEDED, EventKind.QUERY_FAILED], run_id__in=ids
+    )
+    ran: set[int] = set()
+    refused: set[int] = set()
+    for event in outcomes:
+        if event.run_id is None or not any(mac_matches(event, key) for key in keys):
+            continue
+        if (event.detail or {}).get("executed") is False:
+            refused.add(event.run_id)
+        else:
+            ran.add(event.run_id)
+    return {f"run {run_id}" for run_id in refused - ran}
+
+
+def _executed_unapproved_by_the_trail(
+    first: dt.datetime, after: dt.datetime, keys: list[bytes]
+) -> list[str]:
+    """Runs the trail itself shows held for approval and then executed without enough
+    approvals, each fact from a genuine event (its MAC holds): rows of the run and request
+    tables flipped by hand change none of it."""
+
+    def genuine(event: AuditEvent) -> bool:
+        return any(mac_matches(event, key) for key in keys)
+
+    held: dict[int, int | None] = {
+        event.run_id: event.actor_id
+        for event in AuditEvent.objects.filter(
+            kind=EventKind.QUERY_SUBMITTED,
+            decision__in=["require_approval", "deny"],
+            created_at__gte=first,
+            created_at__lt=after,
+            run_id__isnull=False,
+        ).iterator(chunk_size=500)
+        if event.run_id is not None and genuine(event)
+    }
+    executed: set[int] = {
+        event.run_id
+        for event in AuditEvent.objects.filter(
+            kind__in=[EventKind.QUERY_SUCCEEDED, EventKind.QUERY_FAILED], run_id__in=list(held)
+        )
+        if event.run_id is not None
+        and genuine(event)
+        and (event.detail or {}).get("executed") is not False
+    }
+    requested: dict[int, tuple[Any, Any]] = {}
+    for event in AuditEvent.objects.filter(
+        kind=EventKind.APPROVAL_REQUESTED, run_id__in=list(executed)
+    ):
+        if event.run_id is not None and genuine(event) and isinstance(event.detail, dict):
+            requested[event.run_id] = (event.detail.get("request"), event.detail.get("required"))
+    approvers: dict[Any, set[int]] = defaultdict(set)
+    for event in AuditEvent.objects.filter(
+        kind=EventKind.APPROVAL_APPROVED,
+        detail__request__in=[r for r, _ in requested.values() if isinstance(r, int)],
+    ):
+        if genuine(event):
+            approvers[event.detail.get("request")].add(event.actor_id or 0)
+    found = []
+    for run_id in sorted(executed):
+        request_id, required = requested.get(run_id, (None, None))
+        needed = required if isinstance(required, int) and required > 0 else 1
+        if request_id is None or len(approvers[request_id] - {held[run_id]}) < needed:
+            found.append(f"run {run_id}")
+    return found
+
+
 def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> Section:
     section = Section(
         "exceptions",
         "Exceptions",
-        ("CC6.3", "CC7.2", "CC8.1"),
-        ("AC-6", "AU-6", "AU-9", "CM-3"),
+        ("CC6.2", "CC6.3", "CC7.2", "CC8.1"),
+        ("AC-2", "AC-6", "AU-6", "AU-9", "CM-3"),
         "Counts that should be zero, each with the runs or events behind a count that is not: "
         "self-approvals, executions without the required approvals, executed statements whose "
-        "hash differs from the approved one, approvals used after they expired, and breaks in "
-        "the audit chain.",
+        "hash differs from the approved one, approvals used after they expired, account, role "
+        "or second-factor changes made outside Warden (found by the identity watch), and "
+        "breaks in the audit chain.",
         ("check", "count", "expected", "evidence"),
     )
     requests = (
@@ -652,6 +726,17 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
             mismatched.append(f"run {run.pk}")
         if run.started_at and run.run_before and run.started_at > run.run_before:
             expired.append(f"run {run.pk}")
+    outside = [
+        f"event {event.pk}"
+        for event in AuditEvent.objects.filter(
+            kind=EventKind.IDENTITY_UNRECORDED, created_at__gte=first, created_at__lt=after
+        ).order_by("id")
+    ]
+    unapproved = sorted(
+        (set(unapproved) - _refused_before_running(unapproved, keys))
+        | set(_executed_unapproved_by_the_trail(first, after, keys)),
+        key=lambda text: int(text.split()[-1]),
+    )
     verified = getattr(integrity, "verify_report", None)
     problems = list(verified.problems) if verified is not None else []
     checks = [
@@ -659,6 +744,7 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
         ("executions without the required approvals", unapproved),
         ("executed statement differs from the approved one", mismatched),
         ("approvals used after they expired", expired),
+        ("account, role or second-factor changes made outside Warden", outside),
         (
             "breaks in the audit chain",
             [f"event {p.event_id}" if p.event_id else p.message for p in problems],

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from allauth.mfa import signals as mfa_signals
+from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
@@ -26,7 +28,7 @@ User = get_user_model()
 
 # What the trail compares before and after a save; a save that touches none of these (the
 # last_login stamp of every sign-in) costs no extra query.
-_WATCHED = ("username", "is_active", "is_superuser", "is_staff")
+_WATCHED = ("username", "email", "is_active", "is_superuser", "is_staff")
 
 _FLAGS: dict[str, tuple[EventKind, EventKind]] = {
     "is_active": (EventKind.USER_REACTIVATED, EventKind.USER_DEACTIVATED),
@@ -74,6 +76,7 @@ def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> Non
             active=instance.is_active,
             superuser=instance.is_superuser,
             staff=instance.is_staff,
+            password_set=instance.has_usable_password(),
         )
         return
     before = getattr(instance, "_audit_before", None)
@@ -81,6 +84,8 @@ def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> Non
     if before is not None:
         if before["username"] != instance.get_username():
             record_identity(EventKind.USER_RENAMED, subject=instance, previous=before["username"])
+        if (before["email"] or "") != (instance.email or ""):
+            record_identity(EventKind.USER_EMAIL_CHANGED, subject=instance)
         for flag, (on, off) in _FLAGS.items():
             if bool(before[flag]) != bool(getattr(instance, flag)):
                 record_identity(on if getattr(instance, flag) else off, subject=instance)
@@ -125,6 +130,140 @@ def _membership(
     for other in sorted(others, key=lambda o: o.pk):
         user, group = (other, instance) if reverse else (instance, other)
         record_identity(kind, subject=user, role=group.name, role_id=group.pk)
+
+
+def _permission_names(pk_set: Any) -> list[str]:
+    return sorted(
+        f"{app}.{codename}"
+        for app, codename in Permission.objects.filter(pk__in=pk_set).values_list(
+            "content_type__app_label", "codename"
+        )
+    )
+
+
+@receiver(m2m_changed, sender=User.user_permissions.through)
+@receiver(m2m_changed, sender=Group.permissions.through)
+def _permissions(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+) -> None:
+    """Django permissions given to or taken from an account or a role (admin's forms)."""
+    if action == "pre_clear":
+        instance._audit_cleared = (
+            [] if reverse else list(getattr(instance, _PERMS[sender]).values_list("pk", flat=True))
+        )
+        return
+    if action == "post_clear":
+        pk_set, added = set(getattr(instance, "_audit_cleared", [])), False
+    elif action in ("post_add", "post_remove") and pk_set:
+        added = action == "post_add"
+    else:
+        return
+    is_user = sender is User.user_permissions.through
+    if reverse:  # permission.user_set / group_set: one permission, several holders
+        holders = (User if is_user else Group)._default_manager.filter(pk__in=pk_set)
+        names = _permission_names([instance.pk])
+        pairs = [(holder, names) for holder in holders]
+    else:
+        pairs = [(instance, _permission_names(pk_set))]
+    for holder, names in pairs:
+        for name in names:
+            if is_user:
+                kind = (
+                    EventKind.USER_PERMISSION_GRANTED
+                    if added
+                    else EventKind.USER_PERMISSION_REVOKED
+                )
+                record_identity(kind, subject=holder, permission=name)
+            else:
+                kind = (
+                    EventKind.ROLE_PERMISSION_GRANTED
+                    if added
+                    else EventKind.ROLE_PERMISSION_REVOKED
+                )
+                role = str(getattr(holder, "name", ""))
+                record_identity(kind, role=role, role_id=holder.pk, permission=name)
+
+
+_PERMS = {
+    User.user_permissions.through: "user_permissions",
+    Group.permissions.through: "permissions",
+}
+
+
+@receiver(pre_save, sender=EmailAddress)
+def _email_before(sender: Any, instance: Any, **kwargs: Any) -> None:
+    instance._audit_before = None
+    if instance.pk is not None and not kwargs.get("raw"):
+        instance._audit_before = (
+            EmailAddress.objects.filter(pk=instance.pk)
+            .values("email", "verified", "primary", "user_id")
+            .first()
+        )
+
+
+@receiver(post_save, sender=EmailAddress)
+def _email_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    now = {
+        "email": instance.email,
+        "verified": instance.verified,
+        "primary": instance.primary,
+        "user_id": instance.user_id,
+    }
+    before = getattr(instance, "_audit_before", None)
+    if not created and before == now:
+        return
+    kind = EventKind.USER_EMAIL_ADDRESS_ADDED if created else EventKind.USER_EMAIL_ADDRESS_CHANGED
+    record_identity(
+        kind,
+        subject=instance.user,
+        email=instance.email,
+        email_address_id=instance.pk,
+        verified=instance.verified,
+        primary=instance.primary,
+    )
+
+
+@receiver(post_delete, sender=EmailAddress)
+def _email_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    record_identity(
+        EventKind.USER_EMAIL_ADDRESS_REMOVED,
+        subject=User(pk=instance.user_id, username=_username(instance.user_id)),
+        email=instance.email,
+        email_address_id=instance.pk,
+    )
+
+
+def _username(user_id: Any) -> str:
+    return str(
+        User._default_manager.filter(pk=user_id).values_list("username", flat=True).first() or ""
+    )
+
+
+@receiver(post_save, sender=SocialAccount)
+def _login_linked(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """An identity provider's account tied to a Warden account: whoever holds it signs in."""
+    if kwargs.get("raw") or not created:
+        return
+    record_identity(
+        EventKind.USER_LOGIN_LINKED,
+        subject=instance.user,
+        provider=instance.provider,
+        uid=instance.uid,
+        login_id=instance.pk,
+    )
+
+
+@receiver(post_delete, sender=SocialAccount)
+def _login_unlinked(sender: Any, instance: Any, **kwargs: Any) -> None:
+    record_identity(
+        EventKind.USER_LOGIN_UNLINKED,
+        subject=User(pk=instance.user_id, username=_username(instance.user_id)),
+        provider=instance.provider,
+        uid=instance.uid,
+        login_id=instance.pk,
+    )
 
 
 @receiver(pre_save, sender=Group)

@@ -223,6 +223,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.seal",
         "schedule": float(env_int("WARDEN_AUDIT_SEAL_SECONDS", 5, minimum=1)),
     },
+    # Records account, role, second-factor and login changes that no event explains.
+    "watch-identity": {
+        "task": "audit.watch_identity",
+        "schedule": float(env_int("WARDEN_IDENTITY_WATCH_SECONDS", 10, minimum=1)),
+    },
     # Sends sealed audit events to the SIEM collector, when WARDEN_SIEM_WEBHOOK_URL is set.
     "forward-audit-to-siem": {"task": "approvals.siem_forward", "schedule": 10.0},
     "refresh-catalogs": {

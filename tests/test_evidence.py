@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -147,7 +147,10 @@ def test_a_bundle_holds_the_pdf_the_csvs_the_json_and_a_signed_manifest(
 
 def _rewrite(path: Path, change: dict[str, bytes]) -> Path:
     out = path.with_name("tampered.zip")
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+    with (
+        zipfile.ZipFile(path) as src,
+        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst,
+    ):
         for name in src.namelist():
             dst.writestr(name, change.get(name, src.read(name)))
         for name, data in change.items():
@@ -263,3 +266,101 @@ def test_auditors_generate_and_download_from_the_ui_and_analysts_cannot(
         ):
             assert analyst.get(url).status_code == 403, url
         assert analyst.post(reverse("evidence_list"), {"start": "2026-01-01"}).status_code == 403
+
+
+def _spliced(path: Path, data: bytes) -> Path:
+    out = path.with_name("spliced.zip")
+    out.write_bytes(data)
+    return out
+
+
+def test_verify_refuses_any_bundle_that_is_not_exactly_what_warden_wrote(
+    activity: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Duplicate members, bytes before or after the archive, duplicate manifest keys, a
+    member far larger than listed (read in chunks, never whole), an empty trusted key, and
+    a signature made without the manifest's domain prefix."""
+    path = _bundle(tmp_path)
+    data = path.read_bytes()
+    assert verify(path) == []
+
+    doubled = path.with_name("doubled.zip")
+    doubled.write_bytes(data)
+    with zipfile.ZipFile(doubled, "a") as bundle, pytest.warns(UserWarning):
+        bundle.writestr("report.json", b"{}")
+    assert verify(doubled) == ["report.json appear(s) more than once in the bundle"]
+
+    prepended = _spliced(path, b"MZ" + b"\0" * 62 + data)
+    assert verify(prepended) == ["the bundle holds bytes that are not part of any file in it"]
+    appended = _spliced(path, data + b"PK\x05\x06trailing")
+    assert verify(appended)  # not verified, whatever the zip reader makes of it
+
+    with zipfile.ZipFile(path) as bundle:
+        manifest_text = bundle.read("manifest.json").decode()
+    twice = manifest_text.replace('"format":', '"format": "warden-evidence/1", "format":', 1)
+    duplicated = _rewrite(path, {"manifest.json": twice.encode()})
+    assert verify(duplicated) == ["manifest.json cannot be trusted: the key 'format' appears twice"]
+
+    bomb = _rewrite(path, {"report.json": b"\0" * (64 * 1024 * 1024)})
+    assert bomb.stat().st_size < 1024 * 1024
+    assert verify(bomb) == ["report.json does not match its SHA-256 in the manifest"]
+
+    assert verify(path, public_key="") == [
+        "the public key given is not an Ed25519 public key (urlsafe base64)"
+    ]
+    with pytest.raises(CommandError, match="--public-key is empty"):
+        call_command("evidence_report", "verify", str(path), "--public-key", "")
+
+
+def test_a_manifest_signature_is_bound_to_its_own_domain(activity: dict[str, Any]) -> None:
+    """The key that signs checkpoints and journal lines signs manifests too; each message
+    starts with its own prefix, so one kind's signature is never valid for another."""
+    from audit.chain import CHECKPOINT_DOMAIN, JOURNAL_DOMAIN, MANIFEST_DOMAIN, checkpoint_message
+    from evidence.bundle import _canonical
+
+    prefixes = {CHECKPOINT_DOMAIN, JOURNAL_DOMAIN, MANIFEST_DOMAIN}
+    assert len(prefixes) == 3
+    assert checkpoint_message(1, "h", 1, "t", "p").startswith(CHECKPOINT_DOMAIN)
+    assert _canonical({"files": {}}).startswith(MANIFEST_DOMAIN)
+    assert not any(p.startswith(q) for p in prefixes for q in prefixes if p != q)
+
+
+def test_a_held_run_flipped_to_queued_by_hand_does_not_run_and_the_trail_still_tells(
+    activity: dict[str, Any], sqlite_conn: Any, alice: Any, tmp_path: Path
+) -> None:
+    """As a DBA could: mark a held write queued (and approved) in the tables. The worker
+    finds no genuine release in the trail and refuses; flipping its decision to `allow` as
+    well gets it run, and the evidence report counts it from the trail's own events."""
+    from approvals.models import ApprovalRequest
+    from governance.services.held import NOT_RELEASED
+    from governance.services.runs import run_execute
+
+    def held_write() -> Any:
+        run = run_submit(
+            caller=Caller(user=alice),
+            connection=sqlite_conn,
+            sql="UPDATE orders SET status = 'shipped' WHERE id = 2",
+        )
+        assert run.status == "pending_approval"
+        ApprovalRequest.objects.filter(run=run).update(status="approved")
+        return run
+
+    first = held_write()
+    QueryRun.objects.filter(pk=first.pk).update(
+        status="queued", decision_detail={**first.decision_detail, "approval": {"request": 1}}
+    )
+    run_execute(run_id=first.pk)
+    first.refresh_from_db()
+    assert (first.status, first.error) == ("failed", NOT_RELEASED)
+
+    second = held_write()
+    QueryRun.objects.filter(pk=second.pk).update(status="queued", decision="allow")
+    run_execute(run_id=second.pk)
+    second.refresh_from_db()
+    assert second.status == "succeeded", second.error
+    path = _bundle(tmp_path)
+    with zipfile.ZipFile(path) as bundle:
+        data = json.loads(bundle.read("report.json"))
+    exceptions = next(s for s in data["sections"] if s["key"] == "exceptions")
+    counts = {r["check"]: (r["count"], r["evidence"]) for r in exceptions["rows"]}
+    assert counts["executions without the required approvals"] == (1, f"run {second.pk}")

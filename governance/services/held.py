@@ -13,7 +13,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.chain import mac_matches
+from audit.keys import mac_key, retired_keys
 from audit.kinds import EventKind
+from audit.models import AuditEvent
 from governance.models import QueryRun
 from governance.services.caller import Caller, record
 from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
@@ -47,6 +50,29 @@ def run_recheck(run: QueryRun) -> list[str]:
             "Submit it again."
         )
     return statements
+
+
+NOT_RELEASED = (
+    "This statement needed approval and the audit trail holds no release of it by its "
+    "approvers, so it did not run."
+)
+
+
+#: How a run refused before it reached the target ends: failed, and its audit event says it
+#: never executed (evidence reports count executions from the trail).
+def not_executed() -> dict[str, Any]:
+    return {"error_kind": "denied", "_audit_detail": {"error_kind": "denied", "executed": False}}
+
+
+def release_attested(run: QueryRun) -> bool:
+    """Whether the trail holds a genuine `query.released` event for this run (its MAC holds).
+
+    Checked by the worker just before a held run executes: a run row flipped to `queued` by
+    hand, with or without approval rows beside it, has no such event, and does not run. Runs
+    that were allowed outright are not looked up, so reads pay nothing for it."""
+    keys = [mac_key(), *retired_keys().values()]
+    released = AuditEvent.objects.filter(kind=EventKind.QUERY_RELEASED, run_id=run.pk)
+    return any(mac_matches(event, key) for event in released for key in keys)
 
 
 def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datetime | None) -> bool:

@@ -444,16 +444,23 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
         if _start(run):
             _finish(run, Status.EXPIRED, started, error=APPROVAL_LAPSED, error_kind="expired")
         return
+    if run.decision != "allow":
+        from governance.services.held import NOT_RELEASED, not_executed, release_attested
+
+        if not release_attested(run):
+            if _start(run):
+                _finish(run, Status.FAILED, started, error=NOT_RELEASED, **not_executed())
+            return
     if run.decision_detail.get("approval"):
         # Approved a while ago, maybe: access revoked or the requester disabled since then
         # must stop it here, as at release.
-        from governance.services.held import ReleaseRefused, run_recheck
+        from governance.services.held import ReleaseRefused, not_executed, run_recheck
 
         try:
             run_recheck(run)
         except ReleaseRefused as exc:
             if _start(run):
-                _finish(run, Status.FAILED, started, error=str(exc), error_kind="denied")
+                _finish(run, Status.FAILED, started, error=str(exc), **not_executed())
             return
     try:
         with (

@@ -1,4 +1,5 @@
-"""`manage.py audit verify [--since DATE] [--format json]`, `manage.py audit seal` and
+"""`manage.py audit verify [--since DATE] [--format json]`, `manage.py audit seal`,
+`manage.py audit watch-identity` and
 `manage.py audit reindex` (rebuild the index of sensitive column access from the trail)."""
 
 from __future__ import annotations
@@ -50,7 +51,30 @@ def _reindex() -> int:
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chain and signed checkpoints, or seal it now."
+    help = (
+        "Verify the audit trail's hash chain and signed checkpoints, seal it now or "
+        "check accounts and roles."
+    )
+
+    def _watch_identity(self) -> None:
+        from audit.identity_watch import watch
+
+        result = watch()
+        if result.busy:
+            self.stdout.write("another identity watch is running; try again")
+            return
+        for problem in result.problems:
+            self.stderr.write(problem)
+        for change in result.unexplained:
+            self.stderr.write(f"changed outside Warden: {json.dumps(change.as_detail())}")
+        if result.unexplained or result.problems:
+            raise SystemExit(1)
+        state = (
+            "first snapshot taken"
+            if result.baseline
+            else ("changed, every change recorded" if result.changed else "unchanged")
+        )
+        self.stdout.write(f"accounts and roles: {state}")
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -60,10 +84,17 @@ class Command(BaseCommand):
         check.add_argument("--as", dest="operator", default="", help="who runs it (recorded)")
         sub.add_parser("seal", help="chain committed events and write a due checkpoint now")
         sub.add_parser(
+            "watch-identity",
+            help="compare accounts, roles and second factors with the last snapshot now",
+        )
+        sub.add_parser(
             "reindex", help="rebuild the index of who reached which sensitive column from the trail"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "watch-identity":
+            self._watch_identity()
+            return
         if options["action"] == "reindex":
             self.stdout.write(f"indexed {_reindex()} column accesses")
             return

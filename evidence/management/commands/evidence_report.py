@@ -75,6 +75,8 @@ class Command(BaseCommand):
     def _verify(self, options: dict[str, Any]) -> None:
         if not options["file"]:
             raise CommandError("usage: evidence_report verify FILE.zip")
+        if options["public_key"] is not None and not options["public_key"].strip():
+            raise CommandError("--public-key is empty: give the key to trust, or leave it out")
         problems = verify(Path(options["file"]), public_key=options["public_key"])
         if problems:
             for problem in problems:

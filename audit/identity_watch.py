@@ -1,0 +1,490 @@
+"""The identity watch: any change to who may do what shows in the trail, whichever path made it.
+
+governance/identity_events.py records account, role, second-factor and login changes as they
+happen, from model and allauth signals. Those fire for Warden's pages, Django admin, a shell
+and an identity provider's sign-in, but not for `QuerySet.update()`, `bulk_create()`, a row
+written to a through table, a fixture or plain SQL from someone with the app database's
+credentials: a planted TOTP secret, a linked identity-provider login or `is_superuser = true`
+set that way would take over an account and leave no event.
+
+So the watch compares *state*, not code paths. Every few seconds (the beat task
+`audit.watch_identity`) it reads what decides access: each account's name, e-mail, flags,
+password (as a keyed fingerprint), roles and Django permissions; each role's name and
+permissions; each second factor (a keyed fingerprint of its secret, never the secret); each
+e-mail address and each linked identity-provider login. When that differs from the last
+snapshot, every difference must be explained by a genuine event (its MAC holds) of the
+matching kind about the same account or role, recorded since the last snapshot was taken;
+what is not explained is recorded as one `identity.unrecorded_change` event naming each
+change, and the new state becomes the snapshot (`identity.snapshot`, whose MAC'd detail holds
+the snapshot's keyed digest, so a snapshot row edited to hide a change is refused).
+
+What it cannot see: a change made and undone between two looks (every
+WARDEN_IDENTITY_WATCH_SECONDS, 10 by default), and a change made in the same interval as a
+genuine event of the same kind about the same account. It needs no trigger, so a superuser
+who bypasses triggers is seen as well. No secret enters the trail or the snapshot table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.chain import mac_matches
+from audit.keys import mac_key
+from audit.kinds import EventKind
+from audit.models import AuditEvent, IdentitySnapshot
+from audit.services import event_record
+
+log = logging.getLogger("warden.audit")
+
+LOCK = 0x5741524449  # "WARDI": one watcher at a time
+#: How far before the previous snapshot an event may lie and still explain a change: its
+#: change may have committed just after that snapshot read the tables.
+EXPLAIN_BEFORE = dt.timedelta(seconds=60)
+#: A change whose event is being committed right now: look again once after this long.
+SETTLE_S = 1.0
+WATCHER = "identity watch"
+
+State = dict[str, dict[str, dict[str, Any]]]
+
+
+def _fingerprint(value: Any) -> str:
+    """A keyed fingerprint: equal values give equal text, and nothing of the value leaks."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hmac.new(mac_key(), b"identity\n" + text.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def _factor_secret(kind: str, data: Any) -> Any:
+    """What of a second factor's data is its secret: a recovery-code sheet's seed (its
+    used-codes mask changes at every use), a security key's credential (not its name)."""
+    if not isinstance(data, dict):
+        return data
+    if kind == Authenticator.Type.RECOVERY_CODES:
+        return {k: data.get(k) for k in ("seed", "migrated_codes")}
+    if kind == Authenticator.Type.WEBAUTHN:
+        return data.get("credential")
+    return data
+
+
+def current_state() -> State:
+    """What decides who may do what, now (no secret in it)."""
+    user_model = get_user_model()
+    permissions = {
+        pk: f"{app}.{codename}"
+        for pk, app, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    users: dict[str, dict[str, Any]] = {}
+    for row in user_model._default_manager.values(
+        "pk", "username", "email", "is_active", "is_staff", "is_superuser", "password"
+    ).order_by("pk"):
+        users[str(row["pk"])] = {
+            "username": row["username"],
+            "email": row["email"],
+            "active": row["is_active"],
+            "staff": row["is_staff"],
+            "superuser": row["is_superuser"],
+            "password": _fingerprint(row["password"]),
+            "roles": [],
+            "permissions": [],
+        }
+    for user_id, group_id in user_model.groups.through.objects.values_list("user_id", "group_id"):
+        if str(user_id) in users:
+            users[str(user_id)]["roles"].append(group_id)
+    for user_id, perm_id in user_model.user_permissions.through.objects.values_list(
+        "user_id", "permission_id"
+    ):
+        if str(user_id) in users:
+            users[str(user_id)]["permissions"].append(permissions.get(perm_id, str(perm_id)))
+    for user in users.values():
+        user["roles"].sort()
+        user["permissions"].sort()
+    roles: dict[str, dict[str, Any]] = {
+        str(pk): {"name": name, "permissions": []}
+        for pk, name in Group.objects.values_list("pk", "name")
+    }
+    for group_id, perm_id in Group.permissions.through.objects.values_list(
+        "group_id", "permission_id"
+    ):
+        if str(group_id) in roles:
+            roles[str(group_id)]["permissions"].append(permissions.get(perm_id, str(perm_id)))
+    for role in roles.values():
+        role["permissions"].sort()
+    factors = {
+        str(pk): {"user": user_id, "type": kind, "secret": _fingerprint(_factor_secret(kind, data))}
+        for pk, user_id, kind, data in Authenticator.objects.values_list(
+            "pk", "user_id", "type", "data"
+        )
+    }
+    emails = {
+        str(pk): {"user": user_id, "email": email, "verified": verified, "primary": primary}
+        for pk, user_id, email, verified, primary in EmailAddress.objects.values_list(
+            "pk", "user_id", "email", "verified", "primary"
+        )
+    }
+    logins = {
+        str(pk): {"user": user_id, "provider": provider, "uid": uid}
+        for pk, user_id, provider, uid in SocialAccount.objects.values_list(
+            "pk", "user_id", "provider", "uid"
+        )
+    }
+    return {"users": users, "roles": roles, "factors": factors, "emails": emails, "logins": logins}
+
+
+def digest(state: State) -> str:
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(mac_key(), b"identity-state\n" + text.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Change:
+    """One difference between two snapshots, and the kinds of event that would explain it."""
+
+    what: str
+    kinds: tuple[EventKind, ...]  # empty: nothing Warden does explains it
+    user_id: int | None = None
+    role_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_detail(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"what": self.what}
+        if self.user_id is not None:
+            out["user_id"] = self.user_id
+        if self.role_id is not None:
+            out["role_id"] = self.role_id
+        return {**out, **self.detail}
+
+
+_FLAGS = {
+    "active": (EventKind.USER_REACTIVATED, EventKind.USER_DEACTIVATED),
+    "superuser": (EventKind.USER_SUPERUSER_GRANTED, EventKind.USER_SUPERUSER_REVOKED),
+    "staff": (EventKind.USER_STAFF_GRANTED, EventKind.USER_STAFF_REVOKED),
+}
+
+
+def _user_changes(before: State, after: State) -> list[Change]:
+    changes: list[Change] = []
+    old, new = before.get("users", {}), after.get("users", {})
+    for key in sorted(set(old) | set(new), key=int):
+        uid = int(key)
+        a, b = old.get(key), new.get(key)
+        if a is None and b is not None:
+            changes.append(
+                Change(
+                    "account created",
+                    (EventKind.USER_CREATED,),
+                    uid,
+                    detail={"user": b["username"], "superuser": b["superuser"]},
+                )
+            )
+            continue
+        if b is None and a is not None:
+            changes.append(
+                Change(
+                    "account deleted",
+                    (EventKind.USER_DELETED,),
+                    uid,
+                    detail={"user": a["username"]},
+                )
+            )
+            continue
+        assert a is not None and b is not None
+        name = {"user": b["username"]}
+        if a["username"] != b["username"]:
+            changes.append(
+                Change(
+                    "account renamed",
+                    (EventKind.USER_RENAMED,),
+                    uid,
+                    detail={**name, "previous": a["username"]},
+                )
+            )
+        if a["email"] != b["email"]:
+            changes.append(
+                Change("account e-mail changed", (EventKind.USER_EMAIL_CHANGED,), uid, detail=name)
+            )
+        for flag, (on, off) in _FLAGS.items():
+            if a[flag] != b[flag]:
+                changes.append(
+                    Change(f"{flag} set to {b[flag]}", (on if b[flag] else off,), uid, detail=name)
+                )
+        if a["password"] != b["password"]:
+            changes.append(
+                Change("password changed", (EventKind.AUTH_PASSWORD_CHANGED,), uid, detail=name)
+            )
+        for role in sorted(set(b["roles"]) - set(a["roles"])):
+            changes.append(
+                Change("added to a role", (EventKind.ROLE_MEMBER_ADDED,), uid, role, detail=name)
+            )
+        for role in sorted(set(a["roles"]) - set(b["roles"])):
+            changes.append(
+                Change(
+                    "removed from a role", (EventKind.ROLE_MEMBER_REMOVED,), uid, role, detail=name
+                )
+            )
+        for perm in sorted(set(b["permissions"]) - set(a["permissions"])):
+            changes.append(
+                Change(
+                    "Django permission given",
+                    (EventKind.USER_PERMISSION_GRANTED,),
+                    uid,
+                    detail={**name, "permission": perm},
+                )
+            )
+        for perm in sorted(set(a["permissions"]) - set(b["permissions"])):
+            changes.append(
+                Change(
+                    "Django permission removed",
+                    (EventKind.USER_PERMISSION_REVOKED,),
+                    uid,
+                    detail={**name, "permission": perm},
+                )
+            )
+    return changes
+
+
+def _role_changes(before: State, after: State) -> list[Change]:
+    changes: list[Change] = []
+    old, new = before.get("roles", {}), after.get("roles", {})
+    for key in sorted(set(old) | set(new), key=int):
+        rid = int(key)
+        a, b = old.get(key), new.get(key)
+        if a is None and b is not None:
+            changes.append(
+                Change(
+                    "role created",
+                    (EventKind.ROLE_CREATED,),
+                    role_id=rid,
+                    detail={"role": b["name"]},
+                )
+            )
+            continue
+        if b is None and a is not None:
+            changes.append(
+                Change(
+                    "role deleted",
+                    (EventKind.ROLE_DELETED,),
+                    role_id=rid,
+                    detail={"role": a["name"]},
+                )
+            )
+            continue
+        assert a is not None and b is not None
+        if a["name"] != b["name"]:
+            changes.append(
+                Change(
+                    "role renamed",
+                    (EventKind.ROLE_RENAMED,),
+                    role_id=rid,
+                    detail={"role": b["name"], "previous": a["name"]},
+                )
+            )
+        for perm in sorted(set(b["permissions"]) ^ set(a["permissions"])):
+            given = perm in b["permissions"]
+            changes.append(
+                Change(
+                    "Django permission given to a role"
+                    if given
+                    else "Django permission removed from a role",
+                    (
+                        EventKind.ROLE_PERMISSION_GRANTED
+                        if given
+                        else EventKind.ROLE_PERMISSION_REVOKED,
+                    ),
+                    role_id=rid,
+                    detail={"role": b["name"], "permission": perm},
+                )
+            )
+    return changes
+
+
+def _owned_changes(
+    before: State,
+    after: State,
+    table: str,
+    noun: str,
+    added: EventKind,
+    removed: EventKind,
+    changed: EventKind | None,
+    shown: tuple[str, ...],
+) -> list[Change]:
+    """Second factors, e-mail addresses and linked logins: rows that belong to one account.
+    A row moved to another account is explained by nothing."""
+    changes: list[Change] = []
+    old, new = before.get(table, {}), after.get(table, {})
+    for key in sorted(set(old) | set(new), key=int):
+        a, b = old.get(key), new.get(key)
+        row = b if b is not None else a
+        assert row is not None
+        detail = {name: row.get(name) for name in shown}
+        detail[f"{table[:-1]}_id"] = int(key)
+        if a is None:
+            changes.append(Change(f"{noun} added", (added,), row["user"], detail=detail))
+        elif b is None:
+            changes.append(Change(f"{noun} removed", (removed,), row["user"], detail=detail))
+        elif a["user"] != b["user"]:
+            changes.append(
+                Change(
+                    f"{noun} moved to another account",
+                    (),
+                    b["user"],
+                    detail={**detail, "previous_user_id": a["user"]},
+                )
+            )
+        elif a != b:
+            changes.append(
+                Change(f"{noun} changed", (changed,) if changed else (), row["user"], detail=detail)
+            )
+    return changes
+
+
+def changes_between(before: State, after: State) -> list[Change]:
+    return [
+        *_user_changes(before, after),
+        *_role_changes(before, after),
+        *_owned_changes(
+            before, after, "factors", "second factor",
+            EventKind.MFA_ENROLLED, EventKind.MFA_REMOVED, EventKind.MFA_RESET, ("type",),
+        ),
+        *_owned_changes(
+            before, after, "emails", "e-mail address",
+            EventKind.USER_EMAIL_ADDRESS_ADDED, EventKind.USER_EMAIL_ADDRESS_REMOVED,
+            EventKind.USER_EMAIL_ADDRESS_CHANGED, ("email",),
+        ),
+        *_owned_changes(
+            before, after, "logins", "identity-provider login",
+            EventKind.USER_LOGIN_LINKED, EventKind.USER_LOGIN_UNLINKED, None,
+            ("provider", "uid"),
+        ),
+    ]  # fmt: skip
+
+
+def _explained(change: Change, events: list[AuditEvent]) -> bool:
+    for event in events:
+        if event.kind not in change.kinds:
+            continue
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        if change.user_id is not None and detail.get("user_id") != change.user_id:
+            continue
+        if change.role_id is not None and detail.get("role_id") != change.role_id:
+            continue
+        return True
+    return False
+
+
+def _genuine_events(since: dt.datetime, kinds: set[str]) -> list[AuditEvent]:
+    key = mac_key()
+    candidates = AuditEvent.objects.filter(created_at__gte=since, kind__in=kinds).order_by("id")
+    return [event for event in candidates if mac_matches(event, key)]
+
+
+@dataclass
+class WatchResult:
+    busy: bool = False
+    baseline: bool = False
+    changed: bool = False
+    unexplained: list[Change] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _last_snapshot(result: WatchResult) -> tuple[IdentitySnapshot | None, AuditEvent | None]:
+    """The newest snapshot the trail vouches for: its digest is in a genuine
+    `identity.snapshot` event and its content still has that digest."""
+    key = mac_key()
+    for event in AuditEvent.objects.filter(kind=EventKind.IDENTITY_SNAPSHOT).order_by("-id")[:20]:
+        if not mac_matches(event, key):
+            result.problems.append(
+                f"identity snapshot event {event.pk} is not genuine: passed over"
+            )
+            continue
+        wanted = (event.detail or {}).get("digest")
+        for snapshot in IdentitySnapshot.objects.filter(digest=wanted).order_by("-id")[:5]:
+            if hmac.compare_digest(digest(snapshot.state), snapshot.digest):
+                return snapshot, event
+        result.problems.append(
+            f"the snapshot that identity snapshot event {event.pk} names is missing or altered"
+        )
+        return None, event
+    return None, None
+
+
+def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
+    """Compare who may do what with the last snapshot; record what no event explains."""
+    result = WatchResult()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK])
+                if not cursor.fetchone()[0]:
+                    result.busy = True
+                    return result
+        snapshot, anchor = _last_snapshot(result)
+        state = current_state()
+        now_digest = digest(state)
+        if snapshot is not None and hmac.compare_digest(snapshot.digest, now_digest):
+            return result
+        result.changed = True
+        if snapshot is None and anchor is None and not result.problems:
+            result.baseline = True
+        else:
+            before = snapshot.state if snapshot is not None else {}
+            since = snapshot.taken_at if snapshot is not None else anchor.created_at  # type: ignore[union-attr]
+            changes = changes_between(before, state) if snapshot is not None else []
+            kinds = {kind.value for change in changes for kind in change.kinds}
+            unexplained = [
+                c
+                for c in changes
+                if not _explained(c, _genuine_events(since - EXPLAIN_BEFORE, kinds))
+            ]
+            if unexplained and settle_s:
+                # The event of a change committed a moment ago may be committing right now.
+                time.sleep(settle_s)
+                events = _genuine_events(since - EXPLAIN_BEFORE, kinds)
+                unexplained = [c for c in unexplained if not _explained(c, events)]
+            result.unexplained = unexplained
+            if snapshot is None:
+                result.problems.append(
+                    "no trustworthy earlier snapshot: this one starts a new baseline"
+                )
+        if result.unexplained or result.problems:
+            event_record(
+                kind=EventKind.IDENTITY_UNRECORDED,
+                actor_name=WATCHER,
+                channel=AuditEvent.Channel.SYSTEM,
+                detail={
+                    "changes": [c.as_detail() for c in result.unexplained],
+                    "problems": result.problems,
+                },
+            )
+            for change in result.unexplained:
+                log.warning("identity changed outside Warden: %s", change.as_detail())
+        taken = timezone.now()
+        event_record(
+            kind=EventKind.IDENTITY_SNAPSHOT,
+            actor_name=WATCHER,
+            channel=AuditEvent.Channel.SYSTEM,
+            detail={
+                "digest": now_digest,
+                "accounts": len(state["users"]),
+                "roles": len(state["roles"]),
+                "second_factors": len(state["factors"]),
+                "baseline": result.baseline,
+            },
+        )
+        IdentitySnapshot.objects.create(taken_at=taken, digest=now_digest, state=state)
+    return result

@@ -1,0 +1,268 @@
+"""The identity watch finds account, role, second-factor and login changes that no event
+recorded: `QuerySet.update()`, `bulk_create()`, through-table rows, plain SQL, and plain SQL
+with triggers switched off, each named with the account it touched. Changes made the ordinary
+way (signals fire) are explained by their own events and raise nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from audit.identity_watch import current_state, watch
+from audit.models import AuditEvent, IdentitySnapshot
+from evidence.sections import collect
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def _unrecorded() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(kind="identity.unrecorded_change").order_by("id"))
+
+
+@pytest.fixture
+def watched(alice: Any, bob: Any, carol: Any) -> dict[str, Any]:
+    """Three accounts and the roles, with the watch's first snapshot taken."""
+    first = watch(settle_s=0)
+    assert first.baseline and not first.unexplained
+    return {"alice": alice, "bob": bob, "carol": carol}
+
+
+def test_the_first_look_is_a_baseline_and_an_unchanged_state_records_nothing(
+    watched: dict[str, Any],
+) -> None:
+    (snapshot,) = AuditEvent.objects.filter(kind="identity.snapshot")
+    assert snapshot.detail["baseline"] is True and snapshot.detail["accounts"] == 3
+    assert snapshot.actor_name == "identity watch" and snapshot.channel == "system"
+    before = AuditEvent.objects.count()
+    again = watch(settle_s=0)
+    assert not again.changed and AuditEvent.objects.count() == before
+    # The snapshot holds fingerprints, never a password hash or a second factor's secret.
+    stored = str(IdentitySnapshot.objects.get().state)
+    assert "pbkdf2" not in stored and "md5$" not in stored and "argon2" not in stored
+
+
+def test_changes_made_the_ordinary_way_are_explained_by_their_own_events(
+    watched: dict[str, Any],
+) -> None:
+    alice = watched["alice"]
+    mallory = User.objects.create_user("mallory", password="mallory-pass-123!")
+    mallory.groups.add(Group.objects.get(name="admin"))
+    alice.is_superuser = True
+    alice.email = "alice@example.com"
+    alice.set_password("a-new-password-123!")
+    alice.save()
+    alice.user_permissions.add(Permission.objects.get(codename="view_group"))
+    Group.objects.get(name="auditor").permissions.add(Permission.objects.get(codename="add_group"))
+    Authenticator.objects.create(user=alice, type="totp", data={"secret": "x"})
+    EmailAddress.objects.create(user=alice, email="alice@example.com", verified=True, primary=True)
+    SocialAccount.objects.create(user=alice, provider="openid_connect", uid="alice-at-idp")
+    # The enrolment itself comes through allauth's signal; the row alone is the ORM's.
+    from allauth.mfa import signals
+
+    signals.authenticator_added.send(
+        sender=Authenticator, request=None, user=alice, authenticator=Authenticator.objects.get()
+    )
+    result = watch(settle_s=0)
+    assert result.changed and not result.unexplained and not result.problems, [
+        c.as_detail() for c in result.unexplained
+    ]
+    assert not _unrecorded()
+    kinds = set(AuditEvent.objects.values_list("kind", flat=True))
+    assert {
+        "user.permission_granted",
+        "role.permission_granted",
+        "user.email_changed",
+        "user.email_address_added",
+        "user.login_linked",
+    } <= kinds
+
+
+def _superuser_by_update(w: dict[str, Any]) -> int:
+    User.objects.filter(pk=w["alice"].pk).update(is_superuser=True)
+    return w["alice"].pk
+
+
+def _account_by_bulk_create(w: dict[str, Any]) -> int:
+    User.objects.bulk_create([User(username="ghost", is_superuser=True)])
+    return User.objects.get(username="ghost").pk
+
+
+def _role_by_through_table(w: dict[str, Any]) -> int:
+    User.groups.through.objects.create(user=w["alice"], group=Group.objects.get(name="admin"))
+    return w["alice"].pk
+
+
+def _permission_by_through_table(w: dict[str, Any]) -> int:
+    User.user_permissions.through.objects.create(
+        user=w["alice"], permission=Permission.objects.get(codename="change_user")
+    )
+    return w["alice"].pk
+
+
+def _password_by_sql(w: dict[str, Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE auth_user SET password = 'md5$planted$0' WHERE id = %s", [w["bob"].pk]
+        )
+    return w["bob"].pk
+
+
+def _totp_planted_by_sql(w: dict[str, Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO mfa_authenticator (user_id, type, data, created_at) "
+            "VALUES (%s, 'totp', '{\"secret\": \"planted\"}', now())",
+            [w["carol"].pk],
+        )
+    return w["carol"].pk
+
+
+def _totp_secret_swapped(w: dict[str, Any]) -> int:
+    Authenticator.objects.filter(pk=w["factor"].pk).update(data={"secret": "attacker"})
+    return w["alice"].pk
+
+
+def _login_linked_by_bulk_create(w: dict[str, Any]) -> int:
+    SocialAccount.objects.bulk_create(
+        [SocialAccount(user=w["alice"], provider="openid_connect", uid="attacker")]
+    )
+    return w["alice"].pk
+
+
+def _email_by_update(w: dict[str, Any]) -> int:
+    User.objects.filter(pk=w["bob"].pk).update(email="attacker@example.com")
+    return w["bob"].pk
+
+
+def _superuser_with_triggers_off(w: dict[str, Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE auth_user SET is_superuser = true WHERE id = %s", [w["carol"].pk])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    return w["carol"].pk
+
+
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        (_superuser_by_update, "superuser set to True"),
+        (_account_by_bulk_create, "account created"),
+        (_role_by_through_table, "added to a role"),
+        (_permission_by_through_table, "Django permission given"),
+        (_password_by_sql, "password changed"),
+        (_totp_planted_by_sql, "second factor added"),
+        (_totp_secret_swapped, "second factor changed"),
+        (_login_linked_by_bulk_create, "identity-provider login added"),
+        (_email_by_update, "account e-mail changed"),
+        (_superuser_with_triggers_off, "superuser set to True"),
+    ],
+)
+def test_a_change_no_event_recorded_is_found_and_named(
+    watched: dict[str, Any], change: Callable[[dict[str, Any]], int], what: str
+) -> None:
+    factor = Authenticator.objects.create(user=watched["alice"], type="totp", data={"secret": "s"})
+    watch(settle_s=0)  # the factor above was added without its signal: found, then settled
+    _unrecorded_before = len(_unrecorded())
+    user_id = change({**watched, "factor": factor})
+    result = watch(settle_s=0)
+    assert [(c.what, c.user_id) for c in result.unexplained] == [(what, user_id)]
+    found = _unrecorded()[_unrecorded_before:]
+    assert len(found) == 1
+    (recorded,) = found[0].detail["changes"]
+    assert recorded["what"] == what and recorded["user_id"] == user_id
+    # No secret reaches the trail.
+    assert "planted" not in str(found[0].detail) and 'attacker"' not in str(found[0].detail)
+    # Once recorded, the new state is the snapshot: nothing more is raised.
+    assert not watch(settle_s=0).changed
+
+
+def test_a_genuine_event_of_another_kind_or_account_explains_nothing(
+    watched: dict[str, Any],
+) -> None:
+    alice, bob = watched["alice"], watched["bob"]
+    bob.is_superuser = True
+    bob.save()  # recorded: user.superuser_granted about bob
+    User.objects.filter(pk=alice.pk).update(is_superuser=True)  # not recorded
+    result = watch(settle_s=0)
+    assert [(c.what, c.user_id) for c in result.unexplained] == [
+        ("superuser set to True", alice.pk)
+    ]
+
+
+def test_a_forged_explaining_event_explains_nothing(watched: dict[str, Any]) -> None:
+    alice = watched["alice"]
+    User.objects.filter(pk=alice.pk).update(is_superuser=True)
+    # A row written straight into the trail, without Warden's MAC.
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                kind="user.superuser_granted",
+                actor_name="admin",
+                channel="web",
+                detail={"user": "alice", "user_id": alice.pk},
+                mac="0" * 64,
+            )
+        ]
+    )
+    assert [c.user_id for c in watch(settle_s=0).unexplained] == [alice.pk]
+
+
+def test_an_edited_snapshot_is_refused_not_trusted(watched: dict[str, Any]) -> None:
+    alice = watched["alice"]
+    User.objects.filter(pk=alice.pk).update(is_superuser=True)
+    # Someone rewrites the stored snapshot so the change looks old.
+    snapshot = IdentitySnapshot.objects.get()
+    IdentitySnapshot.objects.filter(pk=snapshot.pk).update(state=current_state())
+    result = watch(settle_s=0)
+    anchor = AuditEvent.objects.filter(kind="identity.snapshot").order_by("id").first()
+    assert anchor is not None
+    assert result.problems == [
+        f"the snapshot that identity snapshot event {anchor.pk} names is missing or altered",
+        "no trustworthy earlier snapshot: this one starts a new baseline",
+    ]
+    (event,) = _unrecorded()
+    assert any("missing or altered" in p for p in event.detail["problems"])
+
+
+def test_the_command_exits_1_and_names_the_change(
+    watched: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("audit", "watch-identity")
+    assert "unchanged" in capsys.readouterr().out
+    User.objects.filter(pk=watched["bob"].pk).update(is_staff=True)
+    with pytest.raises(SystemExit) as exit_code:
+        call_command("audit", "watch-identity")
+    assert exit_code.value.code == 1
+    assert '"what": "staff set to True"' in capsys.readouterr().err
+
+
+def test_evidence_counts_changes_made_outside_warden_as_an_exception(
+    watched: dict[str, Any],
+) -> None:
+    User.objects.filter(pk=watched["carol"].pk).update(is_superuser=True)
+    watch(settle_s=0)
+    today = dt.date.today()
+    evidence = collect(today - dt.timedelta(days=1), today + dt.timedelta(days=1))
+    exceptions = next(s for s in evidence.sections if s.key == "exceptions")
+    row = next(r for r in exceptions.rows if "outside Warden" in r["check"])
+    assert row["count"] == 1 and row["evidence"] == f"event {_unrecorded()[0].pk}"
+
+
+def test_django_admin_shows_no_second_factor_secret(admin_client: Client) -> None:
+    assert admin_client.get("/django-admin/mfa/authenticator/").status_code == 404
+    assert admin_client.get("/django-admin/socialaccount/socialapp/").status_code == 404
+    assert admin_client.get("/django-admin/socialaccount/socialtoken/").status_code == 404
+    assert admin_client.get("/django-admin/auth/user/").status_code == 200
