@@ -21,6 +21,7 @@ from audit.kinds import EventKind
 from audit.models import AuditEvent
 from governance.models import (
     AccessGrant,
+    Agent,
     Capability,
     CatalogColumn,
     Connection,
@@ -219,6 +220,11 @@ def _refusal(request: ApprovalRequest, reviewer: Any, now: dt.datetime) -> str:
         return f"Request #{request.pk} is being withdrawn: its run was cancelled."
     if reviewer.pk == request.requester_id:
         return "You cannot review your own request."
+    if reviewer.pk == requester_owner_id(request):
+        return (
+            f"Request #{request.pk} was made by an agent you own: its owner is on the "
+            "requester's side and cannot review it."
+        )
     if not may_review(reviewer, request.approver_groups):
         groups = ", ".join(request.approver_groups)
         return f"Only members of {groups} may review request #{request.pk}."
@@ -291,10 +297,22 @@ def request_review(
     return request
 
 
+def requester_owner_id(request: ApprovalRequest) -> int | None:
+    """When an agent asked, the id of the person who owns it (on the requester's side)."""
+    owner = Agent.objects.filter(user_id=request.requester_id).values_list("owner_id", flat=True)
+    return owner.first()
+
+
 def counted_approvals(request: ApprovalRequest) -> list[Review]:
     """Approvals by people who may still approve it (not since removed from the groups or
-    disabled): an approval counts only while its author could give it."""
-    return [r for r in request.approvals() if may_review(r.reviewer, request.approver_groups)]
+    disabled), and who are not on the requester's side (the requester, or the owner of the
+    agent that asked): an approval counts only while its author could give it."""
+    sides = {request.requester_id, requester_owner_id(request)}
+    return [
+        r
+        for r in request.approvals()
+        if r.reviewer_id not in sides and may_review(r.reviewer, request.approver_groups)
+    ]
 
 
 def attested_approvals(request: ApprovalRequest) -> list[Review]:

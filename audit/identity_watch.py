@@ -38,6 +38,7 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.models import SocialAccount
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
@@ -143,7 +144,55 @@ def current_state() -> State:
             "pk", "user_id", "provider", "uid"
         )
     }
-    return {"users": users, "roles": roles, "factors": factors, "emails": emails, "logins": logins}
+    state: State = {
+        "users": users,
+        "roles": roles,
+        "factors": factors,
+        "emails": emails,
+        "logins": logins,
+    }
+    state.update(_agent_state())
+    return state
+
+
+def _agent_state() -> State:
+    """Agents (owner, expiry, allowed connections) and API tokens (a keyed fingerprint of the
+    digest, expiry, revocation): a token row planted by hand is a way into an account. Read
+    by model name, as the audit record does not import the layers above it."""
+    try:
+        agent_model = apps.get_model("governance", "Agent")
+        token_model = apps.get_model("governance", "ApiToken")
+    except LookupError:
+        return {}
+    agents: dict[str, dict[str, Any]] = {}
+    for pk, user_id, owner_id, expires in agent_model.objects.values_list(
+        "pk", "user_id", "owner_id", "expires_at"
+    ):
+        agents[str(pk)] = {
+            "user": user_id,
+            "owner": owner_id,
+            "expires": str(expires),
+            "connections": [],
+        }
+    for agent_id, connection_id in agent_model.allowed_connections.through.objects.values_list(
+        "agent_id", "connection_id"
+    ):
+        if str(agent_id) in agents:
+            agents[str(agent_id)]["connections"].append(connection_id)
+    for agent in agents.values():
+        agent["connections"].sort()
+    tokens = {
+        str(pk): {
+            "user": user_id,
+            "secret": _fingerprint(digest_text),
+            "expires": str(expires),
+            "revoked": revoked is not None,
+        }
+        for pk, user_id, digest_text, expires, revoked in token_model.objects.values_list(
+            "pk", "user_id", "digest", "expires_at", "revoked_at"
+        )
+    }
+    return {"agents": agents, "tokens": tokens}
 
 
 def digest(state: State) -> str:
@@ -365,6 +414,14 @@ def changes_between(before: State, after: State) -> list[Change]:
             before, after, "emails", "e-mail address",
             EventKind.USER_EMAIL_ADDRESS_ADDED, EventKind.USER_EMAIL_ADDRESS_REMOVED,
             EventKind.USER_EMAIL_ADDRESS_CHANGED, ("email",),
+        ),
+        *_owned_changes(
+            before, after, "agents", "agent",
+            EventKind.AGENT_CREATED, EventKind.AGENT_REVOKED, EventKind.AGENT_UPDATED, (),
+        ),
+        *_owned_changes(
+            before, after, "tokens", "API token",
+            EventKind.TOKEN_CREATED, EventKind.TOKEN_REVOKED, EventKind.TOKEN_REVOKED, (),
         ),
         *_owned_changes(
             before, after, "logins", "identity-provider login",

@@ -49,6 +49,13 @@ class EventKind(models.TextChoices):
     ROLE_DELETED = "role.deleted", "Role deleted"
     ROLE_PERMISSION_GRANTED = "role.permission_granted", "Django permission given to a role"
     ROLE_PERMISSION_REVOKED = "role.permission_revoked", "Django permission removed from a role"
+    # Agents and API tokens
+    AGENT_CREATED = "agent.created", "Agent created"
+    AGENT_UPDATED = "agent.updated", "Agent changed"
+    AGENT_REVOKED = "agent.revoked", "Agent revoked"
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
+    TOKEN_REFUSED = "token.refused", "API token refused"
     # The identity watch (audit/identity_watch.py): the accounts, roles, second factors and
     # linked logins as they stand, and any change to them that no event above recorded.
     IDENTITY_SNAPSHOT = "identity.snapshot", "Accounts and roles as they stand (snapshot)"
@@ -126,6 +133,8 @@ FAMILIES: dict[str, str] = {
     "role": "Role membership",
     "mfa": "Second factor",
     "identity": "Identity watch",
+    "agent": "Agents",
+    "token": "API tokens",
     "query": "Statements",
     "approval": "Approval requests",
     "approval_policy": "Approval policies",

@@ -26,7 +26,14 @@ from audit.keys import key_id, mac_key, public_key_text, retired_keys
 from audit.kinds import EventKind, kind_label
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.verify import verify
-from governance.models import AccessGrant, CatalogColumn, MaskingRule, QueryRun, UnmaskExemption
+from governance.models import (
+    AccessGrant,
+    Agent,
+    CatalogColumn,
+    MaskingRule,
+    QueryRun,
+    UnmaskExemption,
+)
 
 PRIVILEGED_CATEGORIES = frozenset({"write", "ddl", "admin", "privilege", "code", "file"})
 HIGH_RISK = frozenset({"high", "critical"})
@@ -683,8 +690,9 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
         ("CC6.2", "CC6.3", "CC7.2", "CC8.1"),
         ("AC-2", "AC-6", "AU-6", "AU-9", "CM-3"),
         "Counts that should be zero, each with the runs or events behind a count that is not: "
-        "self-approvals, executions without the required approvals, executed statements whose "
-        "hash differs from the approved one, approvals used after they expired, account, role "
+        "self-approvals (an agent's owner approving it included), executions without the "
+        "required approvals, executed statements whose hash differs from the approved one, "
+        "approvals used after they expired, account, role "
         "or second-factor changes made outside Warden (found by the identity watch), and "
         "breaks in the audit chain.",
         ("check", "count", "expected", "evidence"),
@@ -707,9 +715,12 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
     mismatched: list[str] = []
     expired: list[str] = []
     executed = {QueryRun.Status.SUCCEEDED, QueryRun.Status.FAILED, QueryRun.Status.RUNNING}
+    # An agent's owner is on its side: approving its request is a self-approval.
+    owners = dict(Agent.objects.values_list("user_id", "owner_id"))
     for request in requests.iterator(chunk_size=200):
         approvals = [r for r in request.reviews.all() if r.verdict == Review.Verdict.APPROVE]
-        if any(r.reviewer_id == request.requester_id for r in approvals):
+        owner = owners.get(request.requester_id)
+        if any(r.reviewer_id in (request.requester_id, owner) for r in approvals):
             self_approved.append(f"request {request.pk}")
         run = request.run
         if run is None or run.status not in executed:

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "evidence",
     "governance",
     "approvals",
+    "api",
+    "ninja",
 ]
 
 MIDDLEWARE = [

@@ -1,3 +1,4 @@
+from governance.models.agents import TOKEN_PREFIX, Agent, ApiToken
 from governance.models.catalog import (
     CatalogColumn,
     CatalogTable,
@@ -13,7 +14,10 @@ from governance.models.guardrails import Guardrail
 from governance.models.runs import QueryRun
 
 __all__ = [
+    "TOKEN_PREFIX",
     "AccessGrant",
+    "Agent",
+    "ApiToken",
     "Capability",
     "CatalogColumn",
     "CatalogTable",

@@ -19,6 +19,8 @@ class Caller:
     user: Any
     channel: str = "web"
     source_ip: str | None = None
+    # Who acts when no account does (a command line: "manage.py agents (os user root)").
+    name: str = ""
 
     @classmethod
     def of_run(cls, run: Any) -> Caller:
@@ -42,6 +44,8 @@ def event(
     kind: EventKind, caller: Caller, connection: Connection | None = None, **fields: Any
 ) -> AuditEvent:
     """The unsaved audit event `record` writes (for writers that batch it with other rows)."""
+    if caller.name and "actor_name" not in fields:
+        fields["actor_name"] = caller.name[:150]
     return event_build(
         kind=kind,
         actor=caller.user,

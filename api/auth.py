@@ -1,0 +1,55 @@
+"""Bearer tokens: `Authorization: Bearer wdn_…`. A refused token is a 401 problem; one that
+names a real token (revoked, expired, its agent stopped) is also an audit event."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from audit.kinds import EventKind
+from governance.models import ApiToken
+from governance.services.agents import Bearer, TokenRefused, token_bearer
+from governance.services.caller import Caller, record
+from governance.signals import client_ip
+
+log = logging.getLogger("warden.api")
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Bearer:
+        try:
+            bearer = token_bearer(token)
+        except TokenRefused as exc:
+            _refused(request, token, str(exc))
+            raise
+        request.warden_bearer = bearer  # type: ignore[attr-defined]
+        return bearer
+
+
+def _refused(request: HttpRequest, text: str, reason: str) -> None:
+    parsed = ApiToken.parse(text)
+    known = (
+        ApiToken.objects.select_related("user").filter(key_id=parsed[0]).first() if parsed else None
+    )
+    if known is None:
+        log.info("API token refused from %s: %s", client_ip(request), reason)
+        return
+    record(
+        EventKind.TOKEN_REFUSED,
+        Caller(user=known.user, channel="api", source_ip=client_ip(request)),
+        detail={
+            "token": known.shown,
+            "token_id": known.pk,
+            "user": known.user.get_username(),
+            "user_id": known.user_id,
+            "reason": reason,
+        },
+    )
+
+
+def caller_of(request: HttpRequest) -> Caller:
+    bearer: Any = request.auth  # type: ignore[attr-defined]
+    return Caller(user=bearer.user, channel="api", source_ip=client_ip(request))

@@ -1,0 +1,239 @@
+"""Agents and API tokens: creating, revoking, and recognising a token on a request.
+
+Every change is an audit event naming the token by its public part only; the secret is shown
+once, to whoever created it, and stored as a digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.kinds import EventKind
+from governance.models import Agent, ApiToken, Connection
+from governance.services.caller import Caller, record
+
+User = get_user_model()
+
+#: How often a token's `last_used_at` is written: not on every request.
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
+class AgentError(ValueError):
+    """A request about agents or tokens that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """Who a valid token speaks for."""
+
+    user: Any
+    token: ApiToken
+    agent: Agent | None
+
+
+class TokenRefused(Exception):
+    """No valid token: the message is safe to show (it never says which check failed in a
+    way that helps guess a token)."""
+
+
+def _future(expires_at: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    if expires_at is not None and expires_at <= now:
+        raise AgentError("The expiry must be in the future.")
+    return expires_at
+
+
+def agent_create(
+    *,
+    caller: Caller,
+    name: str,
+    owner: Any,
+    groups: list[str] | None = None,
+    description: str = "",
+    expires_at: dt.datetime | None = None,
+    connections: list[str] | None = None,
+) -> tuple[Agent, str]:
+    """A new agent and its first token's text (shown once)."""
+    now = timezone.now()
+    name = (name or "").strip()
+    try:
+        UnicodeUsernameValidator()(name)
+    except ValidationError:
+        raise AgentError(
+            "An agent's name may contain letters, digits and @/./+/-/_ only."
+        ) from None
+    if not name or len(name) > 150:
+        raise AgentError("Give the agent a name of at most 150 characters.")
+    if User._default_manager.filter(username__iexact=name).exists():
+        raise AgentError(f"The name {name!r} is taken by an account or another agent.")
+    if owner is None or not owner.is_active:
+        raise AgentError("An agent's owner must be an active person.")
+    if Agent.objects.filter(user=owner).exists():
+        raise AgentError("An agent cannot own another agent: its owner must be a person.")
+    _future(expires_at, now)
+    found_groups = list(Group.objects.filter(name__in=groups or []))
+    missing = sorted(set(groups or []) - {g.name for g in found_groups})
+    if missing:
+        raise AgentError(f"No such role: {', '.join(missing)}.")
+    found_connections = list(Connection.objects.filter(name__in=connections or []))
+    unknown = sorted(set(connections or []) - {c.name for c in found_connections})
+    if unknown:
+        raise AgentError(f"No such connection: {', '.join(unknown)}.")
+    with transaction.atomic():
+        user = User(username=name, is_active=True)
+        user.set_unusable_password()  # an agent never signs in to the web pages
+        user.save()
+        agent = Agent.objects.create(
+            user=user,
+            owner=owner,
+            description=description[:500],
+            expires_at=expires_at,
+            created_by=caller.user if getattr(caller.user, "is_authenticated", False) else None,
+        )
+        agent.allowed_connections.set(found_connections)
+        user.groups.set(found_groups)
+        record(
+            EventKind.AGENT_CREATED,
+            caller,
+            detail={
+                "agent": name,
+                "user": name,
+                "user_id": user.pk,
+                "agent_id": agent.pk,
+                "owner": owner.get_username(),
+                "owner_id": owner.pk,
+                "roles": sorted(g.name for g in found_groups),
+                "connections": sorted(c.name for c in found_connections),
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "description": agent.description,
+            },
+        )
+        _, text = token_create(caller=caller, user=user, name="first token", expires_at=expires_at)
+    return agent, text
+
+
+def agent_revoke(*, caller: Caller, name: str) -> Agent:
+    """Stop an agent: its account is deactivated and every token revoked."""
+    agent = Agent.objects.select_related("user", "owner").filter(user__username=name).first()
+    if agent is None:
+        raise AgentError(f"No agent named {name!r}.")
+    with transaction.atomic():
+        now = timezone.now()
+        for token in agent.user.api_tokens.filter(revoked_at__isnull=True):
+            _revoke(caller, token, now)
+        if agent.user.is_active:
+            agent.user.is_active = False
+            agent.user.save(update_fields=["is_active"])
+        record(
+            EventKind.AGENT_REVOKED,
+            caller,
+            detail={
+                "agent": agent.name,
+                "user": agent.name,
+                "user_id": agent.user_id,
+                "agent_id": agent.pk,
+                "owner": agent.owner.get_username(),
+            },
+        )
+    return agent
+
+
+def token_create(
+    *, caller: Caller, user: Any, name: str = "", expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
+    """A token for `user` (a person's personal token, or an agent's) and its text."""
+    if user is None or not user.is_active:
+        raise AgentError("Tokens are only made for active accounts.")
+    _future(expires_at, timezone.now())
+    token, text = ApiToken.issue(
+        user=user,
+        name=(name or "")[:100],
+        expires_at=expires_at,
+        created_by=caller.user if getattr(caller.user, "is_authenticated", False) else None,
+    )
+    record(
+        EventKind.TOKEN_CREATED,
+        caller,
+        detail={
+            "token": token.shown,
+            "token_id": token.pk,
+            "name": token.name,
+            "user": user.get_username(),
+            "user_id": user.pk,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return token, text
+
+
+def _revoke(caller: Caller, token: ApiToken, now: dt.datetime) -> None:
+    if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+        record(
+            EventKind.TOKEN_REVOKED,
+            caller,
+            detail={
+                "token": token.shown,
+                "token_id": token.pk,
+                "user": token.user.get_username(),
+                "user_id": token.user_id,
+            },
+        )
+
+
+def token_revoke(*, caller: Caller, key_id: str, user: Any = None) -> ApiToken:
+    """Revoke a token by its public part (`wdn_<key id>_…` or the key id alone). With `user`,
+    only one of that user's own tokens."""
+    key = key_id.removeprefix("wdn_").split("_", 1)[0]
+    tokens = ApiToken.objects.select_related("user").filter(key_id=key)
+    if user is not None:
+        tokens = tokens.filter(user=user)
+    token = tokens.first()
+    if token is None:
+        raise AgentError(f"No token {key_id!r}.")
+    _revoke(caller, token, timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+def token_bearer(text: str) -> Bearer:
+    """Who the token `text` speaks for; TokenRefused when it does not (unknown, wrong,
+    revoked, expired, its account or agent inactive or expired, or the agent's owner
+    inactive)."""
+    parsed = ApiToken.parse(text)
+    if parsed is None:
+        raise TokenRefused("The token is not a Warden token (wdn_…).")
+    key_id, secret = parsed
+    token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()
+    if token is None or not token.matches(secret):
+        raise TokenRefused("The token is not valid.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenRefused("The token was revoked.")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise TokenRefused("The token has expired.")
+    user = token.user
+    if not user.is_active:
+        raise TokenRefused("The token's account is disabled.")
+    agent = Agent.objects.select_related("owner").filter(user=user).first()
+    if agent is not None:
+        agent.user = user
+        if not agent.usable(now):
+            raise TokenRefused("The agent has expired or its owner's account is disabled.")
+    if token.last_used_at is None or token.last_used_at < now - LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return Bearer(user=user, token=token, agent=agent)
+
+
+def agent_of(user: Any) -> Agent | None:
+    if getattr(user, "pk", None) is None:
+        return None
+    return Agent.objects.select_related("owner").filter(user_id=user.pk).first()

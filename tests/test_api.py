@@ -1,0 +1,414 @@
+"""The token API and agents: token lifecycle (shown once, hashed at rest, expiry, revocation,
+an agent stopped with its owner), least privilege (an agent holds only its own grants), the
+query endpoints' status codes and problem details, who may read a run, pagination,
+idempotency, the schema with what is masked, segregation of duties (an owner never approves
+its agent), and no 500 on generated input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.models import IdempotencyKey
+from approvals.services import ReviewRefused, request_review
+from audit.identity_watch import watch
+from audit.models import AuditEvent
+from governance.models import Agent, ApiToken, QueryRun
+from governance.services.agents import agent_create, token_create
+from governance.services.caller import Caller
+from tests.conftest import grant
+
+# Transactional: a run is handed to execution when its submission commits, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+User = get_user_model()
+
+
+def _agent(owner: Any, *groups: str, name: str = "reporter", **extra: Any) -> tuple[Agent, str]:
+    return agent_create(
+        caller=Caller(user=owner), name=name, owner=owner, groups=list(groups), **extra
+    )
+
+
+def _client(token: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def _post(client: Client, **body: Any) -> Any:
+    headers = body.pop("headers", {})
+    return client.post(
+        "/api/v1/queries", json.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+@pytest.fixture
+def agent(sqlite_conn: Any, alice: Any) -> dict[str, Any]:
+    """An analyst agent owned by alice, with its own read grant on the demo connection."""
+    from governance.services.catalog import catalog_refresh
+
+    catalog_refresh(connection=sqlite_conn)
+    agent, token = _agent(alice, "analyst")
+    grant(sqlite_conn, agent.user, "read")
+    return {"agent": agent, "token": token, "client": _client(token)}
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_an_agent_made_on_the_command_line_gets_a_token_shown_once_and_stored_hashed(
+    alice: Any, groups: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command(
+        "agents", "create", "nightly-report", "--owner", "alice", "--group", "analyst",
+        "--expires", "2099-01-01", "--format", "json",
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["agent"] == "nightly-report" and out["owner"] == "alice"
+    assert out["roles"] == ["analyst"] and out["token"].startswith("wdn_")
+    token = ApiToken.objects.get()
+    secret = out["token"].split("_", 2)[2]
+    assert token.digest != secret and secret not in token.digest and len(token.digest) == 64
+    # The text is nowhere in the database or the trail.
+    assert not AuditEvent.objects.filter(detail__icontains=secret).exists()
+    created = AuditEvent.objects.get(kind="token.created")
+    assert created.detail["token"] == f"wdn_{token.key_id}_…"
+    # The agent cannot sign in to the web pages: it has no password.
+    user = User.objects.get(username="nightly-report")
+    assert not user.has_usable_password()
+    call_command("agents", "list", "--format", "json")
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["tokens"][0]["state"] == "active" and "token" not in listed["tokens"][0].get(
+        "secret", ""
+    )
+
+
+def test_the_command_line_refuses_bad_input_with_a_clear_error(alice: Any, groups: Any) -> None:
+    from django.core.management.base import CommandError
+
+    for args, message in [
+        (["--owner", "nobody"], "no account"),
+        (["--owner", "alice", "--group", "root"], "No such role"),
+        (["--owner", "alice", "--expires", "2001-01-01"], "in the future"),
+        (["--owner", "alice", "--expires", "tomorrow"], "not a date"),
+        (["--owner", "alice", "--connection", "nope"], "No such connection"),
+    ]:
+        with pytest.raises(CommandError, match=message):
+            call_command("agents", "create", "bot", *args)
+    with pytest.raises(CommandError, match="taken"):
+        call_command("agents", "create", "ALICE", "--owner", "alice")
+    call_command("agents", "create", "bot", "--owner", "alice")
+    with pytest.raises(CommandError, match="owner must be a person"):
+        call_command("agents", "create", "bot2", "--owner", "bot")
+
+
+def test_a_token_stops_working_when_revoked_expired_or_its_agent_or_owner_stops(
+    agent: dict[str, Any], alice: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = agent["client"]
+    assert client.get("/api/v1/connections").status_code == 200
+    token = ApiToken.objects.get(user=agent["agent"].user)
+    assert token.last_used_at is not None
+
+    alice.is_active = False
+    alice.save()
+    refused = client.get("/api/v1/connections")
+    assert refused.status_code == 401 and refused["Content-Type"] == "application/problem+json"
+    assert "owner" in refused.json()["detail"]
+    alice.is_active = True
+    alice.save()
+
+    Agent.objects.filter(pk=agent["agent"].pk).update(expires_at=timezone.now())
+    assert client.get("/api/v1/connections").status_code == 401
+    Agent.objects.filter(pk=agent["agent"].pk).update(expires_at=None)
+
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
+    assert "expired" in client.get("/api/v1/connections").json()["detail"]
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=None)
+    assert client.get("/api/v1/connections").status_code == 200
+
+    call_command("tokens", "revoke", token.shown)
+    assert capsys.readouterr().out.strip() == f"{token.shown} revoked"
+    assert "revoked" in client.get("/api/v1/connections").json()["detail"]
+    refusals = AuditEvent.objects.filter(kind="token.refused")
+    assert refusals.count() == 4 and all(e.detail["token_id"] == token.pk for e in refusals)
+
+    call_command("agents", "token", "reporter", "--format", "json")
+    fresh = json.loads(capsys.readouterr().out)["token"]
+    assert _client(fresh).get("/api/v1/connections").status_code == 200
+    call_command("agents", "revoke", "reporter")
+    assert _client(fresh).get("/api/v1/connections").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Bearer nope", "Basic YWxpY2U6cGFzcw==", "Bearer wdn_000000000000_" + "x" * 43],
+)
+def test_without_a_valid_token_every_endpoint_is_a_401_problem(
+    agent: dict[str, Any], header: str
+) -> None:
+    client = Client(HTTP_AUTHORIZATION=header) if header else Client()
+    for response in (
+        client.get("/api/v1/connections"),
+        client.get("/api/v1/connections/demo/schema"),
+        client.get("/api/v1/queries/1"),
+        _post(client, connection="demo", sql="SELECT 1"),
+    ):
+        assert response.status_code == 401
+        assert response["Content-Type"] == "application/problem+json"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    assert not QueryRun.objects.exists()
+
+
+def test_personal_tokens_act_as_their_person(
+    sqlite_conn: Any, alice: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("tokens", "create", "--user", "alice", "--name", "laptop", "--format", "json")
+    text = json.loads(capsys.readouterr().out)["token"]
+    response = _post(_client(text), connection="demo", sql="SELECT id FROM customers LIMIT 1")
+    assert response.status_code == 200
+    run = QueryRun.objects.get(pk=response.json()["run"])
+    assert run.user == alice and run.channel == "api"
+    call_command("tokens", "list", "--user", "alice", "--format", "json")
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "laptop"
+
+
+# ---------------------------------------------------------------- queries
+
+
+def test_a_read_comes_back_masked_with_200(agent: dict[str, Any]) -> None:
+    response = _post(agent["client"], connection="demo", sql="SELECT full_name, ssn FROM customers")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "succeeded", body["error"]
+    assert body["decision"] == "allow"
+    assert body["columns"] == ["full_name", "ssn"] and body["rows"]
+    assert "ssn" in " ".join(body["masked"]), body["rows"][:2]
+    assert not any(re.fullmatch(r"\d{3}-\d{2}-\d{4}", str(row[1])) for row in body["rows"])
+    submitted = AuditEvent.objects.get(kind="query.submitted", run_id=body["run"])
+    assert submitted.channel == "api" and submitted.actor_name == "reporter"
+
+
+def test_a_held_write_is_202_with_its_approval_and_its_owner_cannot_approve_it(
+    agent: dict[str, Any], sqlite_conn: Any, alice: Any, bob: Any, groups: Any
+) -> None:
+    grant(sqlite_conn, agent["agent"].user, "write")
+    alice.groups.add(groups["approver"])  # the owner is an approver too
+    response = _post(
+        agent["client"],
+        connection="demo",
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 1",
+        purpose="nightly fix",
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "pending_approval" and body["approval"]["id"]
+    assert response["Retry-After"] == "30" and response["Location"] == body["status_url"]
+    assert body["reasons"]
+    request_id = body["approval"]["id"]
+    with pytest.raises(ReviewRefused, match="agent you own"):
+        request_review(
+            caller=Caller(user=alice), request_id=request_id, approve=True,
+            reauthenticated=True,
+        )  # fmt: skip
+    request_review(
+        caller=Caller(user=bob), request_id=request_id, approve=True, reauthenticated=True
+    )
+    polled = agent["client"].get(body["status_url"])
+    assert polled.status_code == 200 and polled.json()["status"] == "succeeded"
+
+
+def test_a_denied_statement_is_a_403_problem_with_its_reasons(agent: dict[str, Any]) -> None:
+    response = _post(agent["client"], connection="demo", sql="DROP TABLE customers")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 403 and problem["reasons"] and problem["run"]
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"connection": "demo"}, 422),
+        ({"sql": "SELECT 1"}, 422),
+        ({"connection": "demo", "sql": "SELECT 1", "wait_seconds": 3600}, 422),
+        ({"connection": "demo", "sql": "SELECT 1", "wait_seconds": "soon"}, 422),
+        ({"connection": "demo", "sql": "SELECT \x00 1"}, 400),
+        ({"connection": "nope", "sql": "SELECT 1"}, 404),
+        ({"connection": "demo\x00", "sql": "SELECT 1"}, 404),
+    ],
+)
+def test_bad_bodies_are_problems_never_500(
+    agent: dict[str, Any], body: dict[str, Any], status: int
+) -> None:
+    response = _post(agent["client"], **body)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"]
+
+
+def test_not_json_at_all_is_a_problem(agent: dict[str, Any]) -> None:
+    response = agent["client"].post("/api/v1/queries", "{not json", content_type="application/json")
+    assert response.status_code in (400, 422)
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_an_agent_holds_only_its_own_grants_never_its_owners(sqlite_conn: Any, alice: Any) -> None:
+    agent, token = _agent(alice, name="ungranted")
+    client = _client(token)
+    assert client.get("/api/v1/connections").json() == []  # alice may use demo; it may not
+    assert client.get("/api/v1/connections/demo/schema").status_code == 404
+    # Given the analyst role, it holds what that role holds: still nothing of alice's own.
+    grant(sqlite_conn, alice, "write")
+    agent.user.groups.add(Group.objects.get(name="analyst"))
+    assert client.get("/api/v1/connections").json()[0]["capabilities"] == ["export", "read"]
+    assert not QueryRun.objects.exists()
+
+
+def test_an_agent_limited_to_some_connections_sees_only_those(sqlite_conn: Any, alice: Any) -> None:
+    from tests.conftest import make_connection
+
+    other = make_connection(name="other", engine="sqlite", database=sqlite_conn.database)
+    agent, token = _agent(alice, "analyst", name="scoped", connections=["other"])
+    grant(sqlite_conn, agent.user, "read")
+    grant(other, agent.user, "read")
+    client = _client(token)
+    assert [c["name"] for c in client.get("/api/v1/connections").json()] == ["other"]
+    assert _post(client, connection="demo", sql="SELECT 1").status_code == 404
+    assert _post(client, connection="other", sql="SELECT 1").status_code == 200
+
+
+def test_an_agent_without_an_analyst_role_cannot_submit(sqlite_conn: Any, alice: Any) -> None:
+    agent, token = _agent(alice, name="roleless")
+    grant(sqlite_conn, agent.user, "read")
+    response = _post(_client(token), connection="demo", sql="SELECT 1")
+    assert response.status_code == 403 and "analyst" in response.json()["detail"]
+
+
+def test_who_may_read_a_run_and_pages_of_rows(
+    agent: dict[str, Any], alice: Any, bob: Any, dave: Any, sqlite_conn: Any, groups: Any
+) -> None:
+    run_id = _post(agent["client"], connection="demo", sql="SELECT id FROM customers").json()["run"]
+    url = f"/api/v1/queries/{run_id}"
+
+    def reader(user: Any) -> Client:
+        return _client(token_create(caller=Caller(user=user), user=user)[1])
+
+    assert reader(alice).get(url).status_code == 200  # the agent's owner
+    assert reader(dave).get(url).status_code == 200  # an auditor
+    assert reader(bob).get(url).status_code == 404  # an approver of nothing here
+    other = User.objects.create_user("mallory", password="x-pass-123!")
+    other.groups.add(groups["analyst"])
+    grant(sqlite_conn, other, "read")
+    hidden = reader(other).get(url)
+    assert hidden.status_code == 404 and "No run" in hidden.json()["detail"]
+    assert reader(other).get("/api/v1/queries/999999").json()["detail"] == hidden.json()[
+        "detail"
+    ].replace(str(run_id), "999999")
+
+    whole = agent["client"].get(url).json()["rows"]
+    assert len(whole) > 2
+    seen, cursor = [], None
+    while True:
+        page = agent["client"].get(url, {"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200
+        seen += page.json()["rows"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == whole
+    assert agent["client"].get(url, {"cursor": "garbage!"}).status_code == 400
+    assert agent["client"].get(url, {"limit": 0}).status_code == 400
+
+
+def test_a_retried_post_with_the_same_idempotency_key_submits_once(
+    agent: dict[str, Any],
+) -> None:
+    headers = {"Idempotency-Key": "job-42"}
+    first = _post(agent["client"], connection="demo", sql="SELECT 1", headers=headers)
+    again = _post(agent["client"], connection="demo", sql="SELECT 1", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["run"] == again.json()["run"]
+    assert QueryRun.objects.count() == 1
+    changed = _post(agent["client"], connection="demo", sql="SELECT 2", headers=headers)
+    assert changed.status_code == 422 and "different request" in changed.json()["detail"]
+    # A key is per caller: someone else's "job-42" is theirs.
+    assert IdempotencyKey.objects.count() == 1
+
+
+def test_the_schema_says_which_columns_are_masked(agent: dict[str, Any]) -> None:
+    response = agent["client"].get("/api/v1/connections/demo/schema")
+    assert response.status_code == 200
+    tables = {t["name"]: t for t in response.json()["tables"]}
+    columns = {c["name"]: c for c in tables["customers"]["columns"]}
+    assert columns["ssn"]["masked"] and columns["ssn"]["masking"]
+    assert not columns["id"]["masked"]
+    assert agent["client"].get("/api/v1/connections/nope/schema").status_code == 404
+
+
+def test_the_openapi_schema_and_docs_are_served(client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {
+        "/api/v1/queries",
+        "/api/v1/queries/{run_id}",
+        "/api/v1/connections",
+        "/api/v1/connections/{name}/schema",
+    } <= set(paths)
+    assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_a_token_planted_in_the_table_is_found_by_the_identity_watch(
+    agent: dict[str, Any], alice: Any
+) -> None:
+    watch(settle_s=0)
+    ApiToken.objects.bulk_create(
+        [ApiToken(user=alice, key_id="abcdefabcdef", digest=ApiToken.hash_secret("planted"))]
+    )
+    result = watch(settle_s=0)
+    assert [(c.what, c.user_id) for c in result.unexplained] == [("API token added", alice.pk)]
+
+
+def test_an_expiry_in_the_past_is_refused(alice: Any) -> None:
+    from governance.services.agents import AgentError
+
+    with pytest.raises(AgentError, match="future"):
+        token_create(
+            caller=Caller(user=alice), user=alice, expires_at=timezone.now() - dt.timedelta(1)
+        )
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["connection", "sql", "purpose", "wait_seconds", "extra"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=True),
+            st.text(max_size=40),
+            st.lists(st.integers(), max_size=3),
+        ),
+    )
+)
+def test_generated_bodies_never_get_a_500(agent: dict[str, Any], body: dict[str, Any]) -> None:
+    if "wait_seconds" in body and isinstance(body["wait_seconds"], int | float):
+        body["wait_seconds"] = 0
+    response = _post(agent["client"], **body)
+    assert response.status_code in (200, 202, 400, 403, 404, 422), response.content
