@@ -152,7 +152,174 @@ def current_state() -> State:
         "logins": logins,
     }
     state.update(_agent_state())
+    state.update(_config_state())
     return state
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A table of Warden's own configuration that decides access or masking: each row is
+    kept as a keyed fingerprint of the fields that matter (not its bookkeeping: timestamps,
+    counters), with the connection it belongs to."""
+
+    key: str
+    model: str
+    fields: tuple[str, ...]
+    kinds: tuple[EventKind, ...]  # the events that record a change to it; none: never explained
+    noun: str
+    m2m: tuple[str, ...] = ()
+    connection: str | None = None  # the lookup of the row's connection id
+    owners: tuple[str, ...] = ()  # user_id / group_id: the row goes when they go
+
+
+_CONNECTION_KINDS = (
+    EventKind.CONNECTION_CREATED,
+    EventKind.CONNECTION_UPDATED,
+    EventKind.CONNECTION_DELETED,
+    EventKind.KEYS_ROTATED,
+)
+_CATALOG_KINDS = (
+    EventKind.CATALOG_REFRESHED,
+    EventKind.CATALOG_COLUMN_REVIEWED,
+    EventKind.CATALOG_COLUMN_RELEASED,
+    EventKind.CATALOG_TABLE_LABELLED,
+)
+
+WATCHED: tuple[Watched, ...] = (
+    Watched(
+        "connections", "governance.Connection",
+        ("name", "engine", "host", "port", "database", "username", "password_encrypted", "key",
+         "environment", "statement_timeout_ms", "row_cap", "export_row_limit", "scan_free_text"),
+        _CONNECTION_KINDS, "connection", connection="id",
+    ),
+    Watched(
+        "grants", "governance.AccessGrant",
+        ("connection_id", "user_id", "group_id", "capabilities", "expires_at"),
+        (EventKind.GRANT_CREATED, EventKind.GRANT_REVOKED, EventKind.ACCESS_GRANTED,
+         EventKind.ACCESS_EXPIRED),
+        "access grant", connection="connection_id", owners=("user_id", "group_id"),
+    ),
+    Watched(
+        "exemptions", "governance.UnmaskExemption",
+        ("column_id", "user_id", "group_id", "expires_at"),
+        (EventKind.UNMASK_GRANTED, EventKind.UNMASK_REVOKED, EventKind.UNMASK_EXPIRED),
+        "unmask exemption", connection="column__table__connection_id",
+        owners=("user_id", "group_id"),
+    ),
+    Watched(
+        "guardrails", "governance.Guardrail",
+        ("name", "message", "action", "priority", "enabled", "environments", "categories",
+         "min_risk", "table_pattern", "function_name", "unfiltered_write", "sensitive_to_public",
+         "restricted_predicate"),
+        (EventKind.GUARDRAIL_CREATED, EventKind.GUARDRAIL_UPDATED, EventKind.GUARDRAIL_DELETED),
+        "guardrail", m2m=("connections", "groups", "exempt_groups"),
+    ),
+    Watched(
+        "policies", "approvals.ApprovalPolicy",
+        ("name", "risk", "required_approvals", "environments", "request_ttl", "approval_ttl",
+         "priority"),
+        (EventKind.APPROVAL_POLICY_CREATED, EventKind.APPROVAL_POLICY_UPDATED,
+         EventKind.APPROVAL_POLICY_DELETED),
+        "approval policy", m2m=("approver_groups", "connections"),
+    ),
+    Watched(
+        "masking_rules", "governance.MaskingRule", ("semantic_type", "strategy"),
+        (EventKind.MASKING_RULE_CHANGED,), "masking rule",
+    ),
+    Watched(
+        "catalog_tables", "governance.CatalogTable", ("connection_id", "schema", "name", "label"),
+        _CATALOG_KINDS, "catalog table", connection="connection_id",
+    ),
+    Watched(
+        "catalog_columns", "governance.CatalogColumn",
+        ("table_id", "name", "semantic_type", "sensitivity", "free_text", "strategy"),
+        _CATALOG_KINDS, "catalog column", connection="table__connection_id",
+    ),
+    # Providers come from the environment: a provider app in the table is never Warden's.
+    Watched(
+        "provider_apps", "socialaccount.SocialApp",
+        ("provider", "provider_id", "name", "client_id", "secret", "key", "settings"),
+        (), "identity-provider app",
+    ),
+)  # fmt: skip
+
+
+def _config_state() -> State:
+    state: State = {}
+    for spec in WATCHED:
+        try:
+            model = apps.get_model(spec.model)
+        except LookupError:
+            continue
+        lookups = [*spec.fields, *([spec.connection] if spec.connection else []), *spec.owners]
+        rows: dict[str, dict[str, Any]] = {}
+        for row in model._default_manager.values("pk", *lookups):
+            values = {name: row[name] for name in spec.fields}
+            rows[str(row["pk"])] = {
+                "values": values,
+                "connection": row[spec.connection] if spec.connection else None,
+                "owners": [row[name] for name in spec.owners],
+            }
+        for name in spec.m2m:
+            through = model._meta.get_field(name).remote_field.through
+            source = model._meta.model_name + "_id"
+            target = next(
+                f.attname
+                for f in through._meta.concrete_fields
+                if f.is_relation and f.attname != source
+            )
+            for owner, other in through.objects.values_list(source, target):
+                if str(owner) in rows:
+                    rows[str(owner)]["values"].setdefault(name, []).append(other)
+        state[spec.key] = {
+            pk: {
+                "fp": _fingerprint({k: sorted(v) if isinstance(v, list) and k in spec.m2m else v
+                                    for k, v in row["values"].items()}),
+                "connection": row["connection"],
+                **({"user": row["owners"][0], "group": row["owners"][1]} if spec.owners else {}),
+            }
+            for pk, row in rows.items()
+        }  # fmt: skip
+    return state
+
+
+def _went_with_its_owner(spec: Watched, row: dict[str, Any], after: State) -> bool:
+    """A row deleted with the account, role or connection it belongs to (a cascade): that
+    deletion is the change, recorded on its own."""
+    if row.get("user") is not None and str(row["user"]) not in after.get("users", {}):
+        return True
+    if row.get("group") is not None and str(row["group"]) not in after.get("roles", {}):
+        return True
+    connection = row.get("connection")
+    return (
+        spec.key != "connections"
+        and connection is not None
+        and str(connection) not in after.get("connections", {})
+    )
+
+
+def _config_changes(before: State, after: State) -> list[Change]:
+    changes: list[Change] = []
+    for spec in WATCHED:
+        old, new = before.get(spec.key, {}), after.get(spec.key, {})
+        for pk in sorted(set(old) | set(new), key=int):
+            a, b = old.get(pk), new.get(pk)
+            if a == b:
+                continue
+            what = "added" if a is None else "removed" if b is None else "changed"
+            row = b if b is not None else a
+            assert row is not None
+            if b is None and _went_with_its_owner(spec, row, after):
+                continue
+            changes.append(
+                Change(
+                    f"{spec.noun} {what}",
+                    spec.kinds,
+                    detail={"table": spec.key, "id": int(pk)},
+                    connection_id=row.get("connection"),
+                )
+            )
+    return changes
 
 
 def _agent_state() -> State:
@@ -209,6 +376,7 @@ class Change:
     user_id: int | None = None
     role_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    connection_id: int | None = None
 
     def as_detail(self) -> dict[str, Any]:
         out: dict[str, Any] = {"what": self.what}
@@ -216,6 +384,8 @@ class Change:
             out["user_id"] = self.user_id
         if self.role_id is not None:
             out["role_id"] = self.role_id
+        if self.connection_id is not None:
+            out["connection_id"] = self.connection_id
         return {**out, **self.detail}
 
 
@@ -280,7 +450,11 @@ def _user_changes(before: State, after: State) -> list[Change]:
             changes.append(
                 Change("added to a role", (EventKind.ROLE_MEMBER_ADDED,), uid, role, detail=name)
             )
-        for role in sorted(set(a["roles"]) - set(b["roles"])):
+        # A role deleted takes its memberships with it: that is the role's deletion.
+        gone_roles = {int(k) for k in before.get("roles", {})} - {
+            int(k) for k in after.get("roles", {})
+        }
+        for role in sorted(set(a["roles"]) - set(b["roles"]) - gone_roles):
             changes.append(
                 Change(
                     "removed from a role", (EventKind.ROLE_MEMBER_REMOVED,), uid, role, detail=name
@@ -385,6 +559,8 @@ def _owned_changes(
         if a is None:
             changes.append(Change(f"{noun} added", (added,), row["user"], detail=detail))
         elif b is None:
+            if str(row["user"]) not in after.get("users", {}):
+                continue  # its account was deleted: that is the account's deletion
             changes.append(Change(f"{noun} removed", (removed,), row["user"], detail=detail))
         elif a["user"] != b["user"]:
             changes.append(
@@ -404,6 +580,7 @@ def _owned_changes(
 
 def changes_between(before: State, after: State) -> list[Change]:
     return [
+        *_config_changes(before, after),
         *_user_changes(before, after),
         *_role_changes(before, after),
         *_owned_changes(
@@ -431,23 +608,41 @@ def changes_between(before: State, after: State) -> list[Change]:
     ]  # fmt: skip
 
 
-def _explained(change: Change, events: list[AuditEvent]) -> bool:
+#: Kinds of event that explain many changes at once (a catalog discovery rewrites a
+#: connection's columns; a key rotation re-encrypts every connection): not used up by one.
+BULK = frozenset({EventKind.CATALOG_REFRESHED.value, EventKind.KEYS_ROTATED.value})
+
+
+def _explaining(change: Change, events: list[AuditEvent], used: set[int]) -> AuditEvent | None:
+    """The genuine event that explains `change`, not already used for another one. `used`
+    collects what this look used: the next look passes over all of it, bulk events too."""
     for event in events:
-        if event.kind not in change.kinds:
+        if event.kind not in change.kinds or (event.pk in used and event.kind not in BULK):
             continue
         detail = event.detail if isinstance(event.detail, dict) else {}
         if change.user_id is not None and detail.get("user_id") != change.user_id:
             continue
         if change.role_id is not None and detail.get("role_id") != change.role_id:
             continue
-        return True
-    return False
+        if (
+            change.connection_id is not None
+            and event.connection_id is not None
+            and event.connection_id != change.connection_id
+        ):
+            continue
+        used.add(event.pk)
+        return event
+    return None
 
 
-def _genuine_events(since: dt.datetime, kinds: set[str]) -> list[AuditEvent]:
+def _unexplained(changes: list[Change], events: list[AuditEvent], used: set[int]) -> list[Change]:
+    return [change for change in changes if _explaining(change, events, used) is None]
+
+
+def _genuine_events(since: dt.datetime, kinds: set[str], spent: set[int]) -> list[AuditEvent]:
     key = mac_key()
     candidates = AuditEvent.objects.filter(created_at__gte=since, kind__in=kinds).order_by("id")
-    return [event for event in candidates if mac_matches(event, key)]
+    return [e for e in candidates if e.pk not in spent and mac_matches(e, key)]
 
 
 @dataclass
@@ -459,29 +654,52 @@ class WatchResult:
     problems: list[str] = field(default_factory=list)
 
 
+#: How many `identity.snapshot` events to look through for a genuine one before giving up.
+SCAN_LIMIT = 5000
+
+
 def _last_snapshot(result: WatchResult) -> tuple[IdentitySnapshot | None, AuditEvent | None]:
     """The newest snapshot the trail vouches for: its digest is in a genuine
-    `identity.snapshot` event and its content still has that digest."""
+    `identity.snapshot` event and its content still has that digest. Rows inserted into the
+    trail without Warden's MAC are passed over (and counted), however many there are."""
     key = mac_key()
-    for event in AuditEvent.objects.filter(kind=EventKind.IDENTITY_SNAPSHOT).order_by("-id")[:20]:
-        if not mac_matches(event, key):
-            result.problems.append(
-                f"identity snapshot event {event.pk} is not genuine: passed over"
-            )
-            continue
-        wanted = (event.detail or {}).get("digest")
-        for snapshot in IdentitySnapshot.objects.filter(digest=wanted).order_by("-id")[:5]:
-            if hmac.compare_digest(digest(snapshot.state), snapshot.digest):
-                return snapshot, event
+    forged = 0
+    anchor: AuditEvent | None = None
+    events = AuditEvent.objects.filter(kind=EventKind.IDENTITY_SNAPSHOT).order_by("-id")
+    for event in events[:SCAN_LIMIT].iterator(chunk_size=200):
+        if mac_matches(event, key):
+            anchor = event
+            break
+        forged += 1
+    if forged:
         result.problems.append(
-            f"the snapshot that identity snapshot event {event.pk} names is missing or altered"
+            f"{forged} identity snapshot event(s) without Warden's MAC were passed over"
         )
-        return None, event
-    return None, None
+    if anchor is None:
+        if forged:
+            result.problems.append("no genuine identity snapshot found")
+        return None, None
+    wanted = (anchor.detail or {}).get("digest")
+    for snapshot in IdentitySnapshot.objects.filter(digest=wanted).order_by("-id")[:5]:
+        if hmac.compare_digest(digest(snapshot.state), snapshot.digest):
+            return snapshot, anchor
+    result.problems.append(
+        f"the snapshot that identity snapshot event {anchor.pk} names is missing or altered"
+    )
+    return None, anchor
+
+
+#: Clocks of the hosts that record events and of the one that watches may differ this much.
+CLOCK_SKEW = dt.timedelta(seconds=2)
+KEEP_SNAPSHOTS = 20
 
 
 def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
-    """Compare who may do what with the last snapshot; record what no event explains."""
+    """Compare who may do what with the last snapshot; record what no event explains.
+
+    Every time it needs comes from the last genuine `identity.snapshot` event (its MAC
+    covers when that state was read and which events it used up), never from the snapshot
+    table, so rewinding a row cannot make old events explain new changes."""
     result = WatchResult()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -491,33 +709,32 @@ def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
                     result.busy = True
                     return result
         snapshot, anchor = _last_snapshot(result)
+        read_at = timezone.now()
         state = current_state()
         now_digest = digest(state)
         if snapshot is not None and hmac.compare_digest(snapshot.digest, now_digest):
             return result
         result.changed = True
-        if snapshot is None and anchor is None and not result.problems:
-            result.baseline = True
-        else:
-            before = snapshot.state if snapshot is not None else {}
-            since = snapshot.taken_at if snapshot is not None else anchor.created_at  # type: ignore[union-attr]
-            changes = changes_between(before, state) if snapshot is not None else []
-            kinds = {kind.value for change in changes for kind in change.kinds}
-            unexplained = [
-                c
-                for c in changes
-                if not _explained(c, _genuine_events(since - EXPLAIN_BEFORE, kinds))
-            ]
-            if unexplained and settle_s:
-                # The event of a change committed a moment ago may be committing right now.
-                time.sleep(settle_s)
-                events = _genuine_events(since - EXPLAIN_BEFORE, kinds)
-                unexplained = [c for c in unexplained if not _explained(c, events)]
-            result.unexplained = unexplained
-            if snapshot is None:
+        used: set[int] = set()
+        if snapshot is None or anchor is None:
+            result.baseline = not result.problems
+            if not result.baseline:
                 result.problems.append(
                     "no trustworthy earlier snapshot: this one starts a new baseline"
                 )
+        else:
+            anchor_detail = anchor.detail if isinstance(anchor.detail, dict) else {}
+            since = _moment(anchor_detail.get("read_at")) or anchor.created_at
+            spent = {i for i in anchor_detail.get("explained_by", []) if isinstance(i, int)}
+            changes = changes_between(snapshot.state, state)
+            kinds = {kind.value for change in changes for kind in change.kinds}
+            events = _genuine_events(since - CLOCK_SKEW, kinds, spent)
+            result.unexplained = _unexplained(changes, events, used)
+            if result.unexplained and settle_s:
+                # The event of a change committed a moment ago may be committing right now.
+                time.sleep(settle_s)
+                events = _genuine_events(since - CLOCK_SKEW, kinds, spent | used)
+                result.unexplained = _unexplained(result.unexplained, events, used)
         if result.unexplained or result.problems:
             event_record(
                 kind=EventKind.IDENTITY_UNRECORDED,
@@ -530,18 +747,29 @@ def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
             )
             for change in result.unexplained:
                 log.warning("identity changed outside Warden: %s", change.as_detail())
-        taken = timezone.now()
         event_record(
             kind=EventKind.IDENTITY_SNAPSHOT,
             actor_name=WATCHER,
             channel=AuditEvent.Channel.SYSTEM,
             detail={
                 "digest": now_digest,
+                "read_at": read_at.isoformat(),
+                "explained_by": sorted(used),
                 "accounts": len(state["users"]),
                 "roles": len(state["roles"]),
                 "second_factors": len(state["factors"]),
                 "baseline": result.baseline,
             },
         )
-        IdentitySnapshot.objects.create(taken_at=taken, digest=now_digest, state=state)
+        created = IdentitySnapshot.objects.create(taken_at=read_at, digest=now_digest, state=state)
+        IdentitySnapshot.objects.filter(id__lte=created.pk - KEEP_SNAPSHOTS).delete()
     return result
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None

@@ -202,6 +202,8 @@ def _journal_disagrees(head_id: int) -> str:
             f"sealed, but the table's sealed events end at {head_id}: sealed events were "
             "deleted or their hashes blanked; sealing stopped"
         )
+    if entry.head_id == 0 and entry.head_hash == GENESIS:
+        return ""  # nothing was sealed yet when it was written (a first seal that stalled)
     stored = AuditEvent.objects.filter(id=entry.head_id).values_list("hash", flat=True).first()
     if stored != entry.head_hash:
         return (

@@ -240,7 +240,9 @@ def _check_journal(valid: list[AuditCheckpoint], report: Report) -> None:
             previous_head = entry.head_id
             continue
         stored = heads.get(entry.head_id)
-        if stored != entry.head_hash:
+        # A line written before anything was sealed (a first seal that stalled) pins no event.
+        genesis = entry.head_id == 0 and entry.head_hash == GENESIS
+        if stored != entry.head_hash and not genesis:
             first = max(previous_head + 1, entry.first_id if entry.sealed else entry.head_id)
             first = _first_gone(entry, first)
             what = "is missing" if stored is None else "has another hash"

@@ -11,6 +11,7 @@ import io
 import json
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ FORMAT = "warden-evidence/1"
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 512 * 1024 * 1024  # a member larger than this is refused when verifying
 MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MEMBERS = 1000  # a report has one file per section and three more
 
 
 def _csv(section: Section) -> bytes:
@@ -97,8 +99,10 @@ def _layout_problems(path: Path, bundle: zipfile.ZipFile) -> list[str]:
     the central directory, then its end record, with nothing before, between or after (bytes
     prepended or appended, a second archive glued on, a comment) and no name twice."""
     names = bundle.namelist()
+    if len(names) > MAX_MEMBERS:
+        return [f"the bundle holds {len(names)} files; a report has a few dozen"]
     if len(names) != len(set(names)):
-        twice = sorted({n for n in names if names.count(n) > 1})
+        twice = sorted(name for name, n in Counter(names).items() if n > 1)
         return [f"{', '.join(twice)} appear(s) more than once in the bundle"]
     expected = 0
     with path.open("rb") as raw:

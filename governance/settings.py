@@ -299,6 +299,8 @@ if WARDEN_MAX_RUN_BYTES < WARDEN_MAX_CELL_BYTES:
     )
 
 # --- Security -----------------------------------------------------------------------------
+# Sessions are stored under a digest of the cookie's value (governance/session_store.py).
+SESSION_ENGINE = "governance.session_store"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie

@@ -525,3 +525,25 @@ def test_a_checkpoint_file_the_journal_names_must_exist(outside: Path) -> None:
     (outside / f"checkpoint-{checkpoint.pk:012d}.json").unlink()
     report = verify()
     assert any(f"checkpoint {checkpoint.pk} has no copy" in p.message for p in report.problems)
+
+
+def test_a_first_seal_that_stalled_does_not_stop_sealing_for_good(tmp_path: Path) -> None:
+    """Thirteenth review: a fresh trail whose first seal stalled journals head 0 (nothing
+    sealed yet); the next seals and `audit verify` go on from there."""
+    from audit import journal
+
+    with override_settings(WARDEN_AUDIT_CHECKPOINT_DIR=str(tmp_path)):
+        events = _events(2)
+        journal.append(
+            first_id=0,
+            head_id=0,
+            head_hash=GENESIS,
+            sealed=0,
+            checkpoint=None,
+            ranges=[],
+            pending=[(events[0].pk, events[1].pk)],
+        )
+        result = seal(settle_s=0)
+        assert not result.refused and result.sealed == 2, result.problems
+        report = verify()
+        assert report.ok, [p.message for p in report.problems]

@@ -22,6 +22,7 @@ from django.test import Client
 from audit.identity_watch import current_state, watch
 from audit.models import AuditEvent, IdentitySnapshot
 from evidence.sections import collect
+from governance.services.caller import Caller
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +267,136 @@ def test_django_admin_shows_no_second_factor_secret(admin_client: Client) -> Non
     assert admin_client.get("/django-admin/socialaccount/socialapp/").status_code == 404
     assert admin_client.get("/django-admin/socialaccount/socialtoken/").status_code == 404
     assert admin_client.get("/django-admin/auth/user/").status_code == 200
+
+
+# ---------------------------------------------------------------- Warden's own configuration
+
+
+@pytest.fixture
+def configured(watched: dict[str, Any], sqlite_conn: Any) -> dict[str, Any]:
+    from governance.services.catalog import catalog_refresh
+
+    catalog_refresh(connection=sqlite_conn)
+    watch(settle_s=0)  # the connection, its grants and catalog, as set up: the new baseline
+    return {**watched, "connection": sqlite_conn}
+
+
+def _sql(statement: str, *params: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, list(params))
+
+
+@pytest.mark.parametrize(
+    "statement, what",
+    [
+        (
+            'UPDATE governance_accessgrant SET capabilities = \'["read", "write", "ddl"]\' '
+            "WHERE group_id = (SELECT id FROM auth_group WHERE name = 'analyst')",
+            "access grant changed",
+        ),
+        (
+            "INSERT INTO governance_guardrail_exempt_groups (guardrail_id, group_id) "
+            "SELECT g.id, r.id FROM governance_guardrail g, auth_group r "
+            "WHERE r.name = 'analyst' ORDER BY g.id LIMIT 1",
+            "guardrail changed",
+        ),
+        (
+            "UPDATE governance_catalogcolumn SET semantic_type = '' WHERE name = 'ssn'",
+            "catalog column changed",
+        ),
+        (
+            "UPDATE governance_connection SET host = 'attacker.example' WHERE name = 'demo'",
+            "connection changed",
+        ),
+        (
+            "INSERT INTO socialaccount_socialapp (provider, provider_id, name, client_id, "
+            "secret, key, settings) VALUES ('openid_connect', 'evil', 'evil', 'c', 's', '', '{}')",
+            "identity-provider app added",
+        ),
+    ],
+)
+def test_a_configuration_change_no_event_recorded_is_found(
+    configured: dict[str, Any], statement: str, what: str
+) -> None:
+    _sql(statement)
+    result = watch(settle_s=0)
+    assert [c.what for c in result.unexplained] == [what]
+
+
+def test_configuration_changed_through_warden_is_explained(configured: dict[str, Any]) -> None:
+    from governance.services.admin import grant_create
+    from governance.services.catalog_admin import masking_rule_set
+
+    carol = User.objects.create_user("carol2", password="carol-pass-123!")
+    grant_create(
+        caller=Caller(user=carol),
+        connection=configured["connection"],
+        user=configured["alice"],
+        capabilities=["write"],
+    )
+    masking_rule_set(caller=Caller(user=carol), semantic_type="email", strategy="hash")
+    result = watch(settle_s=0)
+    assert result.changed and not result.unexplained, [c.as_detail() for c in result.unexplained]
+
+
+def test_deleting_an_account_or_a_role_is_one_change_not_its_cascade(
+    configured: dict[str, Any],
+) -> None:
+    alice = configured["alice"]
+    Authenticator.objects.create(user=alice, type="totp", data={"secret": "s"})
+    watch(settle_s=0)
+    from tests.conftest import grant
+
+    grant(configured["connection"], alice, "read")
+    watch(settle_s=0)
+    alice.delete()  # signals record user.deleted; the factor and grant go with it
+    Group.objects.get(name="auditor").delete()
+    result = watch(settle_s=0)
+    assert not result.unexplained, [c.as_detail() for c in result.unexplained]
+
+
+# ---------------------------------------------------------------- the watch's own records
+
+
+def test_rewinding_the_snapshot_lets_no_old_event_explain_a_new_change(
+    watched: dict[str, Any],
+) -> None:
+    """The window comes from the MAC'd snapshot event, and an event explains one change."""
+    alice = watched["alice"]
+    alice.set_password("genuine-change-123!")
+    alice.save()  # recorded
+    assert not watch(settle_s=0).unexplained  # ... and used up
+    IdentitySnapshot.objects.update(taken_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    User.objects.filter(pk=alice.pk).update(password="md5$rewound$0")
+    assert [c.what for c in watch(settle_s=0).unexplained] == ["password changed"]
+
+
+def test_an_event_explains_one_change_only(watched: dict[str, Any]) -> None:
+    bob = watched["bob"]
+    bob.is_staff = True
+    bob.save()  # recorded: user.staff_granted
+    User.objects.filter(pk=bob.pk).update(is_staff=False)
+    User.objects.filter(pk=bob.pk).update(is_staff=True)  # back and forth: nets to one change
+    carol = watched["carol"]
+    User.objects.filter(pk=carol.pk).update(is_staff=True)
+    result = watch(settle_s=0)
+    assert [(c.what, c.user_id) for c in result.unexplained] == [("staff set to True", carol.pk)]
+
+
+def test_forged_snapshot_events_do_not_stop_the_watch(watched: dict[str, Any]) -> None:
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(kind="identity.snapshot", channel="system", detail={"digest": "x"}, mac="x")
+            for _ in range(25)
+        ]
+    )
+    User.objects.filter(pk=watched["alice"].pk).update(is_superuser=True)
+    result = watch(settle_s=0)
+    assert "25 identity snapshot event(s) without Warden's MAC were passed over" in (
+        result.problems
+    )
+    (event,) = _unrecorded()
+    assert event.detail["problems"] == result.problems
+    # The next look has a genuine snapshot again, newer than the forged ones.
+    User.objects.filter(pk=watched["bob"].pk).update(is_superuser=True)
+    assert [c.user_id for c in watch(settle_s=0).unexplained] == [watched["bob"].pk]

@@ -28,10 +28,10 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
         return
     started = time.perf_counter()
     if run.decision != "allow":
-        from governance.services.held import NOT_RELEASED, not_executed, release_attested
+        from governance.services.held import not_executed, release_problem
 
-        if not release_attested(run):
-            _finish(run, Status.FAILED, started, error=NOT_RELEASED, **not_executed())
+        if refusal := release_problem(run):
+            _finish(run, Status.FAILED, started, error=refusal, **not_executed())
             return
     scrub = safety_net(run, statement=0)  # an export runs exactly one statement
     limit = run.connection.export_row_limit

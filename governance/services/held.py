@@ -7,6 +7,8 @@ with conditional UPDATEs so that a double click or two approvers at once release
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from functools import partial
 from typing import Any
 
@@ -17,6 +19,7 @@ from audit.chain import mac_matches
 from audit.keys import mac_key, retired_keys
 from audit.kinds import EventKind
 from audit.models import AuditEvent
+from audit.services import MAX_SQL_CHARS
 from governance.models import QueryRun
 from governance.services.caller import Caller, record
 from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
@@ -64,15 +67,52 @@ def not_executed() -> dict[str, Any]:
     return {"error_kind": "denied", "_audit_detail": {"error_kind": "denied", "executed": False}}
 
 
-def release_attested(run: QueryRun) -> bool:
-    """Whether the trail holds a genuine `query.released` event for this run (its MAC holds).
+CHANGED_SINCE_RELEASE = (
+    "The statement to run is not the one its approvers released (it was changed in the "
+    "database after submission or release), so it did not run."
+)
 
-    Checked by the worker just before a held run executes: a run row flipped to `queued` by
-    hand, with or without approval rows beside it, has no such event, and does not run. Runs
-    that were allowed outright are not looked up, so reads pay nothing for it."""
+
+def statements_digest(statements: list[str]) -> str:
+    """The same digest approval requests keep of the rewritten statements."""
+    return hashlib.sha256(json.dumps(statements).encode("utf-8")).hexdigest()
+
+
+def _says(event: AuditEvent, sql: str) -> bool:
+    """Whether the event's SQL is `sql` (the trail keeps the first MAX_SQL_CHARS of a longer
+    one, with its length)."""
+    cut = (event.detail or {}).get("sql_truncated_from")
+    if cut is not None:
+        return cut == len(sql) and event.sql == sql[:MAX_SQL_CHARS]
+    return event.sql == sql
+
+
+def release_problem(run: QueryRun) -> str:
+    """Why the held `run` must not execute ('' when it may), from the trail alone.
+
+    Checked by the worker just before a held run executes. It needs a genuine (MAC'd)
+    `query.released` event for this run naming the same SQL text and the same rewritten
+    statements, and a genuine `query.submitted` event with the same text: a run row flipped to
+    `queued` by hand has no release, and one whose SQL or statements were changed in the
+    table, before or after the release (by hand, a trigger, or a lock held through the
+    approval), no longer matches what was submitted and released. Runs allowed outright are
+    not looked up, so reads pay nothing for it."""
     keys = [mac_key(), *retired_keys().values()]
-    released = AuditEvent.objects.filter(kind=EventKind.QUERY_RELEASED, run_id=run.pk)
-    return any(mac_matches(event, key) for event in released for key in keys)
+    events = AuditEvent.objects.filter(
+        kind__in=[EventKind.QUERY_RELEASED, EventKind.QUERY_SUBMITTED], run_id=run.pk
+    )
+    genuine = [e for e in events if any(mac_matches(e, key) for key in keys)]
+    released = [e for e in genuine if e.kind == EventKind.QUERY_RELEASED]
+    if not released:
+        return NOT_RELEASED
+    wanted = statements_digest(run.statements)
+    submitted = [e for e in genuine if e.kind == EventKind.QUERY_SUBMITTED]
+    same = all(e.sql == run.sql for e in submitted) and bool(submitted)
+    if not same or not any(
+        e.sql == run.sql and (e.detail or {}).get("statements_sha256") == wanted for e in released
+    ):
+        return CHANGED_SINCE_RELEASE
+    return ""
 
 
 def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datetime | None) -> bool:
@@ -88,7 +128,9 @@ def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datet
     if not released:
         return False
     run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
-    _record_run(EventKind.QUERY_RELEASED, run, detail={"approval": approval})
+    # What was approved, bound into the event's MAC: the worker runs nothing else.
+    released_detail = {"approval": approval, "statements_sha256": statements_digest(run.statements)}
+    _record_run(EventKind.QUERY_RELEASED, run, detail=released_detail)
     if run.mode == QueryRun.Mode.INTERACTIVE:
         transaction.on_commit(partial(_dispatch, run))
     return True

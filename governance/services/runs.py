@@ -445,11 +445,11 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
             _finish(run, Status.EXPIRED, started, error=APPROVAL_LAPSED, error_kind="expired")
         return
     if run.decision != "allow":
-        from governance.services.held import NOT_RELEASED, not_executed, release_attested
+        from governance.services.held import not_executed, release_problem
 
-        if not release_attested(run):
+        if refusal := release_problem(run):
             if _start(run):
-                _finish(run, Status.FAILED, started, error=NOT_RELEASED, **not_executed())
+                _finish(run, Status.FAILED, started, error=refusal, **not_executed())
             return
     if run.decision_detail.get("approval"):
         # Approved a while ago, maybe: access revoked or the requester disabled since then
