@@ -50,6 +50,27 @@ def _refused(request: HttpRequest, text: str, reason: str) -> None:
     )
 
 
-def caller_of(request: HttpRequest) -> Caller:
+def provenance_of(bearer: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Who is behind a call: the agent and the person it acts for, the token, and what the
+    client said of itself (its model, run or trace id, tool)."""
+    out: dict[str, Any] = {"token": bearer.token.shown}
+    if bearer.agent is not None:
+        out.update(
+            agent=bearer.agent.name,
+            agent_id=bearer.agent.pk,
+            acting_for=bearer.agent.owner.get_username(),
+            acting_for_id=bearer.agent.owner_id,
+        )
+    if metadata:
+        out["metadata"] = metadata
+    return out
+
+
+def caller_of(request: HttpRequest, metadata: dict[str, Any] | None = None) -> Caller:
     bearer: Any = request.auth  # type: ignore[attr-defined]
-    return Caller(user=bearer.user, channel="api", source_ip=client_ip(request))
+    return Caller(
+        user=bearer.user,
+        channel="api",
+        source_ip=client_ip(request),
+        provenance=provenance_of(bearer, metadata),
+    )

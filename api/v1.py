@@ -7,35 +7,40 @@ account: a person's personal token, or an agent's (which holds only its own gran
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
-import time
-from typing import Any
+from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from pydantic import field_validator
 
 from api.auth import TokenAuth, caller_of
+from api.budgets import BudgetExceeded, check_request, count_returned
+from api.core import (
+    MAX_PAGE,
+    PAGE,
+    connection_of,
+    connections_of,
+    cursor_offset,
+    masked_column,
+    readable_run,
+    requestable_connection,
+    run_body,
+    run_wait,
+    schema_of,
+)
 from api.models import IdempotencyKey
 from api.problems import problem
-from approvals.policies import may_review
-from governance.models import Agent, Connection, QueryRun
-from governance.roles import ADMIN, ANALYST, AUDITOR, has_role
-from governance.services.access import (
-    UnknownConnection,
-    capabilities_for,
-    connection_for,
-    connections_for,
-)
+from approvals.callbacks import CallbackRefused, callback_register, callback_url_check
+from approvals.services import InvalidRequest, access_request, unmask_request
+from governance.models import QueryRun
+from governance.roles import ADMIN, ANALYST, has_role
 from governance.services.agents import TokenRefused
-from governance.services.catalog import table_key
-from governance.services.masking import active_exemptions, masking_policy
 from governance.services.runs import InvalidSQL, run_submit, sql_reject
 
 api = NinjaAPI(
@@ -56,8 +61,6 @@ api = NinjaAPI(
 
 #: Longest a POST waits for a worker before answering 202 with where to look.
 MAX_WAIT_SECONDS = 30.0
-PAGE = 1000
-MAX_PAGE = 5000
 EDITOR_ROLES = (ANALYST, ADMIN)
 FINISHED = {
     QueryRun.Status.SUCCEEDED,
@@ -89,6 +92,18 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     return problem(request, 422, "The request does not match the schema.", errors=errors)
 
 
+@api.exception_handler(BudgetExceeded)
+def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
+    return problem(
+        request,
+        429,
+        str(exc),
+        headers={"Retry-After": str(exc.retry_after)},
+        budget=exc.which,
+        limit=exc.limit,
+    )
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem(request, exc.status_code, str(exc))
@@ -103,6 +118,9 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 # ---------------------------------------------------------------- schemas
 
 
+MetadataValue = str | int | float | bool | None
+
+
 class QueryIn(Schema):
     connection: str = Field(..., min_length=1, max_length=64, description="Connection name.")
     sql: str = Field(..., min_length=1, max_length=1_000_000, description="One or more statements.")
@@ -113,6 +131,37 @@ class QueryIn(Schema):
         le=MAX_WAIT_SECONDS,
         description="How long to wait for the result before answering 202 (at most 30).",
     )
+    callback_url: str | None = Field(
+        None,
+        max_length=2000,
+        description=(
+            "Where to POST the outcome when the run ends (a held statement decided and run, a "
+            "long one done), signed in the Standard Webhooks format with the `callback.secret` "
+            "this answer returns once."
+        ),
+    )
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict,
+        description=(
+            "What the agent says of itself, kept with the run and shown to approvers and "
+            "auditors: e.g. model, agent_run, trace_id, tool. At most 20 keys of 64 "
+            "characters; text values of at most 500."
+        ),
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 20:
+            raise ValueError("at most 20 keys")
+        for key, item in value.items():
+            if not key or len(key) > 64 or not key.isprintable():
+                raise ValueError("keys are printable text of 1 to 64 characters")
+            if isinstance(item, str) and (len(item) > 500 or "\x00" in item):
+                raise ValueError("text values are at most 500 characters, without NUL")
+            if (isinstance(item, float) and item != item) or item in (float("inf"), float("-inf")):
+                raise ValueError("numbers must be finite")
+        return value
 
 
 class Reason(Schema):
@@ -141,7 +190,33 @@ class QueryOut(Schema):
     approval: ApprovalRef | None
     status_url: str
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next rows.")
+    callback: dict[str, str] | None = Field(
+        None, description="`secret`: what the callback is signed with; shown once."
+    )
     retry_after: int | None = Field(None, description="Seconds before asking again.")
+
+
+class AccessRequestIn(Schema):
+    kind: Literal["access", "unmask"] = Field(
+        ..., description="`access`: capabilities on a connection; `unmask`: one column raw."
+    )
+    connection: str = Field(..., min_length=1, max_length=64)
+    capabilities: list[str] = Field(
+        default_factory=list, max_length=5, description="For `access`: read, write, ddl, …"
+    )
+    table: str = Field("", max_length=300, description="For `unmask`: as the schema names it.")
+    column: str = Field("", max_length=255, description="For `unmask`.")
+    hours: float = Field(..., ge=0.1, le=168, description="How long, once approved.")
+    reason: str = Field(..., min_length=1, max_length=500, description="Approvers read it.")
+
+
+class AccessRequestOut(Schema):
+    id: int
+    kind: str
+    status: str
+    risk: str
+    url: str
+    expires_at: str = Field(..., description="When it lapses unanswered.")
 
 
 class ConnectionOut(Schema):
@@ -174,80 +249,17 @@ class SchemaOut(Schema):
 # ---------------------------------------------------------------- helpers
 
 
-def _connection(request: HttpRequest, name: str) -> Connection:
-    """A connection the caller may use: granted, and in its agent's allowed list if any."""
-    bearer = request.auth  # type: ignore[attr-defined]
-    try:
-        connection = connection_for(user=bearer.user, name=name)
-    except UnknownConnection:
-        raise HttpError(404, f"No connection {name!r} that you may use.") from None
-    agent: Agent | None = bearer.agent
-    if agent is not None:
-        allowed = set(agent.allowed_connections.values_list("pk", flat=True))
-        if allowed and connection.pk not in allowed:
-            raise HttpError(404, f"No connection {name!r} that you may use.")
-    return connection
+def _counted(request: HttpRequest, body: dict[str, Any], response: HttpResponse) -> HttpResponse:
+    count_returned(request.auth, rows=len(body["rows"]), size=len(response.content))  # type: ignore[attr-defined]
+    return response
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("o"):
-            raise ValueError
-        value = int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HttpError(400, "The cursor is not one this API gave.") from None
-    if value < 0:
-        raise HttpError(400, "The cursor is not one this API gave.")
-    return value
-
-
-def _body(run: QueryRun, *, offset: int = 0, limit: int = PAGE) -> dict[str, Any]:
-    detail = run.decision_detail or {}
-    approval = getattr(run, "approval", None) if run.status == "pending_approval" else None
-    rows = run.rows or []
-    page = rows[offset : offset + limit]
-    more = offset + limit < len(rows)
-    retry = None
-    if run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
-        retry = 1
-    elif run.status == QueryRun.Status.PENDING_APPROVAL:
-        retry = 30
-    return {
-        "run": run.pk,
-        "status": run.status,
-        "decision": detail.get("decision", run.decision),
-        "risk": detail.get("risk", run.risk),
-        "reasons": [
-            {"rule": r.get("rule", ""), "message": r.get("message", "")}
-            for r in detail.get("reasons", [])
-        ],
-        "columns": [c["name"] for c in run.columns or []],
-        "column_types": [c.get("type", "") for c in run.columns or []],
-        "rows": page,
-        "masked": list(run.masked or []),
-        "row_count": run.row_count,
-        "truncated": bool(run.truncated),
-        "error": run.error or None,
-        "approval": (
-            {"id": approval.pk, "url": reverse("approval_detail", args=[approval.pk])}
-            if approval is not None
-            else None
-        ),
-        "status_url": reverse("api-v1:query_get", args=[run.pk]),
-        "next_cursor": _cursor(offset + limit) if more else None,
-        "retry_after": retry,
-    }
-
-
-def _respond(request: HttpRequest, run: QueryRun) -> HttpResponse:
-    body = _body(run)
+def _respond(
+    request: HttpRequest, run: QueryRun, *, callback_secret: str | None = None
+) -> HttpResponse:
+    body = run_body(run)
+    if callback_secret:
+        body["callback"] = {"secret": callback_secret}
     if run.status == QueryRun.Status.DENIED:
         return problem(
             request,
@@ -266,35 +278,7 @@ def _respond(request: HttpRequest, run: QueryRun) -> HttpResponse:
         response["Retry-After"] = str(body["retry_after"])
     if status == 202:
         response["Location"] = body["status_url"]
-    return response
-
-
-def _wait(run: QueryRun, seconds: float) -> QueryRun:
-    if run.status not in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
-        return run
-    deadline = time.monotonic() + seconds
-    delay = 0.01
-    run.refresh_from_db()
-    while run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
-        run.refresh_from_db()
-    return run
-
-
-def _may_read(user: Any, run: QueryRun) -> bool:
-    """The submitter, the owner of the agent that submitted it, an approver of its request,
-    an auditor. Anyone else is told it does not exist."""
-    if run.user_id == user.pk:
-        return True
-    if Agent.objects.filter(user_id=run.user_id, owner=user).exists():
-        return True
-    if has_role(user, AUDITOR):
-        return True
-    request = getattr(run, "approval", None)
-    return request is not None and may_review(user, request.approver_groups)
+    return _counted(request, body, response)
 
 
 # ---------------------------------------------------------------- endpoints
@@ -313,15 +297,23 @@ def _may_read(user: Any, run: QueryRun) -> bool:
     ),
 )
 def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
-    caller = caller_of(request)
+    caller = caller_of(request, body.metadata or None)
     if not has_role(caller.user, *EDITOR_ROLES):
         raise HttpError(403, "Your account has no analyst role: it cannot submit SQL.")
+    check_request(request.auth, caller, submitting=True, returns_rows=True)  # type: ignore[attr-defined]
     key = request.headers.get("Idempotency-Key", "")
     if key:
         replay = _idempotent(request, caller.user, key, body)
         if replay is not None:
             return replay
-    connection = _connection(request, body.connection)
+    if body.callback_url is not None:
+        try:
+            callback_url_check(body.callback_url)
+        except CallbackRefused as exc:
+            if key:
+                _forget(caller.user, key)
+            raise HttpError(422, str(exc)) from None
+    connection = connection_of(request.auth, body.connection)  # type: ignore[attr-defined]
     try:
         run = run_submit(caller=caller, connection=connection, sql=body.sql, purpose=body.purpose)
     except InvalidSQL as exc:
@@ -331,7 +323,11 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
         raise HttpError(400, str(exc)) from None
     if key:
         IdempotencyKey.objects.filter(user=caller.user, key=key).update(run=run)
-    return _respond(request, _wait(run, body.wait_seconds))
+    run = run_wait(run, body.wait_seconds)
+    # A callback only for an answer that is not the outcome yet (a 202).
+    waiting = run.status not in QueryRun.FINISHED
+    secret = callback_register(run, body.callback_url) if body.callback_url and waiting else None
+    return _respond(request, run, callback_secret=secret)
 
 
 def _digest(body: QueryIn) -> str:
@@ -356,7 +352,7 @@ def _idempotent(request: HttpRequest, user: Any, key: str, body: QueryIn) -> Htt
         raise HttpError(422, "This Idempotency-Key was used for a different request.")
     if first.run is None:
         raise HttpError(409, "A request with this Idempotency-Key is still being submitted.")
-    return _respond(request, _wait(first.run, body.wait_seconds))
+    return _respond(request, run_wait(first.run, body.wait_seconds))
 
 
 def _forget(user: Any, key: str) -> None:
@@ -378,13 +374,12 @@ def _forget(user: Any, key: str) -> None:
 def query_get(
     request: HttpRequest, run_id: int, cursor: str | None = None, limit: int = PAGE
 ) -> HttpResponse:
-    user = caller_of(request).user
-    run = QueryRun.objects.select_related("approval").filter(pk=run_id).first()
-    if run is None or not _may_read(user, run):
-        raise HttpError(404, f"No run {run_id} that you may read.")
+    caller = caller_of(request)
+    check_request(request.auth, caller, submitting=False, returns_rows=True)  # type: ignore[attr-defined]
+    run = readable_run(request.auth, run_id)  # type: ignore[attr-defined]
     if not 1 <= limit <= MAX_PAGE:
         raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}.")
-    body = _body(run, offset=_offset(cursor), limit=limit)
+    body = run_body(run, offset=cursor_offset(cursor), limit=limit)
     if run.status == QueryRun.Status.DENIED:
         return _respond(request, run)
     status = 202 if body["retry_after"] else 200
@@ -393,7 +388,7 @@ def query_get(
     )
     if body["retry_after"]:
         response["Retry-After"] = str(body["retry_after"])
-    return response
+    return _counted(request, body, response)
 
 
 @api.get(
@@ -404,20 +399,8 @@ def query_get(
 )
 def connection_list(request: HttpRequest) -> list[dict[str, Any]]:
     bearer = request.auth  # type: ignore[attr-defined]
-    connections = connections_for(bearer.user)
-    if bearer.agent is not None:
-        allowed = set(bearer.agent.allowed_connections.values_list("pk", flat=True))
-        if allowed:
-            connections = [c for c in connections if c.pk in allowed]
-    return [
-        {
-            "name": c.name,
-            "engine": c.engine,
-            "environment": c.environment,
-            "capabilities": sorted(capabilities_for(user=bearer.user, connection=c)),
-        }
-        for c in connections
-    ]
+    check_request(bearer, caller_of(request), submitting=False, returns_rows=False)
+    return connections_of(bearer)
 
 
 @api.get(
@@ -432,26 +415,50 @@ def connection_list(request: HttpRequest) -> list[dict[str, Any]]:
     ),
 )
 def connection_schema(request: HttpRequest, name: str) -> dict[str, Any]:
-    connection = _connection(request, name)
-    user = request.auth.user  # type: ignore[attr-defined]
-    policy = masking_policy(
-        connection=connection, exemptions=active_exemptions(user=user, connection=connection)
-    )
-    rules = {(r.table, r.column): r for r in policy.rules}
-    tables = []
-    for table in connection.tables.prefetch_related("columns").order_by("schema", "name"):
-        key = table_key(connection, table.schema, table.name)
-        columns = []
-        for column in table.columns.all():
-            rule = rules.get((key, column.name.lower()))
-            columns.append(
-                {
-                    "name": column.name,
-                    "type": column.type,
-                    "masked": rule is not None,
-                    "masking": str(rule.strategy.value) if rule is not None else None,
-                    "semantic_type": column.semantic_type or None,
-                }
+    check_request(request.auth, caller_of(request), submitting=False, returns_rows=False)  # type: ignore[attr-defined]
+    return schema_of(request.auth, name)  # type: ignore[attr-defined]
+
+
+@api.post(
+    "/access-requests",
+    url_name="access_request_create",
+    response={202: AccessRequestOut},
+    summary="Ask for access or for one column unmasked, for a time",
+    description=(
+        "Like the web form: approvers review it, and approval creates an expiring grant "
+        "(`access`) or an expiring unmask exemption (`unmask`). An agent's owner cannot "
+        "approve it. 404 for a connection or column the caller may not ask about."
+    ),
+)
+def access_request_create(request: HttpRequest, body: AccessRequestIn) -> HttpResponse:
+    caller = caller_of(request)
+    check_request(request.auth, caller, submitting=False, returns_rows=False)  # type: ignore[attr-defined]
+    try:
+        if body.kind == "access":
+            connection = requestable_connection(request.auth, body.connection)  # type: ignore[attr-defined]
+            created = access_request(
+                caller=caller,
+                connection=connection,
+                capabilities=body.capabilities,
+                hours=body.hours,
+                reason=body.reason,
             )
-        tables.append({"name": key, "kind": table.kind, "columns": columns})
-    return {"connection": connection.name, "engine": connection.engine, "tables": tables}
+        else:
+            connection = connection_of(request.auth, body.connection)  # type: ignore[attr-defined]
+            created = unmask_request(
+                caller=caller,
+                column=masked_column(connection, body.table, body.column),
+                hours=body.hours,
+                reason=body.reason,
+            )
+    except InvalidRequest as exc:
+        raise HttpError(400, str(exc)) from None
+    out = {
+        "id": created.pk,
+        "kind": created.kind,
+        "status": created.status,
+        "risk": created.risk,
+        "url": reverse("approval_detail", args=[created.pk]),
+        "expires_at": created.expires_at.isoformat(),
+    }
+    return HttpResponse(json.dumps(out), status=202, content_type="application/json")

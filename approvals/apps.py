@@ -18,6 +18,10 @@ class ApprovalsConfig(AppConfig):
             hooks.held_run_hooks.append(request_create_for_run)
         if request_withdraw_for_run not in hooks.cancelled_run_hooks:
             hooks.cancelled_run_hooks.append(request_withdraw_for_run)
+        from approvals.callbacks import callback_fire
+
+        if callback_fire not in hooks.finished_run_hooks:
+            hooks.finished_run_hooks.append(callback_fire)
         from approvals.tasks import on_request_event
 
         # The impact preview first, so that a notification sent inline can include it.

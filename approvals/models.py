@@ -182,6 +182,7 @@ class Delivery(models.Model):
         SLACK = "slack", "Slack"
         WEBHOOK = "webhook", "Webhook"
         SIEM = "siem", "SIEM (audit events)"
+        CALLBACK = "callback", "API callback"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -191,6 +192,10 @@ class Delivery(models.Model):
     # A notification is about a request; a SIEM delivery carries audit events first..last.
     request = models.ForeignKey(
         ApprovalRequest, on_delete=models.CASCADE, related_name="deliveries", null=True, blank=True
+    )
+    # An API callback tells the client of one run that it ended.
+    run = models.ForeignKey(
+        QueryRun, on_delete=models.CASCADE, related_name="+", null=True, blank=True
     )
     first_event_id = models.BigIntegerField(null=True, blank=True)
     last_event_id = models.BigIntegerField(null=True, blank=True)

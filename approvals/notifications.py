@@ -301,6 +301,13 @@ def _send_siem(delivery: Delivery, url: str) -> int:
 
 def _send(delivery: Delivery, request: ApprovalRequest | None) -> int | None:
     """One attempt over the delivery's channel; the response code, or None for email."""
+    if delivery.channel == Channel.CALLBACK:
+        from approvals.callbacks import CallbackRefused, callback_send
+
+        try:
+            return callback_send(delivery, _post)
+        except CallbackRefused as exc:
+            raise DeliveryFailed(str(exc)) from None
     if delivery.channel == Channel.SIEM:
         url = _webhook_urls().get(Channel.SIEM)
         if url is None:

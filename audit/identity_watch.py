@@ -332,13 +332,13 @@ def _agent_state() -> State:
     except LookupError:
         return {}
     agents: dict[str, dict[str, Any]] = {}
-    for pk, user_id, owner_id, expires in agent_model.objects.values_list(
-        "pk", "user_id", "owner_id", "expires_at"
-    ):
-        agents[str(pk)] = {
-            "user": user_id,
-            "owner": owner_id,
-            "expires": str(expires),
+    budgets = getattr(agent_model, "BUDGETS", ())
+    for row in agent_model.objects.values("pk", "user_id", "owner_id", "expires_at", *budgets):
+        agents[str(row["pk"])] = {
+            "user": row["user_id"],
+            "owner": row["owner_id"],
+            "expires": str(row["expires_at"]),
+            "budgets": [row[name] for name in budgets],
             "connections": [],
         }
     for agent_id, connection_id in agent_model.allowed_connections.through.objects.values_list(

@@ -56,6 +56,7 @@ class EventKind(models.TextChoices):
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
     TOKEN_REFUSED = "token.refused", "API token refused"
+    AGENT_BUDGET_EXCEEDED = "agent.budget_exceeded", "API budget exceeded"
     # The identity watch (audit/identity_watch.py): the accounts, roles, second factors and
     # linked logins as they stand, and any change to them that no event above recorded.
     IDENTITY_SNAPSHOT = "identity.snapshot", "Accounts and roles as they stand (snapshot)"

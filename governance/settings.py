@@ -239,6 +239,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Warden ------------------------------------------------------------------------------
+# Budgets of API callers without limits of their own (an agent's are set per agent).
+WARDEN_API_REQUESTS_PER_MINUTE = env_int("WARDEN_API_REQUESTS_PER_MINUTE", 120, minimum=1)
+WARDEN_API_ROWS_PER_HOUR = env_int("WARDEN_API_ROWS_PER_HOUR", 1_000_000, minimum=1)
+WARDEN_API_BYTES_PER_HOUR = env_int("WARDEN_API_BYTES_PER_HOUR", 512 * 1024 * 1024, minimum=1)
+WARDEN_API_CONCURRENT_RUNS = env_int("WARDEN_API_CONCURRENT_RUNS", 4, minimum=1)
+# API callbacks (approvals/callbacks.py): only these hosts, when set; private addresses only
+# when allowed (a receiver on the same network).
+WARDEN_CALLBACK_HOSTS = [h.lower() for h in env_list("WARDEN_CALLBACK_HOSTS")]
+WARDEN_CALLBACK_ALLOW_PRIVATE = env_bool("WARDEN_CALLBACK_ALLOW_PRIVATE", default=False)
 # Comma-separated AES-256-GCM keys (urlsafe base64, 32 bytes); the first encrypts, all decrypt.
 WARDEN_ENCRYPTION_KEYS = env_list("WARDEN_ENCRYPTION_KEYS")
 if not WARDEN_ENCRYPTION_KEYS and _database_url:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
 from governance.views import audit, catalog, common, editor, manage
 
@@ -59,4 +60,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
+    path("mcp", mcp_endpoint, name="mcp"),
 ]

@@ -298,7 +298,9 @@ def test_an_agent_without_an_analyst_role_cannot_submit(sqlite_conn: Any, alice:
 def test_who_may_read_a_run_and_pages_of_rows(
     agent: dict[str, Any], alice: Any, bob: Any, dave: Any, sqlite_conn: Any, groups: Any
 ) -> None:
-    run_id = _post(agent["client"], connection="demo", sql="SELECT id FROM customers").json()["run"]
+    run_id = _post(
+        agent["client"], connection="demo", sql="SELECT id FROM customers LIMIT 7"
+    ).json()["run"]
     url = f"/api/v1/queries/{run_id}"
 
     def reader(user: Any) -> Client:
@@ -412,3 +414,304 @@ def test_generated_bodies_never_get_a_500(agent: dict[str, Any], body: dict[str,
         body["wait_seconds"] = 0
     response = _post(agent["client"], **body)
     assert response.status_code in (200, 202, 400, 403, 404, 422), response.content
+
+
+# ---------------------------------------------------------------- provenance and budgets
+
+
+def test_a_run_records_the_agent_its_owner_and_what_it_said_of_itself(
+    agent: dict[str, Any], alice: Any, bob: Any, sqlite_conn: Any, groups: Any
+) -> None:
+    grant(sqlite_conn, agent["agent"].user, "write")
+    metadata = {"model": "claude-x", "trace_id": "t-123", "tool": "nightly", "step": 3}
+    response = _post(
+        agent["client"],
+        connection="demo",
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 2",
+        purpose="nightly fix",
+        metadata=metadata,
+    )
+    assert response.status_code == 202
+    run = QueryRun.objects.get(pk=response.json()["run"])
+    assert run.provenance["agent"] == "reporter" and run.provenance["acting_for"] == "alice"
+    assert run.provenance["metadata"] == metadata
+    assert run.provenance["token"].startswith("wdn_") and run.provenance["token"].endswith("…")
+    for kind in ("query.submitted", "approval.requested"):
+        event = AuditEvent.objects.get(kind=kind, run_id=run.pk)
+        assert event.detail["provenance"]["acting_for"] == "alice", kind
+    # The approver sees that an agent asks, for whom, and what it says of itself.
+    client = Client()
+    client.force_login(bob)
+    page = client.get(f"/approvals/{run.approval.pk}/").content.decode()
+    assert "AI agent" in page and "Acting for" in page and "claude-x" in page
+    queue = client.get("/approvals/").content.decode()
+    assert "agent for alice" in queue
+    # The outcome carries it too.
+    request_review(
+        caller=Caller(user=bob), request_id=run.approval.pk, approve=True, reauthenticated=True
+    )
+    done = AuditEvent.objects.get(kind="query.succeeded", run_id=run.pk)
+    assert done.detail["provenance"]["agent"] == "reporter"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {f"k{i}": i for i in range(21)},
+        {"k" * 65: 1},
+        {"note": "x" * 501},
+        {"nested": {"a": 1}},
+        {"list": [1, 2]},
+    ],
+)
+def test_metadata_is_small_and_flat(agent: dict[str, Any], metadata: dict[str, Any]) -> None:
+    response = _post(agent["client"], connection="demo", sql="SELECT 1", metadata=metadata)
+    assert response.status_code == 422
+    assert not QueryRun.objects.exists()
+
+
+def test_over_a_budget_is_a_429_with_retry_after_and_one_audit_event(
+    agent: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("agents", "budget", "reporter", "--requests-per-minute", "3")
+    assert "requests per minute 3" in capsys.readouterr().out
+    client = agent["client"]
+    statuses = [client.get("/api/v1/connections").status_code for _ in range(5)]
+    if statuses[:3] != [200, 200, 200]:  # a minute boundary fell between the calls
+        statuses = [client.get("/api/v1/connections").status_code for _ in range(5)]
+    assert statuses[3:] == [429, 429]
+    refused = client.get("/api/v1/connections")
+    assert refused["Content-Type"] == "application/problem+json"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["budget"] == "requests per minute"
+    assert AuditEvent.objects.filter(kind="agent.budget_exceeded").count() in (1, 2)
+    updated = AuditEvent.objects.get(kind="agent.updated")
+    assert updated.detail["after"]["requests_per_minute"] == 3
+
+
+def test_rows_returned_per_hour_are_a_budget(agent: dict[str, Any]) -> None:
+    from governance.services.agents import agent_budget_set
+
+    agent_budget_set(caller=Caller(user=agent["agent"].owner), name="reporter", rows_per_hour=5)
+    client = agent["client"]
+    first = _post(client, connection="demo", sql="SELECT id FROM customers LIMIT 10")
+    assert first.status_code == 200 and len(first.json()["rows"]) == 10  # crosses it: served
+    again = _post(client, connection="demo", sql="SELECT id FROM customers LIMIT 1")
+    assert again.status_code == 429 and again.json()["budget"] == "rows per hour"
+    assert client.get(first.json()["status_url"]).status_code == 429
+
+
+def test_runs_at_once_are_a_budget(agent: dict[str, Any]) -> None:
+    from governance.services.agents import agent_budget_set
+
+    agent_budget_set(caller=Caller(user=agent["agent"].owner), name="reporter", concurrent_runs=1)
+    user = agent["agent"].user
+    QueryRun.objects.create(
+        user=user,
+        connection=user.access_grants.get().connection,
+        sql="SELECT 1",
+        status="running",
+    )
+    response = _post(agent["client"], connection="demo", sql="SELECT 1")
+    assert response.status_code == 429 and response.json()["budget"] == "runs at once"
+
+
+def test_budget_commands_refuse_bad_input(agent: dict[str, Any]) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="at least one"):
+        call_command("agents", "budget", "reporter")
+    with pytest.raises(CommandError, match="No agent"):
+        call_command("agents", "budget", "nobody", "--rows-per-hour", "5")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("agents", "budget", "reporter", "--rows-per-hour", "-5")
+
+
+# ---------------------------------------------------------------- access requests
+
+
+def _ask(client: Client, **body: Any) -> Any:
+    return client.post("/api/v1/access-requests", json.dumps(body), content_type="application/json")
+
+
+def test_an_agent_asks_for_access_and_its_owner_cannot_approve_it(
+    agent: dict[str, Any], alice: Any, bob: Any, groups: Any
+) -> None:
+    response = _ask(
+        agent["client"], kind="access", connection="demo", capabilities=["write"], hours=2,
+        reason="nightly fix needs writes",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["kind"] == "access" and body["status"] == "pending" and body["url"]
+    alice.groups.add(groups["approver"])
+    with pytest.raises(ReviewRefused, match="agent you own"):
+        request_review(
+            caller=Caller(user=alice), request_id=body["id"], approve=True, reauthenticated=True
+        )
+    event = AuditEvent.objects.get(kind="approval.requested", detail__request=body["id"])
+    assert event.detail["provenance"]["agent"] == "reporter"
+
+
+def test_an_agent_asks_to_see_one_masked_column(agent: dict[str, Any]) -> None:
+    response = _ask(
+        agent["client"], kind="unmask", connection="demo", table="customers", column="ssn",
+        hours=1, reason="fraud case 42",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    assert response.json()["kind"] == "unmask"
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"kind": "access", "connection": "demo", "capabilities": [], "hours": 1,
+          "reason": "x"}, 400),
+        ({"kind": "access", "connection": "demo", "capabilities": ["root"], "hours": 1,
+          "reason": "x"}, 400),
+        ({"kind": "access", "connection": "nope", "capabilities": ["read"], "hours": 1,
+          "reason": "x"}, 404),
+        ({"kind": "access", "connection": "demo", "capabilities": ["read"], "hours": 1000,
+          "reason": "x"}, 422),
+        ({"kind": "unmask", "connection": "demo", "table": "customers", "column": "id",
+          "hours": 1, "reason": "x"}, 404),
+        ({"kind": "unmask", "connection": "demo", "hours": 1, "reason": "x"}, 400),
+        ({"kind": "root", "connection": "demo", "hours": 1, "reason": "x"}, 422),
+        ({"kind": "access", "connection": "demo", "capabilities": ["read"], "hours": 1,
+          "reason": ""}, 422),
+    ],
+)  # fmt: skip
+def test_bad_access_requests_are_problems(
+    agent: dict[str, Any], body: dict[str, Any], status: int
+) -> None:
+    response = _ask(agent["client"], **body)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+@pytest.fixture
+def receiver() -> Any:
+    """A real HTTP receiver on this host, recording what it is sent."""
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            received.append(
+                {"headers": {k.lower(): v for k, v in self.headers.items()},
+                 "body": self.rfile.read(length), "path": self.path}
+            )  # fmt: skip
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}/hook?t=abc", "received": received}
+    server.shutdown()
+
+
+def test_a_held_statement_calls_back_signed_once_it_ran(
+    agent: dict[str, Any], bob: Any, sqlite_conn: Any, receiver: dict[str, Any], settings: Any
+) -> None:
+    from approvals.callbacks import verify
+    from approvals.models import Delivery
+
+    settings.WARDEN_CALLBACK_ALLOW_PRIVATE = True
+    grant(sqlite_conn, agent["agent"].user, "write")
+    response = _post(
+        agent["client"],
+        connection="demo",
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 3",
+        callback_url=receiver["url"],
+    )
+    assert response.status_code == 202
+    secret = response.json()["callback"]["secret"]
+    assert secret.startswith("whsec_")
+    run_id = response.json()["run"]
+    from governance.models import RunCallback
+
+    stored = RunCallback.objects.get(run_id=run_id)
+    assert "127.0.0.1" not in stored.url_encrypted and secret not in stored.secret_encrypted
+    assert not receiver["received"]
+    request_review(
+        caller=Caller(user=bob),
+        request_id=response.json()["approval"]["id"],
+        approve=True,
+        reauthenticated=True,
+    )
+    (sent,) = receiver["received"]
+    assert sent["path"] == "/hook?t=abc"
+    assert verify(secret, sent["headers"], sent["body"])
+    assert not verify(secret, sent["headers"], sent["body"] + b" ")
+    payload = json.loads(sent["body"])
+    assert payload["type"] == "run.finished"
+    assert payload["data"]["run"] == run_id and payload["data"]["status"] == "succeeded"
+    assert "rows" not in payload["data"]
+    delivery = Delivery.objects.get(channel="callback")
+    assert delivery.status == "sent" and delivery.target == receiver["url"].split("?")[0]
+
+
+def test_a_rejected_statement_calls_back_too(
+    agent: dict[str, Any], bob: Any, sqlite_conn: Any, receiver: dict[str, Any], settings: Any
+) -> None:
+    settings.WARDEN_CALLBACK_ALLOW_PRIVATE = True
+    grant(sqlite_conn, agent["agent"].user, "write")
+    response = _post(
+        agent["client"],
+        connection="demo",
+        sql="UPDATE orders SET status = 'lost' WHERE id = 4",
+        callback_url=receiver["url"],
+    )
+    request_review(
+        caller=Caller(user=bob),
+        request_id=response.json()["approval"]["id"],
+        approve=False,
+        comment="no",
+        reauthenticated=True,
+    )
+    (sent,) = receiver["received"]
+    assert json.loads(sent["body"])["data"]["status"] == "rejected"
+
+
+def test_a_callback_to_a_private_address_is_refused_when_sending(
+    agent: dict[str, Any], sqlite_conn: Any, receiver: dict[str, Any], bob: Any
+) -> None:
+    from approvals.models import Delivery
+
+    grant(sqlite_conn, agent["agent"].user, "write")
+    response = _post(
+        agent["client"],
+        connection="demo",
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 5",
+        callback_url=receiver["url"],
+    )
+    request_review(
+        caller=Caller(user=bob),
+        request_id=response.json()["approval"]["id"],
+        approve=True,
+        reauthenticated=True,
+    )
+    assert not receiver["received"]
+    delivery = Delivery.objects.get(channel="callback")
+    assert "private or reserved address" in delivery.last_error
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "ftp://example.com/x", "http://user:pw@example.com/", "not a url",
+     "http://" + "a" * 2000],
+)  # fmt: skip
+def test_a_callback_url_that_cannot_be_one_is_a_422(agent: dict[str, Any], url: str) -> None:
+    response = _post(agent["client"], connection="demo", sql="SELECT 1", callback_url=url)
+    assert response.status_code == 422
+    assert not QueryRun.objects.exists()

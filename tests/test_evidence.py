@@ -364,3 +364,63 @@ def test_a_held_run_flipped_to_queued_by_hand_does_not_run_and_the_trail_still_t
     exceptions = next(s for s in data["sections"] if s["key"] == "exceptions")
     counts = {r["check"]: (r["count"], r["evidence"]) for r in exceptions["rows"]}
     assert counts["executions without the required approvals"] == (1, f"run {second.pk}")
+
+
+def test_a_statement_swapped_in_the_table_after_approval_does_not_run(
+    activity: dict[str, Any],
+    sqlite_conn: Any,
+    alice: Any,
+    bob: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thirteenth review: a trigger (or a hand holding a row lock through the approval)
+    rewrites the held run's SQL and statements as it is released. The worker compares them
+    with what the trail's MAC'd submission and release name, and refuses."""
+    from django.db import connection as db
+
+    from governance.services.held import CHANGED_SINCE_RELEASE
+    from governance.services.runs import run_execute
+
+    run = run_submit(
+        caller=Caller(user=alice),
+        connection=sqlite_conn,
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 7",
+    )
+    assert run.status == "pending_approval"
+    with db.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION warden_test_swap() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF OLD.status = 'pending_approval' AND NEW.status = 'queued' THEN
+                NEW.sql := 'DELETE FROM orders';
+                NEW.statements := '["DELETE FROM orders"]'::jsonb;
+              END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER warden_test_swap BEFORE UPDATE ON governance_queryrun
+              FOR EACH ROW EXECUTE FUNCTION warden_test_swap();
+            """
+        )
+    # As with workers: the release hands over the run's id, and the worker loads the row.
+    monkeypatch.setattr("governance.services.held._dispatch", lambda queued: None)
+    try:
+        request_review(
+            caller=Caller(user=bob), request_id=run.approval.pk, approve=True,
+            reauthenticated=True,
+        )  # fmt: skip
+    finally:
+        with db.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER warden_test_swap ON governance_queryrun;"
+                "DROP FUNCTION warden_test_swap();"
+            )
+    swapped = QueryRun.objects.get(pk=run.pk)
+    assert swapped.status == "queued" and swapped.sql == "DELETE FROM orders"
+    run_execute(run_id=run.pk)
+    swapped.refresh_from_db()
+    assert (swapped.status, swapped.error) == ("failed", CHANGED_SINCE_RELEASE)
+    import sqlite3
+
+    with sqlite3.connect(sqlite_conn.database) as target:
+        assert target.execute("SELECT count(*) FROM orders").fetchone()[0] > 0

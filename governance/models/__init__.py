@@ -1,4 +1,4 @@
-from governance.models.agents import TOKEN_PREFIX, Agent, ApiToken
+from governance.models.agents import TOKEN_PREFIX, Agent, ApiToken, RunCallback
 from governance.models.catalog import (
     CatalogColumn,
     CatalogTable,
@@ -26,6 +26,7 @@ __all__ = [
     "Guardrail",
     "MaskingRule",
     "QueryRun",
+    "RunCallback",
     "SemanticType",
     "Sensitivity",
     "Source",

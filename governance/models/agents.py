@@ -37,10 +37,17 @@ class Agent(models.Model):
     # Empty: any connection the agent holds a grant on; else only these.
     allowed_connections = models.ManyToManyField(Connection, blank=True, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Budgets (api/budgets.py); unset: the WARDEN_API_* defaults.
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    rows_per_hour = models.PositiveBigIntegerField(null=True, blank=True)
+    bytes_per_hour = models.PositiveBigIntegerField(null=True, blank=True)
+    concurrent_runs = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    BUDGETS = ("requests_per_minute", "rows_per_hour", "bytes_per_hour", "concurrent_runs")
 
     class Meta:
         ordering = ["user__username"]
@@ -126,3 +133,37 @@ class ApiToken(models.Model):
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+
+class RunCallback(models.Model):
+    """Where to tell an API client that its run ended (a held statement decided and run, a
+    long one done), and the secret its message is signed with. Both encrypted: a callback URL
+    can carry a credential of its own."""
+
+    run = models.OneToOneField(
+        "governance.QueryRun", on_delete=models.CASCADE, related_name="callback"
+    )
+    url_encrypted = models.TextField()
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    fired_at = models.DateTimeField(null=True, blank=True)  # the delivery was logged
+
+    def __str__(self) -> str:
+        return f"callback of run {self.run_id}"
+
+    def _bound(self, what: str) -> str:
+        return f"run-callback:{self.run_id}:{what}"
+
+    def seal(self, url: str, secret: str) -> None:
+        from governance import crypto
+
+        self.url_encrypted = crypto.encrypt(url, bound_to=self._bound("url"))
+        self.secret_encrypted = crypto.encrypt(secret, bound_to=self._bound("secret"))
+
+    def opened(self) -> tuple[str, str]:
+        from governance import crypto
+
+        return (
+            crypto.decrypt(self.url_encrypted, bound_to=self._bound("url")),
+            crypto.decrypt(self.secret_encrypted, bound_to=self._bound("secret")),
+        )

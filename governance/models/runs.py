@@ -67,6 +67,9 @@ class QueryRun(models.Model):
     columns = models.JSONField(default=list)  # [{"name": ..., "type": ...}]
     rows = models.JSONField(default=list)  # bounded by the connection's row cap
     row_count = models.BigIntegerField(null=True, blank=True)
+    # Who else is behind the run: the agent and the person it acts for, the token, and what the
+    # agent said of itself (model, trace id, tool). Empty for a person at the web editor.
+    provenance = models.JSONField(default=dict, blank=True)
     truncated = models.BooleanField(default=False)
     masked = models.JSONField(default=list)
     # Which batch statement's rows `rows` are (its masking explains them); None: no rows.

@@ -146,6 +146,39 @@ def agent_revoke(*, caller: Caller, name: str) -> Agent:
     return agent
 
 
+def agent_budget_set(*, caller: Caller, name: str, **limits: int | None) -> Agent:
+    """Set an agent's budgets (None: back to the default). Recorded with before and after."""
+    agent = Agent.objects.select_related("user").filter(user__username=name).first()
+    if agent is None:
+        raise AgentError(f"No agent named {name!r}.")
+    unknown = sorted(set(limits) - set(Agent.BUDGETS))
+    if unknown:
+        raise AgentError(f"No such budget: {', '.join(unknown)}.")
+    for key, value in limits.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise AgentError(f"{key} must be a whole number.")
+        if value is not None and not 1 <= value <= 10**15:
+            raise AgentError(f"{key} must be at least 1.")
+    before = {key: getattr(agent, key) for key in Agent.BUDGETS}
+    with transaction.atomic():
+        for key, value in limits.items():
+            setattr(agent, key, value)
+        agent.save(update_fields=list(limits))
+        record(
+            EventKind.AGENT_UPDATED,
+            caller,
+            detail={
+                "agent": agent.name,
+                "user": agent.name,
+                "user_id": agent.user_id,
+                "agent_id": agent.pk,
+                "before": before,
+                "after": {key: getattr(agent, key) for key in Agent.BUDGETS},
+            },
+        )
+    return agent
+
+
 def token_create(
     *, caller: Caller, user: Any, name: str = "", expires_at: dt.datetime | None = None
 ) -> tuple[ApiToken, str]:

@@ -21,11 +21,19 @@ class Caller:
     source_ip: str | None = None
     # Who acts when no account does (a command line: "manage.py agents (os user root)").
     name: str = ""
+    # A run through a token: the agent and the person it acts for, the token, what the client
+    # said of itself. Every event the caller causes carries it in `detail.provenance`.
+    provenance: dict[str, Any] | None = None
 
     @classmethod
     def of_run(cls, run: Any) -> Caller:
         """Whoever submitted `run`, through the channel they used."""
-        return cls(user=run.user, channel=run.channel, source_ip=run.source_ip)
+        return cls(
+            user=run.user,
+            channel=run.channel,
+            source_ip=run.source_ip,
+            provenance=getattr(run, "provenance", None) or None,
+        )
 
 
 def web_caller(request: HttpRequest) -> Caller:
@@ -46,6 +54,8 @@ def event(
     """The unsaved audit event `record` writes (for writers that batch it with other rows)."""
     if caller.name and "actor_name" not in fields:
         fields["actor_name"] = caller.name[:150]
+    if caller.provenance:
+        fields["detail"] = {**(fields.get("detail") or {}), "provenance": caller.provenance}
     return event_build(
         kind=kind,
         actor=caller.user,

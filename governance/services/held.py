@@ -20,6 +20,7 @@ from audit.keys import mac_key, retired_keys
 from audit.kinds import EventKind
 from audit.models import AuditEvent
 from audit.services import MAX_SQL_CHARS
+from governance import hooks
 from governance.models import QueryRun
 from governance.services.caller import Caller, record
 from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
@@ -145,6 +146,7 @@ def run_close(*, run: QueryRun, status: str, error: str, detail: dict[str, Any])
     if closed:
         run.status, run.error = status, error
         _record_run(QueryRun.OUTCOME_EVENTS[status], run, error=error, detail=detail)
+        transaction.on_commit(partial(hooks.run_finished, run))
     return bool(closed)
 
 

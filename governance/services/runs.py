@@ -272,6 +272,7 @@ def run_submit(
         risk=detail["risk"],
         decision_detail=detail,
         statements=_to_run(statements, plan),
+        provenance=dict(caller.provenance or {}),
         masked=_masked_names(plan),
         read_only=not any(s["category"] in CHANGES for s in statements),
         finished_at=now if status == Status.DENIED else None,
@@ -384,6 +385,7 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     if run_update(run.pk, Status.RUNNING, fields, outcome):
         for name, value in fields.items():
             setattr(run, name, value)
+        hooks.run_finished(run)
 
 
 def _fail(run: QueryRun, started: float, exc: targets.TargetError | DecryptionError) -> None:
@@ -548,6 +550,8 @@ def run_cancel(*, caller: Caller, run: QueryRun) -> bool:
         record(EventKind.QUERY_CANCELLED, caller, run.connection, run_id=run.pk, sql=run.sql)
         for hook in hooks.cancelled_run_hooks:
             hook(run)
+        run.status = Status.CANCELLED
+        transaction.on_commit(partial(hooks.run_finished, run))
         return True
     if not QueryRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True):
         return False

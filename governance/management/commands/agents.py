@@ -16,7 +16,13 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from governance.management.commands._cli_caller import cli_caller
 from governance.models import Agent
-from governance.services.agents import AgentError, agent_create, agent_revoke, token_create
+from governance.services.agents import (
+    AgentError,
+    agent_budget_set,
+    agent_create,
+    agent_revoke,
+    token_create,
+)
 
 
 def parse_expiry(text: str | None) -> dt.datetime | None:
@@ -43,6 +49,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "connections": sorted(agent.allowed_connections.values_list("name", flat=True)),
         "expires_at": agent.expires_at.isoformat() if agent.expires_at else None,
         "active": agent.usable(),
+        "budgets": {key: getattr(agent, key) for key in Agent.BUDGETS},
         "tokens": [
             {
                 "token": t.shown,
@@ -77,6 +84,13 @@ class Command(BaseCommand):
         revoke = sub.add_parser("revoke", help="deactivate an agent and revoke its tokens")
         revoke.add_argument("name")
         revoke.add_argument("--as", dest="operator", default="")
+        budget = sub.add_parser(
+            "budget", help="set an agent's budgets (0: back to the default from the environment)"
+        )
+        budget.add_argument("name")
+        for key in Agent.BUDGETS:
+            budget.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
+        budget.add_argument("--as", dest="operator", default="")
         token = sub.add_parser("token", help="another token for an agent, printed once")
         token.add_argument("name")
         token.add_argument("--expires")
@@ -129,6 +143,22 @@ class Command(BaseCommand):
     def _revoke(self, options: dict[str, Any]) -> None:
         agent = agent_revoke(caller=cli_caller(options["operator"]), name=options["name"])
         self.stdout.write(f"agent {agent.name} revoked: account disabled, every token revoked")
+
+    def _budget(self, options: dict[str, Any]) -> None:
+        limits = {key: (options[key] or None) for key in Agent.BUDGETS if options[key] is not None}
+        if not limits:
+            raise CommandError(
+                "give at least one of "
+                + ", ".join(f"--{key.replace('_', '-')}" for key in Agent.BUDGETS)
+            )
+        agent = agent_budget_set(
+            caller=cli_caller(options["operator"]), name=options["name"], **limits
+        )
+        shown = {key: getattr(agent, key) or "default" for key in Agent.BUDGETS}
+        self.stdout.write(
+            f"agent {agent.name}: "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
+        )
 
     def _token(self, options: dict[str, Any]) -> None:
         agent = Agent.objects.select_related("user").filter(user__username=options["name"]).first()

@@ -1,0 +1,208 @@
+"""What the token API and the MCP server share: the caller's connections, a run as clients
+see it, who may read a run, the schema with what is masked. Errors are `ApiError`s with the
+HTTP status a client should get (the MCP tools turn them into tool errors)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+from django.urls import reverse
+from ninja.errors import HttpError
+
+from approvals.policies import may_review
+from governance.models import Agent, Connection, QueryRun
+from governance.roles import AUDITOR, has_role
+from governance.services.access import (
+    UnknownConnection,
+    capabilities_for,
+    connection_for,
+    connections_for,
+)
+from governance.services.catalog import table_key
+from governance.services.masking import active_exemptions, masking_policy
+
+PAGE = 1000
+MAX_PAGE = 5000
+
+
+class ApiError(HttpError):
+    """A refusal with the status a client gets and a message for people."""
+
+
+def connection_of(bearer: Any, name: str) -> Connection:
+    """A connection the caller may use: granted, and in its agent's allowed list if any."""
+    try:
+        connection = connection_for(user=bearer.user, name=name)
+    except UnknownConnection:
+        raise ApiError(404, f"No connection {name!r} that you may use.") from None
+    agent: Agent | None = bearer.agent
+    if agent is not None:
+        allowed = set(agent.allowed_connections.values_list("pk", flat=True))
+        if allowed and connection.pk not in allowed:
+            raise ApiError(404, f"No connection {name!r} that you may use.")
+    return connection
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def cursor_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("o"):
+            raise ValueError
+        value = int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "The cursor is not one this API gave.") from None
+    if value < 0:
+        raise ApiError(400, "The cursor is not one this API gave.")
+    return value
+
+
+def run_body(run: QueryRun, *, offset: int = 0, limit: int = PAGE) -> dict[str, Any]:
+    detail = run.decision_detail or {}
+    approval = getattr(run, "approval", None) if run.status == "pending_approval" else None
+    rows = run.rows or []
+    page = rows[offset : offset + limit]
+    more = offset + limit < len(rows)
+    retry = None
+    if run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+        retry = 1
+    elif run.status == QueryRun.Status.PENDING_APPROVAL:
+        retry = 30
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "decision": detail.get("decision", run.decision),
+        "risk": detail.get("risk", run.risk),
+        "reasons": [
+            {"rule": r.get("rule", ""), "message": r.get("message", "")}
+            for r in detail.get("reasons", [])
+        ],
+        "columns": [c["name"] for c in run.columns or []],
+        "column_types": [c.get("type", "") for c in run.columns or []],
+        "rows": page,
+        "masked": list(run.masked or []),
+        "row_count": run.row_count,
+        "truncated": bool(run.truncated),
+        "error": run.error or None,
+        "approval": (
+            {"id": approval.pk, "url": reverse("approval_detail", args=[approval.pk])}
+            if approval is not None
+            else None
+        ),
+        "status_url": reverse("api-v1:query_get", args=[run.pk]),
+        "next_cursor": _cursor(offset + limit) if more else None,
+        "callback": None,
+        "retry_after": retry,
+    }
+
+
+def run_wait(run: QueryRun, seconds: float) -> QueryRun:
+    if run.status not in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+        return run
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    run.refresh_from_db()
+    while run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+        run.refresh_from_db()
+    return run
+
+
+def may_read(user: Any, run: QueryRun) -> bool:
+    """The submitter, the owner of the agent that submitted it, an approver of its request,
+    an auditor. Anyone else is told it does not exist."""
+    if run.user_id == user.pk:
+        return True
+    if Agent.objects.filter(user_id=run.user_id, owner=user).exists():
+        return True
+    if has_role(user, AUDITOR):
+        return True
+    request = getattr(run, "approval", None)
+    return request is not None and may_review(user, request.approver_groups)
+
+
+def requestable_connection(bearer: Any, name: str) -> Connection:
+    """A connection one may ask access to: any (as on the web form), but for an agent only
+    those in its allowed list, when it has one."""
+    connection = Connection.objects.filter(name=name).first() if "\x00" not in name else None
+    agent: Agent | None = bearer.agent
+    if connection is not None and agent is not None:
+        allowed = set(agent.allowed_connections.values_list("pk", flat=True))
+        if allowed and connection.pk not in allowed:
+            connection = None
+    if connection is None:
+        raise ApiError(404, f"No connection {name!r} that you may ask access to.")
+    return connection
+
+
+def masked_column(connection: Connection, table: str, column: str) -> Any:
+    """A sensitive catalog column of `connection`, named as the schema endpoint names it."""
+    if not table or not column:
+        raise ApiError(400, "Name the table and the column to unmask.")
+    for candidate in connection.tables.prefetch_related("columns"):
+        if table_key(connection, candidate.schema, candidate.name) != table.lower():
+            continue
+        for found in candidate.columns.all():
+            if found.name.lower() == column.lower() and found.semantic_type:
+                return found
+    raise ApiError(404, f"No masked column {table}.{column} on {connection.name}.")
+
+
+def readable_run(bearer: Any, run_id: int) -> QueryRun:
+    run = QueryRun.objects.select_related("approval").filter(pk=run_id).first()
+    if run is None or not may_read(bearer.user, run):
+        raise ApiError(404, f"No run {run_id} that you may read.")
+    return run
+
+
+def connections_of(bearer: Any) -> list[dict[str, Any]]:
+    connections = connections_for(bearer.user)
+    if bearer.agent is not None:
+        allowed = set(bearer.agent.allowed_connections.values_list("pk", flat=True))
+        if allowed:
+            connections = [c for c in connections if c.pk in allowed]
+    return [
+        {
+            "name": c.name,
+            "engine": c.engine,
+            "environment": c.environment,
+            "capabilities": sorted(capabilities_for(user=bearer.user, connection=c)),
+        }
+        for c in connections
+    ]
+
+
+def schema_of(bearer: Any, name: str) -> dict[str, Any]:
+    connection = connection_of(bearer, name)
+    policy = masking_policy(
+        connection=connection, exemptions=active_exemptions(user=bearer.user, connection=connection)
+    )
+    rules = {(r.table, r.column): r for r in policy.rules}
+    tables = []
+    for table in connection.tables.prefetch_related("columns").order_by("schema", "name"):
+        key = table_key(connection, table.schema, table.name)
+        columns = []
+        for column in table.columns.all():
+            rule = rules.get((key, column.name.lower()))
+            columns.append(
+                {
+                    "name": column.name,
+                    "type": column.type,
+                    "masked": rule is not None,
+                    "masking": str(rule.strategy.value) if rule is not None else None,
+                    "semantic_type": column.semantic_type or None,
+                }
+            )
+        tables.append({"name": key, "kind": table.kind, "columns": columns})
+    return {"connection": connection.name, "engine": connection.engine, "tables": tables}
