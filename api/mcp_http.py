@@ -9,6 +9,7 @@ checks the Host header (ALLOWED_HOSTS); the SDK's own DNS-rebinding check is off
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -40,7 +41,7 @@ async def _serve(
     async def receive() -> dict[str, Any]:
         return pending.pop(0) if pending else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status, headers
         if message["type"] == "http.response.start":
             status, headers = message["status"], list(message.get("headers", []))

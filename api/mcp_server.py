@@ -155,6 +155,7 @@ def run_query(
             purpose=purpose,
             wait_seconds=wait_seconds,
             metadata=metadata or {},
+            callback_url=None,
         )
     except ValueError as exc:
         raise ToolError(f"Invalid arguments: {exc}") from None

@@ -601,7 +601,7 @@ def receiver() -> Any:
     received: list[dict[str, Any]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             received.append(
                 {"headers": {k.lower(): v for k, v in self.headers.items()},
