@@ -4,8 +4,10 @@ names a real token (revoked, expired, its agent stopped) is also an audit event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
@@ -34,8 +36,13 @@ def _refused(request: HttpRequest, text: str, reason: str) -> None:
     known = (
         ApiToken.objects.select_related("user").filter(key_id=parsed[0]).first() if parsed else None
     )
-    if known is None:
+    # Only the holder of a real token (revoked, expired, its agent stopped) is recorded, once a
+    # minute per token: a wrong secret is only logged, so the public key id in someone's
+    # token cannot be used to fill the trail with events in their name.
+    if known is None or parsed is None or not known.matches(parsed[1]):
         log.info("API token refused from %s: %s", client_ip(request), reason)
+        return
+    if not cache.add(f"warden:api:token-refused:{known.pk}:{int(time.time() // 60)}", 1, 90):
         return
     record(
         EventKind.TOKEN_REFUSED,

@@ -39,10 +39,8 @@ def connection_of(bearer: Any, name: str) -> Connection:
     except UnknownConnection:
         raise ApiError(404, f"No connection {name!r} that you may use.") from None
     agent: Agent | None = bearer.agent
-    if agent is not None:
-        allowed = set(agent.allowed_connections.values_list("pk", flat=True))
-        if allowed and connection.pk not in allowed:
-            raise ApiError(404, f"No connection {name!r} that you may use.")
+    if agent is not None and not agent.allows(connection):
+        raise ApiError(404, f"No connection {name!r} that you may use.")
     return connection
 
 
@@ -65,10 +63,16 @@ def cursor_offset(cursor: str | None) -> int:
     return value
 
 
-def run_body(run: QueryRun, *, offset: int = 0, limit: int = PAGE) -> dict[str, Any]:
+def run_body(
+    run: QueryRun, *, offset: int = 0, limit: int = PAGE, rows_for: Any = None
+) -> dict[str, Any]:
+    """A run as clients see it. Rows only for their submitter (`rows_for`, the reader, is the
+    run's own account or None): a result can hold values unmasked by the submitter's
+    exemption, which no one else may see, as in the web editor."""
     detail = run.decision_detail or {}
     approval = getattr(run, "approval", None) if run.status == "pending_approval" else None
-    rows = run.rows or []
+    withheld = rows_for is not None and getattr(rows_for, "pk", None) != run.user_id
+    rows = [] if withheld else (run.rows or [])
     page = rows[offset : offset + limit]
     more = offset + limit < len(rows)
     retry = None
@@ -100,6 +104,7 @@ def run_body(run: QueryRun, *, offset: int = 0, limit: int = PAGE) -> dict[str, 
         "status_url": reverse("api-v1:query_get", args=[run.pk]),
         "next_cursor": _cursor(offset + limit) if more else None,
         "callback": None,
+        "rows_withheld": withheld,
         "retry_after": retry,
     }
 
@@ -137,10 +142,8 @@ def requestable_connection(bearer: Any, name: str) -> Connection:
     those in its allowed list, when it has one."""
     connection = Connection.objects.filter(name=name).first() if "\x00" not in name else None
     agent: Agent | None = bearer.agent
-    if connection is not None and agent is not None:
-        allowed = set(agent.allowed_connections.values_list("pk", flat=True))
-        if allowed and connection.pk not in allowed:
-            connection = None
+    if connection is not None and agent is not None and not agent.allows(connection):
+        connection = None
     if connection is None:
         raise ApiError(404, f"No connection {name!r} that you may ask access to.")
     return connection
@@ -169,9 +172,7 @@ def readable_run(bearer: Any, run_id: int) -> QueryRun:
 def connections_of(bearer: Any) -> list[dict[str, Any]]:
     connections = connections_for(bearer.user)
     if bearer.agent is not None:
-        allowed = set(bearer.agent.allowed_connections.values_list("pk", flat=True))
-        if allowed:
-            connections = [c for c in connections if c.pk in allowed]
+        connections = [c for c in connections if bearer.agent.allows(c)]
     return [
         {
             "name": c.name,

@@ -183,7 +183,10 @@ def get_query(run: int, cursor: str | None = None, limit: int = 1000) -> dict[st
         found: QueryRun = readable_run(bearer, run)
         if not 1 <= limit <= 5000:
             raise ToolError("limit must be between 1 and 5000.")
-        return _returned(bearer, run_body(found, offset=cursor_offset(cursor), limit=limit))
+        return _returned(
+            bearer,
+            run_body(found, offset=cursor_offset(cursor), limit=limit, rows_for=bearer.user),
+        )
 
 
 @server.tool(

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any, Literal
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -104,6 +105,11 @@ def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
     )
 
 
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return problem(request, 413, "The request body is larger than this server accepts.")
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem(request, exc.status_code, str(exc))
@@ -194,6 +200,11 @@ class QueryOut(Schema):
         None, description="`secret`: what the callback is signed with; shown once."
     )
     retry_after: int | None = Field(None, description="Seconds before asking again.")
+    rows_withheld: bool = Field(
+        False,
+        description="The rows are shown to the run's submitter only (its owner, approvers "
+        "and auditors see its status and counts).",
+    )
 
 
 class AccessRequestIn(Schema):
@@ -306,21 +317,12 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
         replay = _idempotent(request, caller.user, key, body)
         if replay is not None:
             return replay
-    if body.callback_url is not None:
-        try:
-            callback_url_check(body.callback_url)
-        except CallbackRefused as exc:
-            if key:
-                _forget(caller.user, key)
-            raise HttpError(422, str(exc)) from None
-    connection = connection_of(request.auth, body.connection)  # type: ignore[attr-defined]
     try:
-        run = run_submit(caller=caller, connection=connection, sql=body.sql, purpose=body.purpose)
-    except InvalidSQL as exc:
-        sql_reject(caller=caller, connection=connection, sql=body.sql, error=str(exc))
-        if key:
+        run = _submit(request, caller, body)
+    except BaseException:
+        if key:  # nothing was submitted: a retry with this key may try again
             _forget(caller.user, key)
-        raise HttpError(400, str(exc)) from None
+        raise
     if key:
         IdempotencyKey.objects.filter(user=caller.user, key=key).update(run=run)
     run = run_wait(run, body.wait_seconds)
@@ -328,6 +330,20 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
     waiting = run.status not in QueryRun.FINISHED
     secret = callback_register(run, body.callback_url) if body.callback_url and waiting else None
     return _respond(request, run, callback_secret=secret)
+
+
+def _submit(request: HttpRequest, caller: Any, body: QueryIn) -> QueryRun:
+    if body.callback_url is not None:
+        try:
+            callback_url_check(body.callback_url)
+        except CallbackRefused as exc:
+            raise HttpError(422, str(exc)) from None
+    connection = connection_of(request.auth, body.connection)  # type: ignore[attr-defined]
+    try:
+        return run_submit(caller=caller, connection=connection, sql=body.sql, purpose=body.purpose)
+    except InvalidSQL as exc:
+        sql_reject(caller=caller, connection=connection, sql=body.sql, error=str(exc))
+        raise HttpError(400, str(exc)) from None
 
 
 def _digest(body: QueryIn) -> str:
@@ -379,7 +395,7 @@ def query_get(
     run = readable_run(request.auth, run_id)  # type: ignore[attr-defined]
     if not 1 <= limit <= MAX_PAGE:
         raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}.")
-    body = run_body(run, offset=cursor_offset(cursor), limit=limit)
+    body = run_body(run, offset=cursor_offset(cursor), limit=limit, rows_for=caller.user)
     if run.status == QueryRun.Status.DENIED:
         return _respond(request, run)
     status = 202 if body["retry_after"] else 200

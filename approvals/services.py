@@ -28,6 +28,7 @@ from governance.models import (
     QueryRun,
     UnmaskExemption,
 )
+from governance.services.agents import agent_refusal
 from governance.services.caller import Caller, record
 from governance.services.held import ReleaseRefused, run_close, run_recheck, run_release
 from governance.services.runs import run_cancel
@@ -274,6 +275,8 @@ def request_review(
             raise ReviewRefused(
                 f"The requester's account is disabled: request #{request.pk} can only be rejected."
             )
+        elif approve and (agent_says := agent_refusal(request.requester, request.connection)):
+            raise ReviewRefused(agent_says)
         elif needs_reauthentication(request) and not reauthenticated:
             raise ReauthenticationNeeded(
                 "Confirm your password to review this request (critical statements and "

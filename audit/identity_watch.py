@@ -333,11 +333,14 @@ def _agent_state() -> State:
         return {}
     agents: dict[str, dict[str, Any]] = {}
     budgets = getattr(agent_model, "BUDGETS", ())
-    for row in agent_model.objects.values("pk", "user_id", "owner_id", "expires_at", *budgets):
+    for row in agent_model.objects.values(
+        "pk", "user_id", "owner_id", "expires_at", "connections_restricted", *budgets
+    ):
         agents[str(row["pk"])] = {
             "user": row["user_id"],
             "owner": row["owner_id"],
             "expires": str(row["expires_at"]),
+            "restricted": row["connections_restricted"],
             "budgets": [row[name] for name in budgets],
             "connections": [],
         }

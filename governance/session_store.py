@@ -2,24 +2,25 @@
 
 Django's database backend stores each session under the very value of the browser's session
 cookie: anyone who can read `django_session` (a database administrator, a backup, a replica)
-could sign in as whoever is signed in, second factor and all. Here the row's key is a
-BLAKE2b digest of the cookie's value, so the table alone signs no one in. Existing sessions
+could sign in as whoever is signed in, second factor and all. Here the row's key is an
+HMAC of the cookie's value under the SECRET_KEY, so the table alone signs no one in, and who
+can write it cannot plant a row for a cookie of their choosing. Existing sessions
 end when this is deployed (people sign in again).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.utils.crypto import salted_hmac
 
 
 def stored_key(session_key: str) -> str:
-    """The key a session is stored under: a digest of the cookie's value."""
-    return hashlib.blake2b(
-        session_key.encode(), digest_size=20, person=b"warden-session"
-    ).hexdigest()
+    """The key a session is stored under: a digest of the cookie's value keyed with the
+    SECRET_KEY, so that someone who can write the table cannot choose a cookie for a row
+    (copying a signed-in person's session data under a digest they computed)."""
+    return salted_hmac("warden.session-key", session_key, algorithm="sha256").hexdigest()[:40]
 
 
 def _stored(session_key: str | None) -> str | None:

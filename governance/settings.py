@@ -127,6 +127,10 @@ else:
             "TEST": {"NAME": str(BASE_DIR / "var" / "test.sqlite3")},
         }
     }
+if sys.argv[1:2] == ["runserver"]:
+    # runserver serves each request on a thread of its own; a connection kept for reuse
+    # would outlive its thread, and a burst of requests would exhaust the server's slots.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [

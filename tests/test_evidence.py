@@ -366,12 +366,22 @@ def test_a_held_run_flipped_to_queued_by_hand_does_not_run_and_the_trail_still_t
     assert counts["executions without the required approvals"] == (1, f"run {second.pk}")
 
 
+@pytest.mark.parametrize(
+    "swap",
+    [
+        "NEW.sql := 'DELETE FROM orders'; NEW.statements := '[\"DELETE FROM orders\"]'::jsonb;",
+        "NEW.connection_id := {other};",
+        "NEW.user_id := {carol};",
+    ],
+)
 def test_a_statement_swapped_in_the_table_after_approval_does_not_run(
     activity: dict[str, Any],
     sqlite_conn: Any,
     alice: Any,
     bob: Any,
+    carol: Any,
     monkeypatch: pytest.MonkeyPatch,
+    swap: str,
 ) -> None:
     """Thirteenth review: a trigger (or a hand holding a row lock through the approval)
     rewrites the held run's SQL and statements as it is released. The worker compares them
@@ -380,6 +390,10 @@ def test_a_statement_swapped_in_the_table_after_approval_does_not_run(
 
     from governance.services.held import CHANGED_SINCE_RELEASE
     from governance.services.runs import run_execute
+    from tests.conftest import grant, make_connection
+
+    other = make_connection(name="other", engine="sqlite", database=sqlite_conn.database)
+    grant(other, alice, "read", "write")
 
     run = run_submit(
         caller=Caller(user=alice),
@@ -393,8 +407,9 @@ def test_a_statement_swapped_in_the_table_after_approval_does_not_run(
             CREATE FUNCTION warden_test_swap() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
               IF OLD.status = 'pending_approval' AND NEW.status = 'queued' THEN
-                NEW.sql := 'DELETE FROM orders';
-                NEW.statements := '["DELETE FROM orders"]'::jsonb;
+                """
+            + swap.format(other=other.pk, carol=carol.pk)
+            + """
               END IF;
               RETURN NEW;
             END $$;
@@ -416,7 +431,7 @@ def test_a_statement_swapped_in_the_table_after_approval_does_not_run(
                 "DROP FUNCTION warden_test_swap();"
             )
     swapped = QueryRun.objects.get(pk=run.pk)
-    assert swapped.status == "queued" and swapped.sql == "DELETE FROM orders"
+    assert swapped.status == "queued"
     run_execute(run_id=run.pk)
     swapped.refresh_from_db()
     assert (swapped.status, swapped.error) == ("failed", CHANGED_SINCE_RELEASE)

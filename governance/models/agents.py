@@ -34,8 +34,10 @@ class Agent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_agents"
     )
     description = models.CharField(max_length=500, blank=True)
-    # Empty: any connection the agent holds a grant on; else only these.
+    # Unrestricted: any connection the agent holds a grant on; restricted: only these (none
+    # at all once the last of them is deleted: it never falls back to "any").
     allowed_connections = models.ManyToManyField(Connection, blank=True, related_name="+")
+    connections_restricted = models.BooleanField(default=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     # Budgets (api/budgets.py); unset: the WARDEN_API_* defaults.
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
@@ -58,6 +60,12 @@ class Agent(models.Model):
     @property
     def name(self) -> str:
         return str(self.user.get_username())
+
+    def allows(self, connection: Connection) -> bool:
+        """Whether this agent may use `connection` at all (its grants decide the rest)."""
+        if not self.connections_restricted:
+            return True
+        return self.allowed_connections.filter(pk=connection.pk).exists()
 
     def usable(self, now: Any = None) -> bool:
         """Active, not expired, and owned by an active person: an agent whose owner left

@@ -99,6 +99,9 @@ def agent_create(
             created_by=caller.user if getattr(caller.user, "is_authenticated", False) else None,
         )
         agent.allowed_connections.set(found_connections)
+        if found_connections:
+            agent.connections_restricted = True
+            agent.save(update_fields=["connections_restricted"])
         user.groups.set(found_groups)
         record(
             EventKind.AGENT_CREATED,
@@ -270,3 +273,21 @@ def agent_of(user: Any) -> Agent | None:
     if getattr(user, "pk", None) is None:
         return None
     return Agent.objects.select_related("owner").filter(user_id=user.pk).first()
+
+
+def agent_refusal(user: Any, connection: Connection | None = None) -> str:
+    """Why a statement or request of `user` must not go on because of its agent ('' when it
+    may, or when `user` is no agent): checked again when a held statement is approved and
+    when it is released, as the token is at every call."""
+    agent = agent_of(user)
+    if agent is None:
+        return ""
+    agent.user = user
+    if not agent.usable():
+        return (
+            "The agent that asked has expired or been revoked, or its owner's account is "
+            "disabled: its requests can only be rejected."
+        )
+    if connection is not None and not agent.allows(connection):
+        return "The agent that asked may no longer use this connection."
+    return ""

@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import MAX_SQL_CHARS
 from governance import hooks
 from governance.models import QueryRun
+from governance.services.agents import agent_refusal
 from governance.services.caller import Caller, record
 from governance.services.runs import _decide, _dispatch, _masked_names, _to_run
 
@@ -42,6 +43,9 @@ def run_recheck(run: QueryRun) -> list[str]:
     """
     if not run.user.is_active:
         raise ReleaseRefused("The requester's account is disabled, so the statement did not run.")
+    refusal = agent_refusal(run.user, run.connection)
+    if refusal:
+        raise ReleaseRefused(f"{refusal} The statement did not run.")
     detail, plan = _decide(Caller.of_run(run), run.connection, run.sql, run.mode)
     if detail["decision"] == "deny":
         reasons = "; ".join(r["message"] for r in detail["reasons"] if r["action"] == "deny")
@@ -92,8 +96,9 @@ def release_problem(run: QueryRun) -> str:
     """Why the held `run` must not execute ('' when it may), from the trail alone.
 
     Checked by the worker just before a held run executes. It needs a genuine (MAC'd)
-    `query.released` event for this run naming the same SQL text and the same rewritten
-    statements, and a genuine `query.submitted` event with the same text: a run row flipped to
+    `query.released` event for this run naming the same SQL text, rewritten statements, mode,
+    connection and requester, and a genuine `query.submitted` event with the same text,
+    connection and requester: a run row flipped to
     `queued` by hand has no release, and one whose SQL or statements were changed in the
     table, before or after the release (by hand, a trigger, or a lock held through the
     approval), no longer matches what was submitted and released. Runs allowed outright are
@@ -108,9 +113,21 @@ def release_problem(run: QueryRun) -> str:
         return NOT_RELEASED
     wanted = statements_digest(run.statements)
     submitted = [e for e in genuine if e.kind == EventKind.QUERY_SUBMITTED]
-    same = all(e.sql == run.sql for e in submitted) and bool(submitted)
+
+    def binds(event: AuditEvent) -> bool:
+        """The event names this run's text, target and requester."""
+        return (
+            _says(event, run.sql)
+            and event.connection_id == run.connection_id
+            and event.actor_id == run.user_id
+        )
+
+    same = all(binds(e) for e in submitted) and bool(submitted)
     if not same or not any(
-        e.sql == run.sql and (e.detail or {}).get("statements_sha256") == wanted for e in released
+        binds(e)
+        and (e.detail or {}).get("statements_sha256") == wanted
+        and (e.detail or {}).get("mode") == run.mode
+        for e in released
     ):
         return CHANGED_SINCE_RELEASE
     return ""
@@ -130,7 +147,11 @@ def run_release(*, run: QueryRun, approval: dict[str, Any], run_before: dt.datet
         return False
     run.status, run.decision_detail, run.run_before = Status.QUEUED, detail, run_before
     # What was approved, bound into the event's MAC: the worker runs nothing else.
-    released_detail = {"approval": approval, "statements_sha256": statements_digest(run.statements)}
+    released_detail = {
+        "approval": approval,
+        "statements_sha256": statements_digest(run.statements),
+        "mode": run.mode,
+    }
     _record_run(EventKind.QUERY_RELEASED, run, detail=released_detail)
     if run.mode == QueryRun.Mode.INTERACTIVE:
         transaction.on_commit(partial(_dispatch, run))
