@@ -7,6 +7,7 @@ two approvers approving at the same moment release the statement once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
 from functools import partial
@@ -72,6 +73,53 @@ def _audit(kind: EventKind, caller: Caller, request: ApprovalRequest, **detail: 
     )
 
 
+def request_binding(request: ApprovalRequest) -> dict[str, Any]:
+    """Everything that decides what an approval of `request` does and who may give it. It
+    goes into the MAC'd `approval.requested` event when the request is made, and must still be
+    what the row says when it is reviewed and fulfilled: a request row edited in the database
+    (other approver groups, fewer approvals, more capabilities, longer, another column, another
+    run) approves nothing."""
+    binding = {
+        "kind": request.kind,
+        "requester_id": request.requester_id,
+        "connection_id": request.connection_id,
+        "run_id": request.run_id,
+        "risk": request.risk,
+        "required": request.required_approvals,
+        "approver_groups": sorted(request.approver_groups or []),
+        "capabilities": sorted(request.capabilities or []),
+        "duration_s": request.duration.total_seconds() if request.duration else None,
+        "column_id": request.column_id,
+        "approval_ttl_s": request.approval_ttl.total_seconds() if request.approval_ttl else None,
+        "expires_at": request.expires_at.isoformat(),
+        "sql_sha256": request.sql_sha256,
+        "statements_sha256": request.statements_sha256,
+    }
+    return dict(json.loads(json.dumps(binding, default=str)))
+
+
+TAMPERED = (
+    "Request #{pk} is not what was requested: it was changed in the database after it was "
+    "made, so it can only be rejected."
+)
+
+
+def binding_problem(request: ApprovalRequest) -> str:
+    """'' when a genuine `approval.requested` event binds the request as it stands now."""
+    from audit.chain import mac_matches
+    from audit.keys import mac_key, retired_keys
+
+    keys = [mac_key(), *retired_keys().values()]
+    wanted = request_binding(request)
+    for event in AuditEvent.objects.filter(
+        kind=EventKind.APPROVAL_REQUESTED, detail__request=request.pk
+    ):
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        if detail.get("binding") == wanted and any(mac_matches(event, k) for k in keys):
+            return ""
+    return TAMPERED.format(pk=request.pk)
+
+
 def _new_request(
     *, kind: str, connection: Connection, requester: Any, risk: str, **fields: Any
 ) -> ApprovalRequest:
@@ -114,6 +162,7 @@ def request_create_for_run(run: QueryRun) -> ApprovalRequest:
         request,
         required=request.required_approvals,
         approver_groups=request.approver_groups,
+        binding=request_binding(request),
     )
     _announce("requested", request)
     return request
@@ -181,6 +230,7 @@ def access_request(
             request,
             capabilities=request.capabilities,
             hours=request.duration.total_seconds() / 3600 if request.duration else None,
+            binding=request_binding(request),
         )
         _announce("requested", request)
     return request
@@ -200,7 +250,13 @@ def unmask_request(
             duration=_duration(hours),
             purpose=_reason(reason),
         )
-        _audit(EventKind.APPROVAL_REQUESTED, caller, request, column=str(column))
+        _audit(
+            EventKind.APPROVAL_REQUESTED,
+            caller,
+            request,
+            column=str(column),
+            binding=request_binding(request),
+        )
         _announce("requested", request)
     return request
 
@@ -212,11 +268,15 @@ def needs_reauthentication(request: ApprovalRequest) -> bool:
     return request.risk == "critical" or request.kind == Kind.UNMASK
 
 
-def _refusal(request: ApprovalRequest, reviewer: Any, now: dt.datetime) -> str:
+def _refusal(
+    request: ApprovalRequest, reviewer: Any, now: dt.datetime, *, approve: bool = True
+) -> str:
     if request.status != Status.PENDING:
         return f"Request #{request.pk} is already {request.get_status_display().lower()}."
     if request.expires_at <= now:
         return f"Request #{request.pk} has expired."
+    if approve and (tampered := binding_problem(request)):
+        return tampered  # before who may review: the groups on the row are not to be trusted
     if request.run is not None and request.run.status != QueryRun.Status.PENDING_APPROVAL:
         return f"Request #{request.pk} is being withdrawn: its run was cancelled."
     if reviewer.pk == request.requester_id:
@@ -265,7 +325,7 @@ def request_review(
         )
         if request is None:
             raise ReviewRefused(f"No approval request #{request_id}.")
-        refusal = _refusal(request, reviewer, now)
+        refusal = _refusal(request, reviewer, now, approve=approve)
         if refusal and request.status == Status.PENDING and request.expires_at <= now:
             _expire(request, now)  # commit the expiry, then refuse
             expired = True
@@ -370,6 +430,9 @@ def _check_binding(request: ApprovalRequest, run: QueryRun) -> None:
 
 
 def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
+    tampered = binding_problem(request)  # again: the row may have changed since the review
+    if tampered:
+        raise ReviewRefused(tampered)
     _decide_request(request, Status.APPROVED, now)
     approvers = [r.reviewer.get_username() for r in attested_approvals(request)]
     _audit(EventKind.APPROVAL_GRANTED, caller, request, approvers=approvers)

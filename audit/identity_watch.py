@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.models import SocialAccount
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -71,14 +73,24 @@ def _fingerprint(value: Any) -> str:
 
 def _factor_secret(kind: str, data: Any) -> Any:
     """What of a second factor's data is its secret: a recovery-code sheet's seed (its
-    used-codes mask changes at every use), a security key's credential (not its name)."""
+    used-codes mask changes at every use), a security key's credential (not its name). Read
+    through allauth's MFA adapter, so a secret re-encrypted under a new key is the same."""
     if not isinstance(data, dict):
         return data
     if kind == Authenticator.Type.RECOVERY_CODES:
-        return {k: data.get(k) for k in ("seed", "migrated_codes")}
+        return {"seed": _opened(data.get("seed")), "migrated": data.get("migrated_codes")}
     if kind == Authenticator.Type.WEBAUTHN:
         return data.get("credential")
-    return data
+    return {**data, "secret": _opened(data.get("secret"))}
+
+
+def _opened(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return get_mfa_adapter().decrypt(value)
+    except Exception:
+        return value  # unreadable: its text stands for it
 
 
 def current_state() -> State:
@@ -170,6 +182,7 @@ class Watched:
     m2m: tuple[str, ...] = ()
     connection: str | None = None  # the lookup of the row's connection id
     owners: tuple[str, ...] = ()  # user_id / group_id: the row goes when they go
+    reuse: bool = False  # an event that explained another change may explain this one too
 
 
 _CONNECTION_KINDS = (
@@ -190,7 +203,16 @@ WATCHED: tuple[Watched, ...] = (
         "connections", "governance.Connection",
         ("name", "engine", "host", "port", "database", "username", "password_encrypted", "key",
          "environment", "statement_timeout_ms", "row_cap", "export_row_limit", "scan_free_text"),
-        _CONNECTION_KINDS, "connection", connection="id",
+            _CONNECTION_KINDS, "connection", connection="id",
+    ),
+    # Processes cache masking plans and exemptions by a connection's catalog version: bumped
+    # and left, a change undone in the table would stay in force in them. Whatever moves it
+    # legitimately explains it, however many other changes that event explains.
+    Watched(
+        "catalog_versions", "governance.Connection", ("catalog_version",),
+        (*_CATALOG_KINDS, EventKind.MASKING_RULE_CHANGED, EventKind.UNMASK_GRANTED,
+         EventKind.UNMASK_REVOKED, EventKind.UNMASK_EXPIRED, *_CONNECTION_KINDS),
+        "connection's catalog version", connection="id", reuse=True,
     ),
     Watched(
         "grants", "governance.AccessGrant",
@@ -210,20 +232,20 @@ WATCHED: tuple[Watched, ...] = (
         "guardrails", "governance.Guardrail",
         ("name", "message", "action", "priority", "enabled", "environments", "categories",
          "min_risk", "table_pattern", "function_name", "unfiltered_write", "sensitive_to_public",
-         "restricted_predicate"),
+         "restricted_predicate", "updated_at"),  # processes cache guardrails by updated_at
         (EventKind.GUARDRAIL_CREATED, EventKind.GUARDRAIL_UPDATED, EventKind.GUARDRAIL_DELETED),
         "guardrail", m2m=("connections", "groups", "exempt_groups"),
     ),
     Watched(
         "policies", "approvals.ApprovalPolicy",
         ("name", "risk", "required_approvals", "environments", "request_ttl", "approval_ttl",
-         "priority"),
+         "priority", "updated_at"),
         (EventKind.APPROVAL_POLICY_CREATED, EventKind.APPROVAL_POLICY_UPDATED,
          EventKind.APPROVAL_POLICY_DELETED),
         "approval policy", m2m=("approver_groups", "connections"),
     ),
     Watched(
-        "masking_rules", "governance.MaskingRule", ("semantic_type", "strategy"),
+        "masking_rules", "governance.MaskingRule", ("semantic_type", "strategy", "updated_at"),
         (EventKind.MASKING_RULE_CHANGED,), "masking rule",
     ),
     Watched(
@@ -317,6 +339,7 @@ def _config_changes(before: State, after: State) -> list[Change]:
                     spec.kinds,
                     detail={"table": spec.key, "id": int(pk)},
                     connection_id=row.get("connection"),
+                    reuse=spec.reuse,
                 )
             )
     return changes
@@ -380,6 +403,7 @@ class Change:
     role_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     connection_id: int | None = None
+    reuse: bool = False
 
     def as_detail(self) -> dict[str, Any]:
         out: dict[str, Any] = {"what": self.what}
@@ -620,7 +644,9 @@ def _explaining(change: Change, events: list[AuditEvent], used: set[int]) -> Aud
     """The genuine event that explains `change`, not already used for another one. `used`
     collects what this look used: the next look passes over all of it, bulk events too."""
     for event in events:
-        if event.kind not in change.kinds or (event.pk in used and event.kind not in BULK):
+        if event.kind not in change.kinds or (
+            event.pk in used and event.kind not in BULK and not change.reuse
+        ):
             continue
         detail = event.detail if isinstance(event.detail, dict) else {}
         if change.user_id is not None and detail.get("user_id") != change.user_id:
@@ -633,7 +659,8 @@ def _explaining(change: Change, events: list[AuditEvent], used: set[int]) -> Aud
             and event.connection_id != change.connection_id
         ):
             continue
-        used.add(event.pk)
+        if not change.reuse:  # a reused event stays free for the change it belongs to
+            used.add(event.pk)
         return event
     return None
 
@@ -697,6 +724,46 @@ CLOCK_SKEW = dt.timedelta(seconds=2)
 KEEP_SNAPSHOTS = 20
 
 
+#: Another look holds the lock for a moment; longer than this, someone keeps the watch out.
+BLOCKED_AFTER_S = 60
+BUSY_SINCE = "warden:identity-watch:busy-since"
+
+
+def lock_holder() -> dict[str, Any]:
+    """Who holds the watch's lock (the session, as PostgreSQL shows it), for the record."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.datname"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1",
+            [LOCK],
+        )
+        row = cursor.fetchone()
+    keys = ("pid", "user", "application", "address", "database")
+    return dict(zip(keys, row, strict=True)) if row else {}
+
+
+def _blocked() -> None:
+    """A look that found the lock taken: after BLOCKED_AFTER_S of that, record it (every ten
+    minutes while it lasts), naming the session that holds the lock."""
+    now = time.time()
+    since = float(cache.get_or_set(BUSY_SINCE, now, 24 * 3600) or now)
+    if now - since < BLOCKED_AFTER_S or not cache.add(f"{BUSY_SINCE}:reported", 1, 600):
+        return
+    holder = lock_holder() if connection.vendor == "postgresql" else {}
+    log.error("the identity watch has been kept from looking for %.0f s by %s", now - since, holder)
+    event_record(
+        kind=EventKind.IDENTITY_WATCH_BLOCKED,
+        actor_name=WATCHER,
+        channel=AuditEvent.Channel.SYSTEM,
+        detail={
+            "since": dt.datetime.fromtimestamp(since, dt.UTC).isoformat(),
+            "holder": holder,
+        },
+    )
+
+
 def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
     """Compare who may do what with the last snapshot; record what no event explains.
 
@@ -710,7 +777,10 @@ def watch(*, settle_s: float = SETTLE_S) -> WatchResult:
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK])
                 if not cursor.fetchone()[0]:
                     result.busy = True
-                    return result
+        if result.busy:
+            _blocked()
+            return result
+        cache.delete(BUSY_SINCE)
         snapshot, anchor = _last_snapshot(result)
         read_at = timezone.now()
         state = current_state()

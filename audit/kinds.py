@@ -60,6 +60,10 @@ class EventKind(models.TextChoices):
     # The identity watch (audit/identity_watch.py): the accounts, roles, second factors and
     # linked logins as they stand, and any change to them that no event above recorded.
     IDENTITY_SNAPSHOT = "identity.snapshot", "Accounts and roles as they stand (snapshot)"
+    IDENTITY_WATCH_BLOCKED = (
+        "identity.watch_blocked",
+        "Identity watch kept from looking (its lock held elsewhere)",
+    )
     IDENTITY_UNRECORDED = (
         "identity.unrecorded_change",
         "Account, role or second factor changed outside Warden",

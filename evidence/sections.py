@@ -740,7 +740,9 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
     outside = [
         f"event {event.pk}"
         for event in AuditEvent.objects.filter(
-            kind=EventKind.IDENTITY_UNRECORDED, created_at__gte=first, created_at__lt=after
+            kind__in=[EventKind.IDENTITY_UNRECORDED, EventKind.IDENTITY_WATCH_BLOCKED],
+            created_at__gte=first,
+            created_at__lt=after,
         ).order_by("id")
     ]
     unapproved = sorted(
@@ -755,7 +757,7 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
         ("executions without the required approvals", unapproved),
         ("executed statement differs from the approved one", mismatched),
         ("approvals used after they expired", expired),
-        ("account, role or second-factor changes made outside Warden", outside),
+        ("account, role or configuration changes made outside Warden", outside),
         (
             "breaks in the audit chain",
             [f"event {p.event_id}" if p.event_id else p.message for p in problems],

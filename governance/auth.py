@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -14,6 +15,7 @@ from django.http import HttpRequest
 from audit.context import acting_as
 from audit.kinds import EventKind
 from audit.services import event_record
+from governance import crypto
 from governance.signals import client_ip
 
 
@@ -57,3 +59,19 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 group, _ = Group.objects.get_or_create(name=name)
                 user.groups.add(group)
         return user
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """Second-factor secrets (TOTP keys, recovery-code seeds) encrypted at rest with
+    WARDEN_ENCRYPTION_KEYS, like target passwords: allauth's default keeps them in clear, so
+    a read of the app database would be the second factor itself."""
+
+    BOUND_TO = "mfa-secret"
+
+    def encrypt(self, text: str) -> str:
+        return crypto.encrypt(text, bound_to=self.BOUND_TO)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        if not crypto.is_encrypted(encrypted_text):
+            return encrypted_text  # enrolled before secrets were encrypted
+        return crypto.decrypt(encrypted_text, bound_to=self.BOUND_TO)

@@ -69,6 +69,12 @@ def encrypt(plaintext: str, *, bound_to: str) -> str:
     return f"{PREFIX}:{key.kid}:{base64.b64encode(nonce + sealed).decode()}"
 
 
+def is_encrypted(text: str) -> bool:
+    """Whether `text` is a ciphertext of this module (not a value stored in clear)."""
+    parts = text.split(":") if isinstance(text, str) else []
+    return len(parts) == 3 and parts[0] == PREFIX
+
+
 def key_id(ciphertext: str) -> str:
     parts = ciphertext.split(":")
     return parts[1] if len(parts) == 3 else ""

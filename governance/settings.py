@@ -164,6 +164,7 @@ ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_ADAPTER = "governance.auth.MFAAdapter"  # second-factor secrets encrypted at rest
 MFA_TOTP_ISSUER = "Warden"
 
 OIDC_ISSUER_URL = env_str("OIDC_ISSUER_URL")

@@ -496,3 +496,43 @@ def test_a_review_row_written_without_its_audit_event_does_not_count(
     request.refresh_from_db()
     assert run.status == "pending_approval" and request.status == "pending"
     assert not AuditEvent.objects.filter(kind="approval.granted", run_id=run.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"approver_groups": ["auditor"]},
+        {"required_approvals": 0},
+        {"risk": "low"},
+        {"capabilities": ["admin", "ddl", "read", "write"]},
+        {"duration": dt.timedelta(days=7)},
+        {"expires_at": timezone.now() + dt.timedelta(days=30)},
+    ],
+)
+def test_a_request_row_changed_in_the_database_approves_nothing(
+    alice: Any, bob: Any, dave: Any, pg_conn: Any, change: dict[str, Any]
+) -> None:
+    """Thirteenth review: approver groups, required approvals, capabilities and duration are
+    bound by the MAC'd `approval.requested` event; an edited row can only be rejected."""
+    request = access_request(
+        caller=Caller(user=alice), connection=pg_conn, capabilities=["read"], hours=1, reason="x"
+    )
+    ApprovalRequest.objects.filter(pk=request.pk).update(**change)
+    reviewer = dave if change.get("approver_groups") == ["auditor"] else bob
+    with pytest.raises(ReviewRefused, match="changed in the database"):
+        review(reviewer, request)
+    assert not AccessGrant.objects.filter(user=alice).exists()
+    review(reviewer, request, approve=False, comment="tampered")  # rejecting still works
+    request.refresh_from_db()
+    assert request.status == "rejected"
+
+
+def test_a_held_statement_request_changed_in_the_database_approves_nothing(
+    alice: Any, bob: Any, ledger: Any
+) -> None:
+    run = submit(alice, ledger, UPDATE)
+    ApprovalRequest.objects.filter(pk=run.approval.pk).update(required_approvals=1, risk="low")
+    with pytest.raises(ReviewRefused, match="changed in the database"):
+        review(bob, run.approval)
+    run.refresh_from_db()
+    assert run.status == "pending_approval"

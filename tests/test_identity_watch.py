@@ -6,6 +6,7 @@ way (signals fire) are explained by their own events and raise nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -309,6 +310,17 @@ def _sql(statement: str, *params: Any) -> None:
             "connection changed",
         ),
         (
+            # Cached masking plans and exemptions are keyed by it: left bumped after a change
+            # was undone, the change would stay in force in running processes.
+            "UPDATE governance_connection SET catalog_version = catalog_version + 1",
+            "connection's catalog version changed",
+        ),
+        (
+            "UPDATE governance_guardrail SET updated_at = now() WHERE id = "
+            "(SELECT min(id) FROM governance_guardrail)",
+            "guardrail changed",
+        ),
+        (
             "INSERT INTO socialaccount_socialapp (provider, provider_id, name, client_id, "
             "secret, key, settings) VALUES ('openid_connect', 'evil', 'evil', 'c', 's', '', '{}')",
             "identity-provider app added",
@@ -400,3 +412,39 @@ def test_forged_snapshot_events_do_not_stop_the_watch(watched: dict[str, Any]) -
     # The next look has a genuine snapshot again, newer than the forged ones.
     User.objects.filter(pk=watched["bob"].pk).update(is_superuser=True)
     assert [c.user_id for c in watch(settle_s=0).unexplained] == [watched["bob"].pk]
+
+
+@pytest.mark.django_db(transaction=True)  # the lock of each look ends with its transaction
+def test_a_watch_kept_from_looking_is_recorded_with_who_holds_its_lock(
+    watched: dict[str, Any],
+) -> None:
+    """Thirteenth review: holding the watch's advisory lock in another session silenced it.
+    Now a look that finds the lock taken for a minute is recorded, naming that session."""
+    import psycopg
+    from django.core.cache import cache
+
+    from audit.identity_watch import BUSY_SINCE, LOCK
+
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+        application_name="someone-else",
+    )
+    try:
+        other.execute("SET lock_timeout = '5s'")
+        other.execute("SELECT pg_advisory_lock(%s)", [LOCK])
+        assert watch(settle_s=0).busy
+        assert not AuditEvent.objects.filter(kind="identity.watch_blocked").exists()
+        cache.set(BUSY_SINCE, time.time() - 120, 3600)  # as if it had lasted two minutes
+        assert watch(settle_s=0).busy
+        (blocked,) = AuditEvent.objects.filter(kind="identity.watch_blocked")
+        assert blocked.detail["holder"]["application"] == "someone-else"
+        assert watch(settle_s=0).busy  # recorded once per ten minutes, not at every look
+        assert AuditEvent.objects.filter(kind="identity.watch_blocked").count() == 1
+    finally:
+        other.close()
+    assert not watch(settle_s=0).busy

@@ -57,12 +57,20 @@ class Command(BaseCommand):
     )
 
     def _watch_identity(self) -> None:
-        from audit.identity_watch import watch
+        import time
 
+        from audit.identity_watch import lock_holder, watch
+
+        deadline = time.monotonic() + 10
         result = watch()
+        while result.busy and time.monotonic() < deadline:
+            time.sleep(0.5)  # another look is running: it takes a moment
+            result = watch()
         if result.busy:
-            self.stdout.write("another identity watch is running; try again")
-            return
+            self.stderr.write(
+                f"the identity watch's lock is held by another session: {lock_holder()}"
+            )
+            raise SystemExit(1)
         for problem in result.problems:
             self.stderr.write(problem)
         for change in result.unexplained:
