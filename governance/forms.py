@@ -200,3 +200,54 @@ class ReauthenticateForm(allauth_forms.ReauthenticateForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _autofocus(self, "password")
+
+
+class AgentForm(forms.Form):
+    name = forms.CharField(
+        max_length=150, help_text="Letters, digits and @/./+/-/_; it signs its statements."
+    )
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.none(),
+        help_text="The person accountable for it; they cannot approve its requests.",
+    )
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Usually analyst. It holds only what its roles and its own grants give it.",
+    )
+    connections = forms.ModelMultipleChoiceField(
+        queryset=Connection.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Optional: only these connections (its grants still decide what it may do).",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Optional. The agent and its tokens stop working at this time.",
+    )
+    description = forms.CharField(max_length=500, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["owner"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = (
+            get_user_model().objects.filter(is_active=True, agent__isnull=True).order_by("username")
+        )
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="What it is for.")
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Optional. The token stops working at this time.",
+    )
+
+    def clean_expires_at(self) -> Any:
+        expires = self.cleaned_data.get("expires_at")
+        if expires is not None and expires <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return expires

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 
 from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
-from governance.views import audit, catalog, common, editor, manage
+from governance.views import agents, audit, catalog, common, editor, manage
 
 urlpatterns = [
     path("", common.home, name="home"),
@@ -45,6 +45,13 @@ urlpatterns = [
         name="exemption_revoke",
     ),
     path("manage/catalog/tables/<int:pk>/label/", catalog.table_label, name="table_label"),
+    path("agents/", agents.agent_list, name="agent_list"),
+    path("agents/new/", agents.agent_new, name="agent_new"),
+    path("agents/tokens/<int:pk>/revoke/", agents.token_stop, name="token_revoke"),
+    path("agents/<str:name>/", agents.agent_detail, name="agent_detail"),
+    path("agents/<str:name>/token/", agents.agent_token, name="agent_token"),
+    path("agents/<str:name>/revoke/", agents.agent_stop, name="agent_revoke"),
+    path("tokens/", agents.my_tokens, name="my_tokens"),
     path("audit/", audit.audit_events, name="audit_events"),
     path("audit/<int:pk>/", audit.audit_event, name="audit_event"),
     path("audit/columns/", audit.access_overview, name="access_overview"),

@@ -458,3 +458,40 @@ def test_an_auditor_filters_opens_exports_and_downloads_evidence_and_an_analyst_
         response = analyst.goto(f"{live_server.url}{path}")
         assert response is not None and response.status == 403, path
     analyst.context.close()
+
+
+def test_an_admin_creates_an_agent_in_the_browser_and_copies_its_token_once(
+    browser: Any, live_server: Any, carol: Any, alice: Any, sqlite_conn: Any
+) -> None:
+    page = _sign_in(browser, live_server, "carol", lambda url: "/accounts/login" not in url)
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/agents/")
+        assert "No agents yet" in page.locator("main").inner_text() or width == 390
+        page.goto(f"{live_server.url}/agents/new/")
+        page.fill("#id_name", f"bot-{width}")
+        page.select_option("#id_owner", label="alice")
+        page.check(f"input[name=roles][value='{_group_pk('analyst')}']")
+        page.click("button:has-text('Create agent')")
+        token = page.locator("#new-token").input_value()
+        assert token.startswith("wdn_") and len(token) == 60
+        if os.environ.get("WARDEN_SCREENSHOT_DIR"):
+            page.screenshot(
+                path=f"{os.environ['WARDEN_SCREENSHOT_DIR']}/agent-token-{width}.png",
+                full_page=True,
+            )
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"the token page scrolls sideways at {width}px: {scroll}"
+        page.click("a:has-text('Done')")
+        page.wait_for_url(f"**/agents/bot-{width}/")
+        assert token not in page.content()
+        assert "wdn_" in page.locator("main").inner_text()
+        page.goto(f"{live_server.url}/agents/")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"the agent list scrolls sideways at {width}px: {scroll}"
+
+
+def _group_pk(name: str) -> int:
+    from django.contrib.auth.models import Group
+
+    return int(Group.objects.get(name=name).pk)
