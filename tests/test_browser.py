@@ -74,7 +74,7 @@ def test_login_run_a_query_and_see_a_held_drop(
     page.close()
 
 
-def _sign_in(browser: Any, live_server: Any, username: str, landing: str) -> Any:
+def _sign_in(browser: Any, live_server: Any, username: str, landing: Any) -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.goto(f"{live_server.url}/accounts/login/")

@@ -34,7 +34,7 @@ def _agents(request: HttpRequest) -> Any:
     )
     if has_role(request.user, ADMIN, AUDITOR):
         return agents
-    return agents.filter(owner=request.user)
+    return agents.filter(owner_id=request.user.pk)
 
 
 def _shown(request: HttpRequest, token: str, *, whose: str, back: str) -> HttpResponse:
@@ -106,7 +106,9 @@ def agent_token(request: HttpRequest, name: str) -> HttpResponse:
         raise Http404("No such agent.")
     form = TokenForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(
+            request, "; ".join(str(e) for errors in form.errors.values() for e in errors)
+        )
         return redirect("agent_detail", name=name)
     try:
         _, token = token_create(
@@ -156,7 +158,8 @@ def token_stop(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def my_tokens(request: HttpRequest) -> HttpResponse:
     """A person's own tokens (for scripts and tools acting as them), and their agents."""
-    if Agent.objects.filter(user=request.user).exists():
+    me = int(request.user.pk or 0)  # signed in (login_required)
+    if Agent.objects.filter(user_id=me).exists():
         raise PermissionDenied  # an agent has no web session anyway
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -173,7 +176,7 @@ def my_tokens(request: HttpRequest) -> HttpResponse:
             return _shown(request, token, whose="you", back="")
     context = {
         "form": form,
-        "tokens": ApiToken.objects.filter(user=request.user),
-        "agents": Agent.objects.filter(owner=request.user).select_related("user"),
+        "tokens": ApiToken.objects.filter(user_id=me),
+        "agents": Agent.objects.filter(owner_id=me).select_related("user"),
     }
     return render(request, "agents/my_tokens.html", context, status=400 if form.errors else 200)
