@@ -249,6 +249,9 @@ WARDEN_API_REQUESTS_PER_MINUTE = env_int("WARDEN_API_REQUESTS_PER_MINUTE", 120, 
 WARDEN_API_ROWS_PER_HOUR = env_int("WARDEN_API_ROWS_PER_HOUR", 1_000_000, minimum=1)
 WARDEN_API_BYTES_PER_HOUR = env_int("WARDEN_API_BYTES_PER_HOUR", 512 * 1024 * 1024, minimum=1)
 WARDEN_API_CONCURRENT_RUNS = env_int("WARDEN_API_CONCURRENT_RUNS", 4, minimum=1)
+# `make bench` only: the framework floor of the API benchmark (api/bench_floor.py) is routed
+# when this names the benchmark's target database.
+WARDEN_BENCH_FLOOR_DSN = env_str("WARDEN_BENCH_FLOOR_DSN")
 # API callbacks (approvals/callbacks.py): only these hosts, when set; private addresses only
 # when allowed (a receiver on the same network).
 WARDEN_CALLBACK_HOSTS = [h.lower() for h in env_list("WARDEN_CALLBACK_HOSTS")]

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from api import bench_floor
 from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
 from governance.views import agents, audit, catalog, common, editor, manage
@@ -68,4 +70,5 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
     path("mcp", mcp_endpoint, name="mcp"),
+    *([path("api/v1/_bench_floor", bench_floor.floor)] if settings.WARDEN_BENCH_FLOOR_DSN else []),
 ]

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from governance import demo_data, engine, targets
 from governance.celery import app as celery_app
+from governance.management.commands._api_bench import api_figures
 from governance.management.commands._audit_bench import (
     evidence_figures,
     seal_request_figures,
@@ -132,6 +133,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--reads", type=int, default=300)
         parser.add_argument(
+            "--skip-api", action="store_true", help="Skip the API figures (they start gunicorn)."
+        )
+        parser.add_argument(
             "--skip-masking",
             action="store_true",
             help="Skip the masking figures (they seed a million rows and take minutes).",
@@ -146,6 +150,8 @@ class Command(BaseCommand):
                 )
             dsn, connection, user = self._setup(options["postgres"])
             figures["point_read"] = self._point_read(dsn, connection, user, options["reads"])
+            if not options["skip_api"]:
+                figures["api"] = api_figures(dsn, connection, user)
             figures["audit"] = sealing_figures()
 
             def governed() -> None:
