@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any, Literal
 
 from django.core.exceptions import RequestDataTooBig
@@ -309,6 +310,8 @@ def _respond(
 )
 def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
     caller = caller_of(request, body.metadata or None)
+    if body.callback_url:  # marks the run, so its end looks for the callback
+        caller = replace(caller, provenance={**(caller.provenance or {}), "callback": True})
     if not has_role(caller.user, *EDITOR_ROLES):
         raise HttpError(403, "Your account has no analyst role: it cannot submit SQL.")
     check_request(request.auth, caller, submitting=True, returns_rows=True)  # type: ignore[attr-defined]

@@ -95,6 +95,8 @@ def callback_fire(run: Any) -> None:
     """The finished-run hook: log the callback delivery once and attempt it now."""
     from approvals.tasks import deliver
 
+    if not (getattr(run, "provenance", None) or {}).get("callback"):
+        return  # submitted without a callback URL: no query for it
     now = timezone.now()
     claimed = RunCallback.objects.filter(run_id=run.pk, fired_at__isnull=True).update(fired_at=now)
     if not claimed:

@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
 from governance import demo_data
 from governance.models import AccessGrant, Agent, Connection
-from governance.services.agents import agent_budget_set, agent_create
+from governance.services.agents import agent_budget_set, agent_create, token_create
 from governance.services.caller import Caller
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,13 +36,22 @@ def _free_port() -> int:
 
 
 def _token(connection: Connection, user: Any) -> str:
+    """The benchmark agent's token (the agent is made once and kept: its runs stay)."""
     name = "warden-bench-agent"
-    Agent.objects.filter(user__username=name).delete()
-    from django.contrib.auth import get_user_model
-
-    get_user_model().objects.filter(username=name).delete()
-    agent, token = agent_create(caller=Caller(user=user), name=name, owner=user, groups=["analyst"])
-    AccessGrant.objects.create(connection=connection, user=agent.user, capabilities=["read"])
+    agent = Agent.objects.select_related("user").filter(user__username=name).first()
+    account = get_user_model().objects.filter(username=name).first()
+    if agent is None and account is not None:  # left by an interrupted run: make it the agent
+        agent = Agent.objects.create(user=account, owner=user)
+        account.groups.add(Group.objects.get(name="analyst"))
+    if agent is None:
+        agent, token = agent_create(
+            caller=Caller(user=user), name=name, owner=user, groups=["analyst"]
+        )
+    else:
+        _, token = token_create(caller=Caller(user=user), user=agent.user, name="benchmark")
+    AccessGrant.objects.get_or_create(
+        connection=connection, user=agent.user, defaults={"capabilities": ["read"]}
+    )
     agent_budget_set(
         caller=Caller(user=user),
         name=name,
