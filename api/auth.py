@@ -25,13 +25,14 @@ class TokenAuth(HttpBearer):
         try:
             bearer = token_bearer(token)
         except TokenRefused as exc:
-            _refused(request, token, str(exc))
+            token_refused(token, str(exc), client_ip(request))
             raise
         request.warden_bearer = bearer  # type: ignore[attr-defined]
         return bearer
 
 
-def _refused(request: HttpRequest, text: str, reason: str) -> None:
+def token_refused(text: str, reason: str, source_ip: str | None, channel: str = "api") -> None:
+    """Record a refused token (every channel: API, MCP over HTTP and stdio)."""
     parsed = ApiToken.parse(text)
     known = (
         ApiToken.objects.select_related("user").filter(key_id=parsed[0]).first() if parsed else None
@@ -40,13 +41,13 @@ def _refused(request: HttpRequest, text: str, reason: str) -> None:
     # minute per token: a wrong secret is only logged, so the public key id in someone's
     # token cannot be used to fill the trail with events in their name.
     if known is None or parsed is None or not known.matches(parsed[1]):
-        log.info("API token refused from %s: %s", client_ip(request), reason)
+        log.info("API token refused from %s: %s", source_ip, reason)
         return
     if not cache.add(f"warden:api:token-refused:{known.pk}:{int(time.time() // 60)}", 1, 90):
         return
     record(
         EventKind.TOKEN_REFUSED,
-        Caller(user=known.user, channel="api", source_ip=client_ip(request)),
+        Caller(user=known.user, channel=channel, source_ip=source_ip),
         detail={
             "token": known.shown,
             "token_id": known.pk,

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
+from api.auth import token_refused
 from api.mcp_server import Presented, lowlevel, presented
 from api.problems import problem
 from governance.services.agents import TokenRefused, token_bearer
@@ -68,6 +69,7 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     try:
         token_bearer(token.strip())
     except TokenRefused as exc:
+        token_refused(token.strip(), str(exc), client_ip(request), channel="mcp")
         return problem(request, 401, str(exc))
     body = request.body
     if len(body) > MAX_BODY:

@@ -21,7 +21,7 @@ from django.urls import reverse
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from api.auth import provenance_of
+from api.auth import provenance_of, token_refused
 from api.budgets import BudgetExceeded, check_request, count_returned
 from api.core import (
     ApiError,
@@ -38,7 +38,7 @@ from api.core import (
 from api.v1 import QueryIn  # the same validation as the API's
 from approvals.services import InvalidRequest, access_request, unmask_request
 from governance.models import QueryRun
-from governance.roles import ADMIN, ANALYST, has_role
+from governance.roles import ADMIN, ANALYST, ROLES, has_role
 from governance.services.agents import Bearer, TokenRefused, token_bearer
 from governance.services.caller import Caller
 from governance.services.runs import InvalidSQL, run_submit, sql_reject
@@ -78,6 +78,7 @@ def _call(*, submitting: bool = False, returns_rows: bool = False) -> Iterator[B
         try:
             bearer = token_bearer(token.token)
         except TokenRefused as exc:
+            token_refused(token.token, str(exc), token.source_ip, channel="mcp")
             raise ToolError(str(exc)) from None
         try:
             check_request(bearer, _caller(bearer), submitting=submitting, returns_rows=returns_rows)
@@ -126,6 +127,8 @@ def list_connections() -> list[dict[str, Any]]:
     )
 )
 def describe_schema(connection: str) -> dict[str, Any]:
+    if len(connection) > 64:
+        raise ToolError("A connection name is at most 64 characters.")
     with _call() as bearer:
         return schema_of(bearer, connection)
 
@@ -208,7 +211,11 @@ def request_access(
 ) -> dict[str, Any]:
     if not reason or len(reason) > 500 or not 0.1 <= hours <= 168:
         raise ToolError("Give a reason (at most 500 characters) and 0.1 to 168 hours.")
+    if len(connection) > 64 or len(table) > 300 or len(column) > 255:
+        raise ToolError("Names are at most 64 (connection), 300 (table), 255 (column) characters.")
     with _call() as bearer:
+        if not has_role(bearer.user, *ROLES):
+            raise ToolError("Your account has no role: it cannot ask for access.")
         caller = _caller(bearer)
         if kind == "access":
             created = access_request(

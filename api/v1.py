@@ -41,7 +41,7 @@ from api.problems import problem
 from approvals.callbacks import CallbackRefused, callback_register, callback_url_check
 from approvals.services import InvalidRequest, access_request, unmask_request
 from governance.models import QueryRun
-from governance.roles import ADMIN, ANALYST, has_role
+from governance.roles import ADMIN, ANALYST, ROLES, has_role
 from governance.services.agents import TokenRefused
 from governance.services.runs import InvalidSQL, run_submit, sql_reject
 
@@ -451,6 +451,8 @@ def connection_schema(request: HttpRequest, name: str) -> dict[str, Any]:
 )
 def access_request_create(request: HttpRequest, body: AccessRequestIn) -> HttpResponse:
     caller = caller_of(request)
+    if not has_role(caller.user, *ROLES):
+        raise HttpError(403, "Your account has no role: it cannot ask for access.")
     check_request(request.auth, caller, submitting=False, returns_rows=False)  # type: ignore[attr-defined]
     try:
         if body.kind == "access":

@@ -48,6 +48,10 @@ def callback_url_check(url: str) -> str:
     if not isinstance(url, str) or not url or len(url) > MAX_URL or not url.isprintable():
         raise CallbackRefused(f"The callback URL must be printable text of at most {MAX_URL}.")
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises for a port out of range)
+    except ValueError:
+        raise CallbackRefused("The callback URL's port is not a port number.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CallbackRefused("The callback URL must be an http or https URL with a host.")
     if parts.username or parts.password:

@@ -14,15 +14,18 @@ fresh (see `verify_signature`, the receiver's side, and README: Notifications):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
+import socket
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
@@ -253,34 +256,66 @@ def verify_signature(
 # ------------------------------------------------------------------ sending
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirected POST would arrive elsewhere as a GET; treat a redirect as a failure."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+#: However slowly a receiver answers (a byte at a time keeps every read under TIMEOUT), one
+#: attempt never holds its worker longer than this.
+DEADLINE = 15.0
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """The deadline passed: unblock the attempt by shutting its socket."""
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(  # noqa: S310 (settings allow http(s) URLs only)
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "Warden", **headers},
-    )
+    """POST once: no redirect followed (a redirected POST would arrive elsewhere as a GET),
+    at most TIMEOUT per read and DEADLINE in all."""
     try:
-        with _opener.open(request, timeout=TIMEOUT) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"HTTP {exc.code} {exc.reason}"[:100], exc.code) from None
-    except urllib.error.URLError as exc:  # refused, unknown host, TLS
-        reason = exc.reason
-        text = f"{type(reason).__name__}: {reason}" if isinstance(reason, OSError) else reason
-        raise DeliveryFailed(str(text)) from None
-    except OSError as exc:  # timeouts while reading, resets
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise DeliveryFailed(f"not a usable URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise DeliveryFailed("not an http(s) URL")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            host, port, timeout=TIMEOUT, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    cut = threading.Event()
+    watchdog = threading.Timer(DEADLINE, _cut, args=(conn, cut))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": "Warden", **headers},
+        )
+        response = conn.getresponse()
+        response.read(65536)
+        status, reason = int(response.status), str(response.reason)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if cut.is_set():
+            raise DeliveryFailed(f"no complete answer within {DEADLINE:.0f} s") from None
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        watchdog.cancel()
+        conn.close()
+    if cut.is_set():  # cut short: whatever was read is not an answer
+        raise DeliveryFailed(f"no complete answer within {DEADLINE:.0f} s")
+    if 300 <= status < 400:
+        raise DeliveryFailed(f"HTTP {status} {reason} (a redirect is not followed)"[:100], status)
+    if status >= 400:
+        raise DeliveryFailed(f"HTTP {status} {reason}"[:100], status)
+    return status
 
 
 def _send_siem(delivery: Delivery, url: str) -> int:

@@ -801,3 +801,26 @@ def test_an_agent_limited_to_a_deleted_connection_may_use_none(
     scratch.delete()
     assert client.get("/api/v1/connections").json() == []
     assert _post(client, connection="demo", sql="SELECT 1").status_code == 404
+
+
+def test_an_agent_without_a_role_cannot_ask_for_access(sqlite_conn: Any, alice: Any) -> None:
+    _, token = _agent(alice, name="roleless2")
+    response = _ask(
+        _client(token), kind="access", connection="demo", capabilities=["admin"], hours=168,
+        reason="x",
+    )  # fmt: skip
+    assert response.status_code == 403 and "no role" in response.json()["detail"]
+
+
+def test_a_refused_token_at_mcp_is_recorded_like_at_the_api(agent: dict[str, Any]) -> None:
+    from django.utils import timezone as tz
+
+    ApiToken.objects.filter(user=agent["agent"].user).update(revoked_at=tz.now())
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    response = Client().post(
+        "/mcp", body, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {agent['token']}",
+    )  # fmt: skip
+    assert response.status_code == 401
+    (event,) = AuditEvent.objects.filter(kind="token.refused")
+    assert event.channel == "mcp"

@@ -71,3 +71,13 @@ def test_a_copy_export_ending_in_a_comment_or_semicolon(alice: Any, pg_conn: Any
     out = export(alice, pg_conn, sql)
     assert out == [["id"], ["1"], ["2"], ["3"]]
     assert last_run().truncated is False
+
+
+@pytest.mark.parametrize("engine", ["pg_conn", "sqlite_conn"])  # COPY, and the cursor path
+def test_a_column_alias_that_is_a_formula_is_quoted_in_the_header(
+    alice: Any, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """r11d review: the rows were formula-safe, the header was not."""
+    connection = request.getfixturevalue(engine)
+    out = export(alice, connection, 'SELECT id AS "=HYPERLINK(1)" FROM orders ORDER BY id LIMIT 1')
+    assert out[0] == ["'=HYPERLINK(1)"]

@@ -297,3 +297,42 @@ def test_the_delivery_log_is_on_the_request_page_for_approvers_only(
     client.force_login(alice)
     page = client.get(f"/approvals/{request.pk}/").content.decode()
     assert "data-delivery" not in page
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """r11d review: every read under the timeout, the whole answer never: one attempt must
+    not hold a worker longer than the deadline."""
+    import socket
+    import threading
+    import time
+
+    from approvals import notifications
+
+    monkeypatch.setattr(notifications, "DEADLINE", 1.5)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        client, _ = server.accept()
+        client.recv(65536)
+        client.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not stop.is_set():
+            try:
+                client.sendall(b"a")
+            except OSError:
+                break
+            time.sleep(0.3)
+        client.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    with pytest.raises(notifications.DeliveryFailed, match="no complete answer within 2 s"):
+        notifications._post(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", {})
+    assert time.monotonic() - started < 5
+    stop.set()
+    server.close()

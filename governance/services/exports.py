@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from governance import targets
 from governance.crypto import DecryptionError
+from governance.csv_cells import safe_cell
 from governance.models import QueryRun
 from governance.services.masking import keyed_statements, safety_net
 from governance.services.runs import Status, _fail, _finish, _start
@@ -45,7 +46,8 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
             keyed = len(run.statements) - 1 in keyed_statements(run)
             if copy_csv is not None and scrub is None and not keyed:
                 chunks, counter = copy_csv(run.statements[-1], limit=limit)
-                yield from chunks
+                for index, chunk in enumerate(chunks):
+                    yield _safe_header(chunk) if index == 0 else chunk
                 sent, truncated = counter.rows, counter.truncated
             else:
                 columns, batches = session.stream(
@@ -53,7 +55,7 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
                 )
                 buffer = io.StringIO()
                 writer = csv.writer(buffer, lineterminator="\n")
-                writer.writerow([c.name for c in columns])
+                writer.writerow([safe_cell(c.name) for c in columns])
                 try:
                     for batch in batches:
                         if sent >= limit:  # the limit fell on a batch's end: any more rows?
@@ -94,3 +96,12 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
         )
         raise
     _finish(run, Status.SUCCEEDED, started, row_count=sent, truncated=truncated)
+
+
+def _safe_header(line: bytes) -> bytes:
+    """COPY's header line, each name formula-safe as the rows are (a column alias such as
+    `=HYPERLINK(…)` must not run in a spreadsheet)."""
+    names = next(csv.reader(io.StringIO(line.decode("utf-8"))), [])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([safe_cell(name) for name in names])
+    return out.getvalue().encode("utf-8")
