@@ -2,14 +2,20 @@
 
 An agent's own limits are set by admins (`manage.py agents budget`); a person's token, and an
 agent with a limit left unset, gets the defaults from the environment. Counters live in the
-cache (Redis in production) in fixed windows; the run count comes from the database. A call
-over a budget is a 429 with `Retry-After`, and the first refusal in each window is an audit
-event, so a runaway agent cannot flood the trail with them.
+cache (Redis in production) in fixed windows. Runs at once are slots taken atomically before a
+submission (a Redis sorted set, one script: submissions racing each other cannot all pass) and
+given back when the run ends (a finished-run hook, in whichever process ends it). A call over
+a budget is a 429 with `Retry-After`, and the first refusal in each window is an audit event,
+so a runaway agent cannot flood the trail with them.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +107,6 @@ def check_request(bearer: Any, caller: Caller, *, submitting: bool, returns_rows
         sent = int(cache.get(f"warden:api:bytes:{user}:{hour}", 0))
         if sent >= budget.bytes_per_hour:
             _refuse(bearer, caller, "bytes per hour", budget.bytes_per_hour, left_hour, hour)
-    if submitting:
-        running = QueryRun.objects.filter(
-            user_id=user, status__in=[QueryRun.Status.QUEUED, QueryRun.Status.RUNNING]
-        ).count()
-        if running >= budget.concurrent_runs:
-            _refuse(bearer, caller, "runs at once", budget.concurrent_runs, 1, minute)
 
 
 def count_returned(bearer: Any, *, rows: int, size: int) -> None:
@@ -115,3 +115,118 @@ def count_returned(bearer: Any, *, rows: int, size: int) -> None:
     if rows:
         _count(f"warden:api:rows:{bearer.user.pk}:{hour}", rows, 3700)
     _count(f"warden:api:bytes:{bearer.user.pk}:{hour}", size, 3700)
+
+
+# ---------------------------------------------------------------- runs at once
+
+#: A slot outlives its run's longest life (queue wait, statement timeout, the reaper's margin)
+#: only if the process that should give it back died; then it lapses on its own.
+SLOT_MARGIN_SECONDS = 900
+
+_TAKE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+_RENAME = """
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expiry then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], expiry, ARGV[2])
+return 1
+"""
+
+_local: dict[int, dict[str, float]] = {}
+_local_lock = threading.Lock()
+
+
+def _redis() -> Any:
+    """The Redis client behind the cache, or None without Redis (the embedded mode)."""
+    client = getattr(cache, "_cache", None)
+    get_client = getattr(client, "get_client", None)
+    return get_client(write=True) if get_client is not None else None
+
+
+def _slots_key(user_id: int) -> str:
+    return f"warden:api:running:{user_id}"
+
+
+def _take(user_id: int, member: str, limit: int, lifetime: float) -> bool:
+    now = time.time()
+    redis = _redis()
+    if redis is not None:
+        taken = redis.eval(
+            _TAKE, 1, _slots_key(user_id), now, now + lifetime, limit, member, int(lifetime) + 60
+        )
+        return bool(taken)
+    with _local_lock:
+        slots = _local.setdefault(user_id, {})
+        for held, expiry in list(slots.items()):
+            if expiry <= now:
+                del slots[held]
+        if len(slots) >= limit:
+            return False
+        slots[member] = now + lifetime
+        return True
+
+
+def _rename(user_id: int, old: str, new: str) -> None:
+    redis = _redis()
+    if redis is not None:
+        redis.eval(_RENAME, 1, _slots_key(user_id), old, new)
+        return
+    with _local_lock:
+        slots = _local.get(user_id, {})
+        if old in slots:
+            slots[new] = slots.pop(old)
+
+
+def _give_back(user_id: int, member: str) -> None:
+    redis = _redis()
+    if redis is not None:
+        redis.zrem(_slots_key(user_id), member)
+        return
+    with _local_lock:
+        _local.get(user_id, {}).pop(member, None)
+
+
+class RunSlot:
+    """A run-at-once slot held for one submission; `bind` hands it to the run it became."""
+
+    def __init__(self, user_id: int, member: str) -> None:
+        self.user_id, self.member = user_id, member
+
+    def bind(self, run: QueryRun) -> None:
+        """Keep the slot while `run` is queued or running; its end gives it back. Call it
+        before looking at the run's status again: a run that ends in between gives back the
+        slot under its new name, or the caller sees it ended and gives it back itself."""
+        name = f"run:{run.pk}"
+        _rename(self.user_id, self.member, name)
+        self.member = name
+
+    def release(self) -> None:
+        _give_back(self.user_id, self.member)
+
+
+@contextmanager
+def run_slot(bearer: Any, caller: Caller, lifetime: float) -> Iterator[RunSlot]:
+    """Take one of the caller's runs-at-once slots for a submission (BudgetExceeded when none
+    is free); given back when the submission fails, else bound to the run (`RunSlot.bind`)."""
+    limit = budget_for(bearer).concurrent_runs
+    slot = RunSlot(bearer.user.pk, f"submitting:{uuid.uuid4().hex}")
+    if not _take(slot.user_id, slot.member, limit, lifetime + SLOT_MARGIN_SECONDS):
+        minute, _ = _window(60)
+        _refuse(bearer, caller, "runs at once", limit, 1, minute)
+    try:
+        yield slot
+    except BaseException:
+        slot.release()
+        raise
+
+
+def run_ended(run: QueryRun) -> None:
+    """A finished-run hook: a run submitted with a token gives back its slot."""
+    if (run.provenance or {}).get("token"):
+        _give_back(run.user_id, f"run:{run.pk}")

@@ -7,22 +7,26 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.urls import reverse
 from ninja.errors import HttpError
 
+from api.budgets import run_slot
 from approvals.policies import may_review
 from governance.models import Agent, Connection, QueryRun
-from governance.roles import AUDITOR, has_role
+from governance.roles import ADMIN, ANALYST, AUDITOR, has_role
 from governance.services.access import (
     UnknownConnection,
     capabilities_for,
     connection_for,
     connections_for,
 )
+from governance.services.caller import Caller
 from governance.services.catalog import table_key
 from governance.services.masking import active_exemptions, masking_policy
+from governance.services.runs import InvalidSQL, run_submit, sql_reject
 
 PAGE = 1000
 MAX_PAGE = 5000
@@ -121,6 +125,41 @@ def run_wait(run: QueryRun, seconds: float) -> QueryRun:
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
         run.refresh_from_db()
+    return run
+
+
+EDITOR_ROLES = (ANALYST, ADMIN)
+
+
+def submit(
+    bearer: Any,
+    caller: Caller,
+    *,
+    connection: str,
+    sql: str,
+    purpose: str = "",
+    wait_seconds: float = 0.0,
+    submitted: Callable[[QueryRun], object] | None = None,
+) -> QueryRun:
+    """Submit SQL for a token's caller (API and MCP alike): an editor role, a connection it
+    may use, a free runs-at-once slot, then the one path (`run_submit`). Waits up to
+    `wait_seconds` for the outcome. `submitted` hears of the run as soon as it exists."""
+    if not has_role(bearer.user, *EDITOR_ROLES):
+        raise ApiError(403, "Your account has no analyst role: it cannot submit SQL.")
+    target = connection_of(bearer, connection)
+    lifetime = target.statement_timeout_ms / 1000
+    with run_slot(bearer, caller, lifetime) as slot:
+        try:
+            run = run_submit(caller=caller, connection=target, sql=sql, purpose=purpose)
+        except InvalidSQL as exc:
+            sql_reject(caller=caller, connection=target, sql=sql, error=str(exc))
+            raise ApiError(400, str(exc)) from None
+        slot.bind(run)
+    if submitted is not None:
+        submitted(run)
+    run = run_wait(run, wait_seconds)
+    if run.status not in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+        slot.release()
     return run
 
 

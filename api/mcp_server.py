@@ -32,16 +32,16 @@ from api.core import (
     readable_run,
     requestable_connection,
     run_body,
-    run_wait,
     schema_of,
+    submit,
 )
 from api.v1 import QueryIn  # the same validation as the API's
 from approvals.services import InvalidRequest, access_request, unmask_request
 from governance.models import QueryRun
-from governance.roles import ADMIN, ANALYST, ROLES, has_role
+from governance.roles import ROLES, has_role
 from governance.services.agents import Bearer, TokenRefused, token_bearer
 from governance.services.caller import Caller
-from governance.services.runs import InvalidSQL, run_submit, sql_reject
+from governance.services.runs import InvalidSQL
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,15 @@ def run_query(
     except ValueError as exc:
         raise ToolError(f"Invalid arguments: {exc}") from None
     with _call(submitting=True, returns_rows=True) as bearer:
-        caller = _caller(bearer, body.metadata or None)
-        if not has_role(bearer.user, ANALYST, ADMIN):
-            raise ToolError("Your account has no analyst role: it cannot submit SQL.")
-        target = connection_of(bearer, body.connection)
-        try:
-            run = run_submit(caller=caller, connection=target, sql=body.sql, purpose=body.purpose)
-        except InvalidSQL as exc:
-            sql_reject(caller=caller, connection=target, sql=body.sql, error=str(exc))
-            raise
-        return _returned(bearer, run_body(run_wait(run, body.wait_seconds)))
+        run = submit(
+            bearer,
+            _caller(bearer, body.metadata or None),
+            connection=body.connection,
+            sql=body.sql,
+            purpose=body.purpose,
+            wait_seconds=body.wait_seconds,
+        )
+        return _returned(bearer, run_body(run))
 
 
 @server.tool(

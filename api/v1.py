@@ -35,15 +35,15 @@ from api.core import (
     run_body,
     run_wait,
     schema_of,
+    submit,
 )
 from api.models import IdempotencyKey
 from api.problems import problem
 from approvals.callbacks import CallbackRefused, callback_register, callback_url_check
 from approvals.services import InvalidRequest, access_request, unmask_request
 from governance.models import QueryRun
-from governance.roles import ADMIN, ANALYST, ROLES, has_role
+from governance.roles import ROLES, has_role
 from governance.services.agents import TokenRefused
-from governance.services.runs import InvalidSQL, run_submit, sql_reject
 
 api = NinjaAPI(
     title="Warden API",
@@ -63,7 +63,6 @@ api = NinjaAPI(
 
 #: Longest a POST waits for a worker before answering 202 with where to look.
 MAX_WAIT_SECONDS = 30.0
-EDITOR_ROLES = (ANALYST, ADMIN)
 FINISHED = {
     QueryRun.Status.SUCCEEDED,
     QueryRun.Status.FAILED,
@@ -312,41 +311,39 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
     caller = caller_of(request, body.metadata or None)
     if body.callback_url:  # marks the run, so its end looks for the callback
         caller = replace(caller, provenance={**(caller.provenance or {}), "callback": True})
-    if not has_role(caller.user, *EDITOR_ROLES):
-        raise HttpError(403, "Your account has no analyst role: it cannot submit SQL.")
+        try:
+            callback_url_check(body.callback_url)
+        except CallbackRefused as exc:
+            raise HttpError(422, str(exc)) from None
     check_request(request.auth, caller, submitting=True, returns_rows=True)  # type: ignore[attr-defined]
     key = request.headers.get("Idempotency-Key", "")
     if key:
         replay = _idempotent(request, caller.user, key, body)
         if replay is not None:
             return replay
+
+    def keyed(run: QueryRun) -> None:
+        if key:
+            IdempotencyKey.objects.filter(user=caller.user, key=key).update(run=run)
+
     try:
-        run = _submit(request, caller, body)
+        run = submit(
+            request.auth,  # type: ignore[attr-defined]
+            caller,
+            connection=body.connection,
+            sql=body.sql,
+            purpose=body.purpose,
+            wait_seconds=body.wait_seconds,
+            submitted=keyed,
+        )
     except BaseException:
         if key:  # nothing was submitted: a retry with this key may try again
             _forget(caller.user, key)
         raise
-    if key:
-        IdempotencyKey.objects.filter(user=caller.user, key=key).update(run=run)
-    run = run_wait(run, body.wait_seconds)
     # A callback only for an answer that is not the outcome yet (a 202).
     waiting = run.status not in QueryRun.FINISHED
     secret = callback_register(run, body.callback_url) if body.callback_url and waiting else None
     return _respond(request, run, callback_secret=secret)
-
-
-def _submit(request: HttpRequest, caller: Any, body: QueryIn) -> QueryRun:
-    if body.callback_url is not None:
-        try:
-            callback_url_check(body.callback_url)
-        except CallbackRefused as exc:
-            raise HttpError(422, str(exc)) from None
-    connection = connection_of(request.auth, body.connection)  # type: ignore[attr-defined]
-    try:
-        return run_submit(caller=caller, connection=connection, sql=body.sql, purpose=body.purpose)
-    except InvalidSQL as exc:
-        sql_reject(caller=caller, connection=connection, sql=body.sql, error=str(exc))
-        raise HttpError(400, str(exc)) from None
 
 
 def _digest(body: QueryIn) -> str:

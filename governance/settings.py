@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from governance.env import (
     PUBLIC_DEMO_SECRET_KEY,
@@ -220,6 +221,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Outbound deliveries (notifications, SIEM webhooks, API callbacks) wait on other people's
+# servers: they have a queue of their own, so a slow receiver's backlog never sits in front of
+# the statements people wait for. A worker started without -Q takes both queues (in turn);
+# `-Q celery` and `-Q deliveries` split them between dedicated workers.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue("celery", routing_key="celery"),
+    Queue("deliveries", routing_key="deliveries"),
+]
+CELERY_TASK_ROUTES = {
+    "approvals.deliver": {"queue": "deliveries"},
+    "approvals.deliver_due": {"queue": "deliveries"},
+    "approvals.siem_forward": {"queue": "deliveries"},
+}
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "governance.reap_runs", "schedule": 60.0},
     "expire-approvals-and-grants": {"task": "approvals.expire", "schedule": 60.0},

@@ -70,5 +70,12 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
     path("mcp", mcp_endpoint, name="mcp"),
-    *([path("api/v1/_bench_floor", bench_floor.floor)] if settings.WARDEN_BENCH_FLOOR_DSN else []),
+    *(
+        [
+            path("api/v1/_bench_floor", bench_floor.floor),
+            path("api/v1/_bench_design_floor", bench_floor.design_floor),
+        ]
+        if settings.WARDEN_BENCH_FLOOR_DSN
+        else []
+    ),
 ]

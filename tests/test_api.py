@@ -510,18 +510,23 @@ def test_rows_returned_per_hour_are_a_budget(agent: dict[str, Any]) -> None:
 
 
 def test_runs_at_once_are_a_budget(agent: dict[str, Any]) -> None:
-    from governance.services.agents import agent_budget_set
+    from api.auth import provenance_of
+    from api.budgets import run_slot
+    from governance.services.agents import agent_budget_set, token_bearer
 
     agent_budget_set(caller=Caller(user=agent["agent"].owner), name="reporter", concurrent_runs=1)
-    user = agent["agent"].user
-    QueryRun.objects.create(
-        user=user,
-        connection=user.access_grants.get().connection,
-        sql="SELECT 1",
-        status="running",
-    )
-    response = _post(agent["client"], connection="demo", sql="SELECT 1")
-    assert response.status_code == 429 and response.json()["budget"] == "runs at once"
+    bearer = token_bearer(agent["token"])
+    caller = Caller(user=bearer.user, channel="api", provenance=provenance_of(bearer))
+    with run_slot(bearer, caller, 60) as in_flight:  # a submission of the same agent
+        response = _post(agent["client"], connection="demo", sql="SELECT 1")
+        assert response.status_code == 429 and response.json()["budget"] == "runs at once"
+        assert response["Retry-After"] == "1"
+        refused = AuditEvent.objects.get(kind="agent.budget_exceeded")
+        assert refused.detail["budget"] == "runs at once"
+        in_flight.release()  # it ended
+    # The next one runs, and a run that ended gives its own slot back, so one after it too.
+    assert _post(agent["client"], connection="demo", sql="SELECT 1").status_code == 200
+    assert _post(agent["client"], connection="demo", sql="SELECT 2").status_code == 200
 
 
 def test_budget_commands_refuse_bad_input(agent: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +24,38 @@ REDIS_URL = os.environ.get("WARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
+def _start(*queues: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "governance", "worker",
+            "--pool", "threads", "--concurrency", "2", "-l", "warning",
+            "--without-heartbeat", "--without-gossip", "--without-mingle",
+            *(["-Q", ",".join(queues)] if queues else []),
+        ],
+        cwd=ROOT,
+        env=subprocess_env(REDIS_URL=REDIS_URL),
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+@contextmanager
+def _broker(*queues: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker process (on `queues`, or all of them), and this process sending to it."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
     except redis.RedisError as exc:
         if REQUIRE_SERVICES:
             pytest.fail(f"Redis is not reachable: {exc}")
         pytest.skip(f"Redis is not reachable: {exc}")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "governance",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "2",
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(REDIS_URL=REDIS_URL),
-    )
+    process = _start(*queues)
     try:  # the worker is stopped whatever fails here, or it outlives the test run
         saved = dict(celery_app.conf)
         _reconfigure(task_always_eager=False, broker_url=REDIS_URL)
@@ -62,12 +66,13 @@ def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
                 task_always_eager=saved["task_always_eager"], broker_url=saved["broker_url"]
             )
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        _stop(process)
+
+
+@pytest.fixture
+def worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
+    with _broker() as process:
+        yield process
 
 
 def _reconfigure(**conf: Any) -> None:
@@ -142,3 +147,27 @@ def test_an_approved_write_is_previewed_and_executed_by_the_worker(
     run = wait_for(run, "succeeded", "failed", "expired")
     assert run.status == "succeeded", run.error
     assert run.row_count == 1 and balances(ledger) == [100, 100, 95, 100, 100]
+
+
+def test_deliveries_wait_in_a_queue_of_their_own(
+    transactional_db: Any, alice: Any, pg_conn: Any
+) -> None:
+    """A slow receiver's backlog never sits in front of statements: a worker on the run queue
+    alone runs them while deliveries wait; a worker started without -Q takes both."""
+    from approvals.tasks import deliver
+
+    queue = redis.Redis.from_url(REDIS_URL)
+    with _broker("celery"):
+        for _ in range(3):
+            deliver.apply_async((10**9,), retry=False)  # no such delivery: a no-op once taken
+        run = run_submit(caller=Caller(user=alice), connection=pg_conn, sql="SELECT 1 AS one")
+        assert wait_for(run, "succeeded", "failed").status == "succeeded"
+        assert queue.llen("deliveries") == 3 and queue.llen("celery") == 0
+    process = _start()
+    try:
+        deadline = time.monotonic() + 60
+        while queue.llen("deliveries") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert queue.llen("deliveries") == 0
+    finally:
+        _stop(process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from functools import cache
 from typing import Any
 
@@ -14,6 +15,7 @@ from governance import engine
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.roles import user_groups
 from governance.services.masking import catalog_facts
+from governance.services.rowload import columns, instance, width
 
 
 class UnknownConnection(Exception):
@@ -26,23 +28,17 @@ class UnknownConnection(Exception):
         super().__init__(f"No connection named {name!r} is available to you.")
 
 
-@cache
-def _access_sql() -> str:
-    """The caller's active grants on one connection, joined to the guardrail version.
-
-    Hand-written because it runs on every governed statement: building the equivalent
-    queryset (`AccessGrant.objects.active().for_user(user)`) costs more CPU than the query.
-    One row per grant, or one row of NULL capabilities when there is none.
-    """
+def _grants_sql(connection_id: str) -> str:
+    """The guardrail version joined to the caller's active grants on the connection whose id
+    is `connection_id` (SQL): one row per grant, or one row of NULL capabilities."""
     user_model: Any = AccessGrant._meta.get_field("user").related_model
     memberships = user_model.groups.through
     quote = db.ops.quote_name
     return (
-        f"SELECT v.n, v.at, g.{quote('capabilities')} "
-        f"FROM (SELECT COUNT(*) AS n, MAX({quote('updated_at')}) AS at "
+        f"(SELECT COUNT(*) AS n, MAX({quote('updated_at')}) AS at "
         f"FROM {quote(Guardrail._meta.db_table)}) v "
         f"LEFT JOIN {quote(AccessGrant._meta.db_table)} g "
-        f"ON g.{quote('connection_id')} = %s "
+        f"ON g.{quote('connection_id')} = {connection_id} "
         f"AND (g.{quote('expires_at')} IS NULL OR g.{quote('expires_at')} > %s) "
         f"AND (g.{quote('user_id')} = %s OR g.{quote('group_id')} IN "
         f"(SELECT m.{quote(memberships._meta.get_field('group').column)} "
@@ -51,18 +47,61 @@ def _access_sql() -> str:
     )
 
 
+@cache
+def _access_sql() -> str:
+    """The caller's active grants on one connection, joined to the guardrail version.
+
+    Hand-written because it runs on every governed statement: building the equivalent
+    queryset (`AccessGrant.objects.active().for_user(user)`) costs more CPU than the query.
+    Parameters: the connection's id, now, the user's id twice.
+    """
+    return f"SELECT v.n, v.at, g.{db.ops.quote_name('capabilities')} FROM {_grants_sql('%s')}"
+
+
+@cache
+def _connection_access_sql(by: str) -> str:
+    """A connection found by `by` (its name or id) with the caller's grants on it and the
+    guardrail version (`_access_sql`'s columns after the connection's): one round trip.
+    Parameters: now, the user's id twice, the name or id."""
+    quote = db.ops.quote_name
+    return (
+        f"SELECT {columns(Connection, 'c')}, v.n, v.at, g.{quote('capabilities')} "
+        f"FROM {quote(Connection._meta.db_table)} c CROSS JOIN "
+        f"{_grants_sql('c.' + quote('id'))} WHERE c.{quote(by)} = %s"
+    )
+
+
+#: How long the access read with a connection (`connection_for`) answers the decision that
+#: follows in the same call, once: the one request asks once, not twice.
+ACCESS_REUSE_SECONDS = 1.0
+
+
+def _fold(rows: list[Any]) -> tuple[frozenset[str], tuple[Any, ...]]:
+    caps: set[str] = set()
+    for *_, capabilities in rows:
+        if capabilities is not None:
+            caps.update(json.loads(capabilities) if isinstance(capabilities, str) else capabilities)
+    n, at = rows[0][-3], rows[0][-2]
+    return frozenset(caps), (n, at)
+
+
+def _user_id(user: Any) -> Any:
+    return user.pk if user is not None and user.is_authenticated else None
+
+
 def _access(*, user: Any, connection: Connection) -> tuple[frozenset[str], tuple[Any, ...]]:
-    """(the caller's capabilities on `connection`, the guardrail version) in one round trip."""
-    user_id = user.pk if user is not None and user.is_authenticated else None
+    """(the caller's capabilities on `connection`, the guardrail version) in one round trip,
+    or none when `connection_for` has just read them for this caller."""
+    user_id = _user_id(user)
+    kept = connection.__dict__.pop("_warden_access", None)
+    fresh = kept is not None and time.monotonic() - kept[3] < ACCESS_REUSE_SECONDS
+    if fresh and kept[0] == user_id:
+        return kept[1], kept[2]
     now = db.ops.adapt_datetimefield_value(timezone.now())
     with db.cursor() as cursor:
         cursor.execute(_access_sql(), [connection.pk, now, user_id, user_id])
         rows = cursor.fetchall()
-    caps: set[str] = set()
-    for _, _, capabilities in rows:
-        if capabilities is not None:
-            caps.update(json.loads(capabilities) if isinstance(capabilities, str) else capabilities)
-    return frozenset(caps), (rows[0][0], rows[0][1])
+    return _fold(rows)
 
 
 def capabilities_for(*, user: Any, connection: Connection) -> frozenset[str]:
@@ -76,15 +115,23 @@ def connections_for(user: Any) -> list[Connection]:
 
 
 def connection_for(*, user: Any, name: str | int) -> Connection:
-    lookup: dict[str, Any] = {"pk": name} if isinstance(name, int) else {"name": name}
     if isinstance(name, str) and "\x00" in name:  # no name has one; PostgreSQL refuses to compare
         raise UnknownConnection(name)
-    try:
-        connection = Connection.objects.get(**lookup)
-    except (Connection.DoesNotExist, ValueError):
-        raise UnknownConnection(str(name)) from None
-    if not capabilities_for(user=user, connection=connection):
+    if not isinstance(name, (int, str)) or isinstance(name, bool):
         raise UnknownConnection(str(name))
+    user_id = _user_id(user)
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    by = "id" if isinstance(name, int) else "name"
+    with db.cursor() as cursor:
+        cursor.execute(_connection_access_sql(by), [now, user_id, user_id, name])
+        rows = cursor.fetchall()
+    if not rows:
+        raise UnknownConnection(str(name))
+    capabilities, version = _fold(rows)
+    if not capabilities:
+        raise UnknownConnection(str(name))
+    connection: Connection = instance(Connection, rows[0][: width(Connection)])
+    connection.__dict__["_warden_access"] = (user_id, capabilities, version, time.monotonic())
     return connection
 
 

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
+from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
 from audit.kinds import EventKind
 from governance.models import Agent, ApiToken, Connection
+from governance.roles import groups_known
 from governance.services.caller import Caller, record
+from governance.services.rowload import column, columns, instance, table, width
 
 User = get_user_model()
 
@@ -247,7 +251,7 @@ def token_bearer(text: str) -> Bearer:
     if parsed is None:
         raise TokenRefused("The token is not a Warden token (wdn_…).")
     key_id, secret = parsed
-    token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()
+    token, agent = _bearer_load(key_id)
     if token is None or not token.matches(secret):
         raise TokenRefused("The token is not valid.")
     now = timezone.now()
@@ -258,15 +262,56 @@ def token_bearer(text: str) -> Bearer:
     user = token.user
     if not user.is_active:
         raise TokenRefused("The token's account is disabled.")
-    agent = Agent.objects.select_related("owner").filter(user=user).first()
-    if agent is not None:
-        agent.user = user
-        if not agent.usable(now):
-            raise TokenRefused("The agent has expired or its owner's account is disabled.")
+    if agent is not None and not agent.usable(now):
+        raise TokenRefused("The agent has expired or its owner's account is disabled.")
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return Bearer(user=user, token=token, agent=agent)
+
+
+@cache
+def _bearer_sql() -> str:
+    """The token, its account, the account's agent and that agent's owner, and the account's
+    groups (one row per group): everything a call needs to know of its caller, at once."""
+    memberships: Any = User.groups.through
+    return (
+        f"SELECT {columns(ApiToken, 't')}, {columns(User, 'u')}, {columns(Agent, 'a')}, "
+        f"{columns(User, 'o')}, g.{column(Group, 'name')} "
+        f"FROM {table(ApiToken)} t "
+        f"JOIN {table(User)} u ON u.{column(User, 'id')} = t.{column(ApiToken, 'user')} "
+        f"LEFT JOIN {table(Agent)} a ON a.{column(Agent, 'user')} = u.{column(User, 'id')} "
+        f"LEFT JOIN {table(User)} o ON o.{column(User, 'id')} = a.{column(Agent, 'owner')} "
+        f"LEFT JOIN {table(memberships)} m ON m.{column(memberships, 'user')} = "
+        f"u.{column(User, 'id')} "
+        f"LEFT JOIN {table(Group)} g ON g.{column(Group, 'id')} = m.{column(memberships, 'group')} "
+        f"WHERE t.{column(ApiToken, 'key_id')} = %s"
+    )
+
+
+def _bearer_load(key_id: str) -> tuple[ApiToken | None, Agent | None]:
+    """The token with its account (its groups known to `user_groups`) and agent, in one
+    round trip."""
+    with db.cursor() as cursor:
+        cursor.execute(_bearer_sql(), [key_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, None
+    first = rows[0]
+    spans = [width(ApiToken), width(User), width(Agent), width(User)]
+    parts, at = [], 0
+    for span in spans:
+        parts.append(first[at : at + span])
+        at += span
+    token = instance(ApiToken, parts[0])
+    user = instance(User, parts[1])
+    token.user = user
+    groups_known(user, [row[-1] for row in rows if row[-1] is not None])
+    agent = instance(Agent, parts[2])
+    if agent is not None:
+        agent.user = user
+        agent.owner = instance(User, parts[3])
+    return token, agent
 
 
 def agent_of(user: Any) -> Agent | None:

@@ -146,19 +146,32 @@ def api_figures(
         def floor() -> int:
             return _request(port, "GET", "/api/v1/_bench_floor", token, None)
 
+        def design_floor() -> int:
+            return _request(port, "GET", "/api/v1/_bench_design_floor", token, None)
+
         for _ in range(3 * WORKERS):  # every worker warm: its connections and caches
             governed()
             floor()
+            design_floor()
         figures: dict[str, Any] = {}
         for concurrency in (1, 16):
             count = requests // 2 if concurrency == 1 else requests
             api = _measure(governed, concurrency=concurrency, total=count)
             base = _measure(floor, concurrency=concurrency, total=count)
+            design = _measure(design_floor, concurrency=concurrency, total=count)
             figures[f"concurrency_{concurrency}"] = {
                 "api": api,
                 "floor": base,
+                "design_floor": design,
                 "p50_ratio": round(api["p50_ms"] / base["p50_ms"], 2),
                 "throughput_ratio": round(api["per_second"] / base["per_second"], 2),
+                # What the audit design alone costs over the floor, and how far the API is
+                # from that design floor (the part Warden's own code could still remove).
+                "design_floor_p50_ratio": round(design["p50_ms"] / base["p50_ms"], 2),
+                "design_floor_throughput_ratio": round(
+                    design["per_second"] / base["per_second"], 2
+                ),
+                "api_vs_design_floor_p50": round(api["p50_ms"] / design["p50_ms"], 2),
             }
         figures["goals"] = {
             "concurrency_1_p50_ratio_at_most": 2.0,

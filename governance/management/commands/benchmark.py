@@ -5,6 +5,7 @@ Machines are noisy, so ratios matter more than absolute times.
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import psycopg
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -286,12 +288,19 @@ class Command(BaseCommand):
             cur.fetchall()
             app.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
 
+        def govern_command() -> None:  # `manage.py govern` in-process: user, connection, run
+            call_command(
+                "govern", sql, "--as", user.get_username(), "--connection", connection.name,
+                "--format", "json", stdout=io.StringIO(),
+            )  # fmt: skip
+
         def direct_connect() -> None:  # what a client without Warden does per query
             with _psycopg(dsn) as fresh:
                 fresh.execute(sql).fetchall()
 
         paths = {
             "governed": governed,
+            "govern_command": govern_command,
             "direct_psycopg": direct_psycopg,
             "direct_driver_session": direct_session,
             "direct_psycopg_connect": direct_connect,
@@ -306,6 +315,7 @@ class Command(BaseCommand):
         raw.close()
         app.close()
         governed_t = p50.pop("governed")
+        command_t = p50.pop("govern_command")
         commit_t = p50.pop("durable_commit")
         floor_t = p50.pop("audit_floor")
         return {
@@ -314,6 +324,10 @@ class Command(BaseCommand):
             **{f"{name}_p50_ms": round(t * 1000, 3) for name, t in p50.items()},
             **{f"ratio_vs_{name}": round(governed_t / t, 2) for name, t in p50.items()},
             "goal_ratio": 10,
+            # The same read through `manage.py govern` in-process (issue 11): what the channel
+            # adds to the internal path (finding the user and connection, argument parsing).
+            "govern_command_p50_ms": round(command_t * 1000, 3),
+            "govern_command_vs_governed": round(command_t / governed_t, 2),
             # What auditing alone costs: one durable commit, as a multiple of the direct read.
             "durable_commit_p50_ms": round(commit_t * 1000, 3),
             "durable_commit_vs_direct_psycopg": round(commit_t / p50["direct_psycopg"], 2),

@@ -11,13 +11,13 @@ import time
 from argparse import ArgumentParser
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import QueryRun
 from governance.services.access import UnknownConnection, connection_for
+from governance.services.accounts import active_user
 from governance.services.exports import run_export_csv
 from governance.services.runs import (
     Caller,
@@ -64,11 +64,11 @@ class Command(BaseCommand):
             sys.exit(code)
 
     def _run(self, options: dict[str, Any]) -> int:
-        user = get_user_model().objects.filter(username=options["username"], is_active=True)
-        if not user.exists():
+        user = active_user(options["username"])
+        if user is None:
             self.stderr.write(f"error: no active user {options['username']!r}")
             return EXIT["usage"]
-        caller = Caller(user=user.get(), channel="cli")
+        caller = Caller(user=user, channel="cli")
         sql = sys.stdin.read() if options["sql"] == "-" else options["sql"]
         fmt = options["format"]
         try:

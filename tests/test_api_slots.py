@@ -1,0 +1,150 @@
+"""Runs at once are slots taken atomically: submissions racing each other cannot all pass,
+with Redis (production, shared by every process) and without (the embedded mode)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+from django.db import connection as db
+from django.test import override_settings
+
+from api import budgets
+from api.budgets import BudgetExceeded, run_ended, run_slot
+from governance.models import QueryRun
+from governance.services.caller import Caller
+from tests.conftest import REQUIRE_SERVICES
+
+pytestmark = pytest.mark.django_db(transaction=True)
+REDIS_URL = os.environ.get("WARDEN_TEST_SLOTS_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@dataclass
+class _Token:
+    shown: str = "wdn_000000000000_…"
+
+
+@dataclass
+class _Bearer:
+    """What `run_slot` reads of a caller: its account, token and agent (none: defaults)."""
+
+    user: Any
+    token: _Token
+    agent: Any = None
+
+
+@pytest.fixture(autouse=True)
+def _no_local_slots() -> Iterator[None]:
+    budgets._local.clear()
+    yield
+    budgets._local.clear()
+
+
+@pytest.fixture(params=["redis", "local"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "local":
+        yield "local"
+        return
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is not reachable: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    backend = "django.core.cache.backends.redis.RedisCache"
+    caches = {"default": {"BACKEND": backend, "LOCATION": REDIS_URL}}
+    with override_settings(CACHES=caches):
+        from django.core.cache import cache
+
+        cache.clear()
+        yield "redis"
+        cache.clear()
+
+
+def _held(user_id: int) -> int:
+    redis = budgets._redis()
+    if redis is not None:
+        return int(redis.zcard(budgets._slots_key(user_id)))
+    return len(budgets._local.get(user_id, {}))
+
+
+def test_racing_submissions_take_at_most_the_limit(backend: str, alice: Any) -> None:
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    taken, refused = [], []
+    start = threading.Barrier(24)
+    release = threading.Event()
+
+    def submit() -> None:
+        start.wait()
+        try:
+            with override_settings(WARDEN_API_CONCURRENT_RUNS=3), run_slot(bearer, caller, 60):
+                taken.append(1)
+                release.wait(10)
+        except BudgetExceeded:
+            refused.append(1)
+        finally:
+            db.close()  # the refusal's audit event opened one in this thread
+
+    threads = [threading.Thread(target=submit) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(taken) + len(refused) < 24 and time.monotonic() < deadline:
+        if len(taken) == 3 and len(refused) == 21:
+            break
+        time.sleep(0.01)
+    assert (len(taken), len(refused)) == (3, 21)
+    assert _held(alice.pk) == 3
+    release.set()
+    for thread in threads:
+        thread.join()
+    # Each left without binding its slot to a run (only a failure gives it back): clean up.
+    budgets._local.clear()
+    if backend == "redis":
+        budgets._redis().delete(budgets._slots_key(alice.pk))
+
+
+def test_a_slot_follows_its_run_and_comes_back_when_it_ends(backend: str, alice: Any) -> None:
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    run = QueryRun(pk=987654, user=alice, provenance={"token": "wdn_000000000000_…"})
+    with override_settings(WARDEN_API_CONCURRENT_RUNS=1):
+        with run_slot(bearer, caller, 60) as slot:
+            slot.bind(run)
+        assert _held(alice.pk) == 1
+        with pytest.raises(BudgetExceeded, match="runs at once"), run_slot(bearer, caller, 60):
+            pass
+        run_ended(QueryRun(pk=987654, user=alice, provenance={}))  # not a token's run
+        assert _held(alice.pk) == 1
+        run_ended(run)  # the finished-run hook, in whichever process ends the run
+        assert _held(alice.pk) == 0
+        with run_slot(bearer, caller, 60):
+            assert _held(alice.pk) == 1
+
+
+def test_a_failed_submission_gives_its_slot_back(backend: str, alice: Any) -> None:
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    with override_settings(WARDEN_API_CONCURRENT_RUNS=1):
+        with pytest.raises(RuntimeError), run_slot(bearer, caller, 60):
+            raise RuntimeError("the submission failed")
+        assert _held(alice.pk) == 0
+
+
+def test_a_slot_whose_process_died_lapses(backend: str, alice: Any, monkeypatch: Any) -> None:
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    monkeypatch.setattr(budgets, "SLOT_MARGIN_SECONDS", 0)
+    with override_settings(WARDEN_API_CONCURRENT_RUNS=1):
+        with run_slot(bearer, caller, 0.2) as slot:
+            slot.bind(QueryRun(pk=987655, user=alice))  # its end is never heard of
+        time.sleep(0.3)
+        with run_slot(bearer, caller, 60):
+            assert _held(alice.pk) == 1
