@@ -46,3 +46,44 @@ def problem(
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="warden"'
     return response
+
+
+#: What every problem carries (RFC 9457); refusals add their own members (reasons, budget, …).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+WHEN = {
+    400: "The input is not usable (not SQL text, a bad cursor or limit, a bad key).",
+    401: "No token, or one that is not valid (unknown, revoked, expired, its agent stopped).",
+    403: "Your roles do not allow it, or the statement is denied (the reasons are in it).",
+    404: "Nothing by that name or id that you may use or read.",
+    405: "The path does not take this method.",
+    409: "A request with this Idempotency-Key is still being submitted.",
+    413: "The body is larger than the server accepts.",
+    422: "The body or a parameter does not match the schema (`errors` lists the fields).",
+    429: "A budget is spent (`budget`, `limit`); ask again after `Retry-After` seconds.",
+}
+
+
+def documented(*codes: int) -> dict[str, Any]:
+    """The `openapi_extra` of an operation that answers `codes` (and 401, 405, 429, which
+    every call can) with problem details."""
+    return {
+        "responses": {
+            str(code): {
+                "description": WHEN[code],
+                "content": {PROBLEM: {"schema": SCHEMA}},
+            }
+            for code in sorted({*codes, 401, 405, 429})
+        }
+    }

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 
 from api.auth import TokenAuth, caller_of
 from api.budgets import BudgetExceeded, check_request, count_returned
@@ -38,7 +38,7 @@ from api.core import (
     submit,
 )
 from api.models import IdempotencyKey
-from api.problems import problem
+from api.problems import documented, problem
 from approvals.callbacks import CallbackRefused, callback_register, callback_url_check
 from approvals.services import InvalidRequest, access_request, unmask_request
 from governance.models import QueryRun
@@ -128,8 +128,19 @@ MetadataValue = str | int | float | bool | None
 
 
 class QueryIn(Schema):
-    connection: str = Field(..., min_length=1, max_length=64, description="Connection name.")
-    sql: str = Field(..., min_length=1, max_length=1_000_000, description="One or more statements.")
+    # JSON types as the schema says: `false` is not a number of seconds, 1 is not text.
+    model_config = ConfigDict(strict=True)
+
+    connection: str = Field(
+        ..., min_length=1, max_length=64, description="Connection name.", examples=["demo"]
+    )
+    sql: str = Field(
+        ...,
+        min_length=1,
+        max_length=1_000_000,
+        description="One or more statements.",
+        examples=["SELECT id, email, country FROM customers WHERE id = 42"],
+    )
     purpose: str = Field("", max_length=500, description="Why: approvers and auditors read it.")
     wait_seconds: float = Field(
         10.0,
@@ -208,6 +219,8 @@ class QueryOut(Schema):
 
 
 class AccessRequestIn(Schema):
+    model_config = ConfigDict(strict=True)
+
     kind: Literal["access", "unmask"] = Field(
         ..., description="`access`: capabilities on a connection; `unmask`: one column raw."
     )
@@ -306,6 +319,7 @@ def _respond(
         "`Retry-After`); 403 with the reasons when denied; 404 for a connection you may not "
         "use. Send an `Idempotency-Key` header so that a retried POST never submits twice."
     ),
+    openapi_extra=documented(400, 403, 404, 409, 413, 422),
 )
 def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
     caller = caller_of(request, body.metadata or None)
@@ -386,6 +400,7 @@ def _forget(user: Any, key: str) -> None:
         "of the agent that submitted it, its approvers and auditors may read a run; anyone "
         "else gets 404."
     ),
+    openapi_extra=documented(400, 403, 404, 422),
 )
 def query_get(
     request: HttpRequest, run_id: int, cursor: str | None = None, limit: int = PAGE
@@ -412,6 +427,7 @@ def query_get(
     url_name="connection_list",
     response=list[ConnectionOut],
     summary="Connections you may use",
+    openapi_extra=documented(),
 )
 def connection_list(request: HttpRequest) -> list[dict[str, Any]]:
     bearer = request.auth  # type: ignore[attr-defined]
@@ -429,6 +445,7 @@ def connection_list(request: HttpRequest) -> list[dict[str, Any]]:
         "comes back masked inside the database (redacted, partial, hashed or pseudonymised); "
         "an unmask exemption you hold shows it as not masked."
     ),
+    openapi_extra=documented(404, 422),
 )
 def connection_schema(request: HttpRequest, name: str) -> dict[str, Any]:
     check_request(request.auth, caller_of(request), submitting=False, returns_rows=False)  # type: ignore[attr-defined]
@@ -445,6 +462,7 @@ def connection_schema(request: HttpRequest, name: str) -> dict[str, Any]:
         "(`access`) or an expiring unmask exemption (`unmask`). An agent's owner cannot "
         "approve it. 404 for a connection or column the caller may not ask about."
     ),
+    openapi_extra=documented(400, 403, 404, 413, 422),
 )
 def access_request_create(request: HttpRequest, body: AccessRequestIn) -> HttpResponse:
     caller = caller_of(request)
