@@ -11,6 +11,7 @@ so a runaway agent cannot flood the trail with them.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -21,10 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from audit.kinds import EventKind
 from governance.models import QueryRun
 from governance.services.caller import Caller, record
+
+log = logging.getLogger("warden.api")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,34 @@ def _refuse(bearer: Any, caller: Caller, which: str, limit: int, retry: int, win
     raise BudgetExceeded(which, limit, retry)
 
 
+class BudgetsUnavailable(Exception):
+    """The counters cannot be read (Redis is down): the call is refused, not let through."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Warden cannot count this caller's budgets right now (its cache does not answer), "
+            "so it takes no calls; nothing was submitted. Try again shortly."
+        )
+
+
+@contextmanager
+def _counters() -> Iterator[None]:
+    """Fail closed: a cache that does not answer refuses the call (BudgetsUnavailable)."""
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("budget counters unavailable: %s", type(exc).__name__)
+        raise BudgetsUnavailable() from None
+
+
 def check_request(bearer: Any, caller: Caller, *, submitting: bool, returns_rows: bool) -> None:
-    """Count this request and refuse it if a budget is spent (raises BudgetExceeded)."""
+    """Count this request and refuse it if a budget is spent (raises BudgetExceeded, or
+    BudgetsUnavailable when the counters cannot be read)."""
+    with _counters():
+        _check(bearer, caller, submitting=submitting, returns_rows=returns_rows)
+
+
+def _check(bearer: Any, caller: Caller, *, submitting: bool, returns_rows: bool) -> None:
     budget = budget_for(bearer)
     user = bearer.user.pk
     minute, left = _window(60)
@@ -110,7 +140,15 @@ def check_request(bearer: Any, caller: Caller, *, submitting: bool, returns_rows
 
 
 def count_returned(bearer: Any, *, rows: int, size: int) -> None:
-    """Add what a response returns to this hour's rows and bytes."""
+    """Add what a response returns to this hour's rows and bytes (a cache that stopped
+    answering since the call was let in is logged: the answer is already made)."""
+    try:
+        _count_returned(bearer, rows=rows, size=size)
+    except RedisError as exc:
+        log.warning("returned rows and bytes not counted: %s", type(exc).__name__)
+
+
+def _count_returned(bearer: Any, *, rows: int, size: int) -> None:
     hour, _ = _window(3600)
     if rows:
         _count(f"warden:api:rows:{bearer.user.pk}:{hour}", rows, 3700)
@@ -203,11 +241,18 @@ class RunSlot:
         before looking at the run's status again: a run that ends in between gives back the
         slot under its new name, or the caller sees it ended and gives it back itself."""
         name = f"run:{run.pk}"
-        _rename(self.user_id, self.member, name)
+        try:
+            _rename(self.user_id, self.member, name)
+        except RedisError as exc:  # the run exists: keep the slot until it lapses
+            log.warning("run %s keeps an unnamed slot: %s", run.pk, type(exc).__name__)
+            return
         self.member = name
 
     def release(self) -> None:
-        _give_back(self.user_id, self.member)
+        try:
+            _give_back(self.user_id, self.member)
+        except RedisError as exc:  # it lapses on its own
+            log.warning("a slot was not given back: %s", type(exc).__name__)
 
 
 @contextmanager
@@ -216,7 +261,9 @@ def run_slot(bearer: Any, caller: Caller, lifetime: float) -> Iterator[RunSlot]:
     is free); given back when the submission fails, else bound to the run (`RunSlot.bind`)."""
     limit = budget_for(bearer).concurrent_runs
     slot = RunSlot(bearer.user.pk, f"submitting:{uuid.uuid4().hex}")
-    if not _take(slot.user_id, slot.member, limit, lifetime + SLOT_MARGIN_SECONDS):
+    with _counters():
+        taken = _take(slot.user_id, slot.member, limit, lifetime + SLOT_MARGIN_SECONDS)
+    if not taken:
         minute, _ = _window(60)
         _refuse(bearer, caller, "runs at once", limit, 1, minute)
     try:
@@ -229,4 +276,4 @@ def run_slot(bearer: Any, caller: Caller, lifetime: float) -> Iterator[RunSlot]:
 def run_ended(run: QueryRun) -> None:
     """A finished-run hook: a run submitted with a token gives back its slot."""
     if (run.provenance or {}).get("token"):
-        _give_back(run.user_id, f"run:{run.pk}")
+        RunSlot(run.user_id, f"run:{run.pk}").release()

@@ -22,7 +22,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from api.auth import provenance_of, token_refused
-from api.budgets import BudgetExceeded, check_request, count_returned
+from api.budgets import BudgetExceeded, BudgetsUnavailable, check_request, count_returned
 from api.core import (
     ApiError,
     connection_of,
@@ -83,7 +83,7 @@ def _call(*, submitting: bool = False, returns_rows: bool = False) -> Iterator[B
         try:
             check_request(bearer, _caller(bearer), submitting=submitting, returns_rows=returns_rows)
             yield bearer
-        except BudgetExceeded as exc:
+        except (BudgetExceeded, BudgetsUnavailable) as exc:
             raise ToolError(str(exc)) from None
         except ApiError as exc:
             raise ToolError(str(exc)) from None

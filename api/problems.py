@@ -20,6 +20,7 @@ TITLES = {
     422: "Unprocessable request",
     429: "Too many requests",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -72,18 +73,19 @@ WHEN = {
     413: "The body is larger than the server accepts.",
     422: "The body or a parameter does not match the schema (`errors` lists the fields).",
     429: "A budget is spent (`budget`, `limit`); ask again after `Retry-After` seconds.",
+    503: "Budgets cannot be counted right now (the cache is down): nothing was done.",
 }
 
 
 def documented(*codes: int) -> dict[str, Any]:
-    """The `openapi_extra` of an operation that answers `codes` (and 401, 405, 429, which
-    every call can) with problem details."""
+    """The `openapi_extra` of an operation that answers `codes` (and 401, 405, 429, 503,
+    which every call can) with problem details."""
     return {
         "responses": {
             str(code): {
                 "description": WHEN[code],
                 "content": {PROBLEM: {"schema": SCHEMA}},
             }
-            for code in sorted({*codes, 401, 405, 429})
+            for code in sorted({*codes, 401, 405, 429, 503})
         }
     }

@@ -22,7 +22,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ConfigDict, field_validator
 
 from api.auth import TokenAuth, caller_of
-from api.budgets import BudgetExceeded, check_request, count_returned
+from api.budgets import BudgetExceeded, BudgetsUnavailable, check_request, count_returned
 from api.core import (
     MAX_PAGE,
     PAGE,
@@ -103,6 +103,11 @@ def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
         budget=exc.which,
         limit=exc.limit,
     )
+
+
+@api.exception_handler(BudgetsUnavailable)
+def _no_counters(request: HttpRequest, exc: BudgetsUnavailable) -> HttpResponse:
+    return problem(request, 503, str(exc), headers={"Retry-After": "5"})
 
 
 @api.exception_handler(RequestDataTooBig)

@@ -829,3 +829,28 @@ def test_a_refused_token_at_mcp_is_recorded_like_at_the_api(agent: dict[str, Any
     assert response.status_code == 401
     (event,) = AuditEvent.objects.filter(kind="token.refused")
     assert event.channel == "mcp"
+
+
+def test_budgets_that_cannot_be_counted_refuse_the_call(agent: dict[str, Any]) -> None:
+    """Fail closed: with the cache down, no call gets through uncounted (and nothing runs)."""
+    import socket
+
+    from django.test import override_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends
+    down = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    before = QueryRun.objects.count()
+    with override_settings(CACHES=down):
+        response = _post(agent["client"], connection="demo", sql="SELECT 1")
+        listed = agent["client"].get("/api/v1/connections")
+    assert response.status_code == 503 and response["Content-Type"] == "application/problem+json"
+    assert response["Retry-After"] == "5" and "nothing was submitted" in response.json()["detail"]
+    assert listed.status_code == 503
+    assert QueryRun.objects.count() == before
