@@ -25,7 +25,12 @@ from governance.services.access import (
 )
 from governance.services.caller import Caller
 from governance.services.catalog import table_key
-from governance.services.masking import active_exemptions, masking_policy
+from governance.services.masking import (
+    ENDED_EXEMPTION,
+    active_exemptions,
+    exemption_ended,
+    masking_policy,
+)
 from governance.services.runs import InvalidSQL, run_submit, sql_reject
 
 PAGE = 1000
@@ -76,6 +81,8 @@ def run_body(
     detail = run.decision_detail or {}
     approval = getattr(run, "approval", None) if run.status == "pending_approval" else None
     withheld = rows_for is not None and getattr(rows_for, "pk", None) != run.user_id
+    ended = not withheld and bool(run.rows) and exemption_ended(run)
+    withheld = withheld or ended
     rows = [] if withheld else (run.rows or [])
     page = rows[offset : offset + limit]
     more = offset + limit < len(rows)
@@ -109,6 +116,13 @@ def run_body(
         "next_cursor": _cursor(offset + limit) if more else None,
         "callback": None,
         "rows_withheld": withheld,
+        "rows_withheld_reason": (
+            ENDED_EXEMPTION
+            if ended
+            else "Rows go to the run's submitter only."
+            if withheld
+            else None
+        ),
         "retry_after": retry,
     }
 

@@ -218,9 +218,11 @@ class QueryOut(Schema):
     retry_after: int | None = Field(None, description="Seconds before asking again.")
     rows_withheld: bool = Field(
         False,
-        description="The rows are shown to the run's submitter only (its owner, approvers "
-        "and auditors see its status and counts).",
+        description="The rows are not shown: to the run's submitter only (its owner, "
+        "approvers and auditors see its status and counts), and to no one once an unmask "
+        "exemption the submitter held when it ran has ended.",
     )
+    rows_withheld_reason: str | None = Field(None, description="Why the rows are withheld.")
 
 
 class AccessRequestIn(Schema):

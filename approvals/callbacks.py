@@ -73,9 +73,27 @@ def _address_check(url: str) -> None:
     except OSError as exc:
         raise CallbackRefused(f"cannot resolve the callback host: {exc}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if not address_public(ipaddress.ip_address(info[4][0].split("%", 1)[0])):
             raise CallbackRefused("the callback host resolves to a private or reserved address")
+
+
+#: IPv6 ranges that carry an IPv4 address a gateway may deliver to (NAT64, 6to4, Teredo,
+#: IPv4-compatible): `is_global` calls some of them public, whatever IPv4 address is inside.
+_EMBEDDING = [
+    ipaddress.ip_network(n)
+    for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0/96")
+]
+
+
+def address_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a callback may go to `address`: global, not multicast, and no IPv6 form that
+    embeds an IPv4 address (refused outright: the gateway decides where those go)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _EMBEDDING):
+            return False
+        if address.ipv4_mapped is not None:
+            return False
+    return bool(address.is_global) and not address.is_multicast
 
 
 def new_secret() -> str:

@@ -31,6 +31,7 @@ from governance.models import (
 )
 from governance.services.agents import agent_refusal
 from governance.services.caller import Caller, record
+from governance.services.catalog_admin import catalog_bump
 from governance.services.held import ReleaseRefused, run_close, run_recheck, run_release
 from governance.services.runs import run_cancel
 
@@ -281,6 +282,8 @@ def _refusal(
         return f"Request #{request.pk} is being withdrawn: its run was cancelled."
     if reviewer.pk == request.requester_id:
         return "You cannot review your own request."
+    if Agent.objects.filter(user_id=reviewer.pk).exists():
+        return "An agent cannot review requests: approvals are decided by people."
     if reviewer.pk == requester_owner_id(request):
         return (
             f"Request #{request.pk} was made by an agent you own: its owner is on the "
@@ -371,10 +374,18 @@ def counted_approvals(request: ApprovalRequest) -> list[Review]:
     disabled), and who are not on the requester's side (the requester, or the owner of the
     agent that asked): an approval counts only while its author could give it."""
     sides = {request.requester_id, requester_owner_id(request)}
+    approvals = list(request.approvals())
+    agents = set(
+        Agent.objects.filter(user_id__in=[r.reviewer_id for r in approvals]).values_list(
+            "user_id", flat=True
+        )
+    )  # an agent's approval never counts (nor can one be given: see `_refusal`)
     return [
         r
-        for r in request.approvals()
-        if r.reviewer_id not in sides and may_review(r.reviewer, request.approver_groups)
+        for r in approvals
+        if r.reviewer_id not in sides
+        and r.reviewer_id not in agents
+        and may_review(r.reviewer, request.approver_groups)
     ]
 
 
@@ -481,6 +492,7 @@ def _fulfil(request: ApprovalRequest, caller: Caller, now: dt.datetime) -> None:
             reason=f"Approval request #{request.pk}: {request.purpose}"[:500],
             created_by=caller.user,
         )
+        catalog_bump(request.column.table.connection)  # every process sees it at once
         _audit(
             EventKind.UNMASK_GRANTED,
             caller,

@@ -9,7 +9,7 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from audit.context import acting_as
@@ -33,6 +33,15 @@ class AccountAdapter(DefaultAccountAdapter):
                 kind=EventKind.AUTH_LOGIN_THROTTLED, actor_name=name, source_ip=client_ip(request)
             )
             raise
+
+    def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> Any:
+        """Every allauth sign-in (password, identity provider, a code) ends here: an agent's
+        account is refused whichever way it came (see governance/backends.py)."""
+        from governance.backends import is_agent
+
+        if is_agent(user):
+            raise PermissionDenied("An agent's account cannot sign in to the web pages.")
+        return super().pre_login(request, user, **kwargs)
 
     def reauthenticate(self, user: Any, password: str) -> bool:
         """The password asked again before a sensitive step (approving a critical statement):

@@ -24,6 +24,7 @@ from governance.models import (
     Sensitivity,
     Strategy,
 )
+from governance.roles import APPROVER
 
 # Later instants may not survive the trip to UTC and back (year 10000): refused, never stored.
 _LAST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
@@ -211,7 +212,7 @@ class AgentForm(forms.Form):
         help_text="The person accountable for it; they cannot approve its requests.",
     )
     roles = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.order_by("name"),
+        queryset=Group.objects.exclude(name=APPROVER).order_by("name"),  # people decide
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Usually analyst. It holds only what its roles and its own grants give it.",

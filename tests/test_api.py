@@ -575,6 +575,41 @@ def test_an_agent_asks_to_see_one_masked_column(agent: dict[str, Any]) -> None:
     assert response.json()["kind"] == "unmask"
 
 
+def test_an_exemptions_end_ends_the_raw_values_it_let_through(
+    agent: dict[str, Any], bob: Any, carol: Any
+) -> None:
+    """Approved, the unmask takes effect at once (every process: the catalog version moves);
+    revoked, the stored raw result is withheld on every way back to it (the status endpoint,
+    an idempotent replay), and a new run is masked again."""
+    from governance.models import UnmaskExemption
+    from governance.services.catalog_admin import exemption_revoke
+
+    client, ssn = agent["client"], re.compile(r"^\d{3}-\d{2}-\d{4}$")
+    sql = "SELECT id, ssn FROM customers ORDER BY id LIMIT 2"
+    before = _post(client, connection="demo", sql=sql)  # this process now knows the exemptions
+    assert not any(ssn.match(row[1]) for row in before.json()["rows"])
+    asked = _ask(
+        client, kind="unmask", connection="demo", table="customers", column="ssn", hours=1,
+        reason="fraud case 42",
+    )  # fmt: skip
+    request_review(
+        caller=Caller(user=bob), request_id=asked.json()["id"], approve=True, reauthenticated=True
+    )
+    first = _post(client, connection="demo", sql=sql, headers={"Idempotency-Key": "case-42"})
+    assert first.status_code == 200, first.content
+    assert all(ssn.match(row[1]) for row in first.json()["rows"])  # raw, as approved
+    run = first.json()["run"]
+    exemption_revoke(caller=Caller(user=carol), exemption=UnmaskExemption.objects.get())
+    again = client.get(f"/api/v1/queries/{run}")
+    assert again.status_code == 200 and again.json()["rows"] == []
+    assert again.json()["rows_withheld"] and "ended" in again.json()["rows_withheld_reason"]
+    replay = _post(client, connection="demo", sql=sql, headers={"Idempotency-Key": "case-42"})
+    assert replay.json()["run"] == run and replay.json()["rows"] == []
+    fresh = _post(client, connection="demo", sql=sql)
+    assert not any(ssn.match(row[1]) for row in fresh.json()["rows"])
+    assert "ssn" in fresh.json()["masked"]
+
+
 @pytest.mark.parametrize(
     "body, status",
     [
@@ -720,6 +755,31 @@ def test_a_callback_to_a_private_address_is_refused_when_sending(
 
 
 @pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "fd00::1", "::ffff:127.0.0.1",
+        "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:7f00:1::",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1", "ff02::1", "224.0.0.1",
+    ],
+)  # fmt: skip
+def test_no_callback_goes_to_an_address_that_is_or_embeds_a_private_one(address: str) -> None:
+    import ipaddress
+
+    from approvals.callbacks import address_public
+
+    assert not address_public(ipaddress.ip_address(address))
+
+
+def test_a_public_address_may_be_called_back() -> None:
+    import ipaddress
+
+    from approvals.callbacks import address_public
+
+    assert address_public(ipaddress.ip_address("93.184.216.34"))
+    assert address_public(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946"))
+
+
+@pytest.mark.parametrize(
     "url",
     ["file:///etc/passwd", "ftp://example.com/x", "http://user:pw@example.com/", "not a url",
      "http://" + "a" * 2000],
@@ -854,3 +914,78 @@ def test_budgets_that_cannot_be_counted_refuse_the_call(agent: dict[str, Any]) -
     assert response["Retry-After"] == "5" and "nothing was submitted" in response.json()["detail"]
     assert listed.status_code == 503
     assert QueryRun.objects.count() == before
+
+
+def test_an_agent_is_never_an_approver(sqlite_conn: Any, alice: Any, bob: Any, groups: Any) -> None:
+    """People decide: no agent gets the approver role, and one given it by hand (the Django
+    admin, a shell) is refused as a reviewer, so two agents of one owner cannot approve each
+    other's requests, nor an agent its owner's."""
+    from governance.services.agents import AgentError
+    from governance.services.runs import run_submit
+
+    with pytest.raises(AgentError, match="cannot be an approver"):
+        _agent(bob, "approver", name="rubber-stamp")
+    helper, _ = _agent(bob, "analyst", name="helper")
+    helper.user.groups.add(groups["approver"])  # by hand
+    grant(sqlite_conn, alice, "write")
+    run = run_submit(
+        caller=Caller(user=alice),
+        connection=sqlite_conn,
+        sql="UPDATE orders SET status = 'shipped' WHERE id = 5",
+    )
+    with pytest.raises(ReviewRefused, match="An agent cannot review"):
+        request_review(
+            caller=Caller(user=helper.user),
+            request_id=run.approval.pk,
+            approve=True,
+            reauthenticated=True,
+        )
+    run.refresh_from_db()
+    assert run.status == "pending_approval"
+
+
+def test_an_agent_never_signs_in_to_the_web_pages(alice: Any) -> None:
+    """Whatever password an administrator sets on its account, and a session it somehow
+    holds ends at its next request."""
+    agent, _ = _agent(alice, "analyst", name="scraper")
+    agent.user.set_password("a-password-set-by-hand-1!")
+    agent.user.save()
+    client = Client()
+    assert not client.login(username="scraper", password="a-password-set-by-hand-1!")
+    page = client.post(
+        "/accounts/login/", {"login": "scraper", "password": "a-password-set-by-hand-1!"}
+    )
+    assert "_auth_user_id" not in client.session and page.status_code != 302
+    client.force_login(agent.user)  # a session made some other way
+    assert client.get("/").status_code == 302  # sent to sign in: it is no one
+    # People still sign in.
+    assert Client().login(username="alice", password="alice-pass-123!")
+
+
+def test_the_editor_withholds_a_result_whose_exemption_ended(
+    sqlite_conn: Any, alice: Any, carol: Any
+) -> None:
+    from governance.models import CatalogColumn
+    from governance.services.catalog import catalog_refresh
+    from governance.services.catalog_admin import exemption_create, exemption_revoke
+    from governance.services.runs import run_submit
+
+    catalog_refresh(connection=sqlite_conn)
+    grant(sqlite_conn, alice, "read")
+    column = CatalogColumn.objects.get(table__name="customers", name="ssn")
+    exemption = exemption_create(
+        caller=Caller(user=carol), column=column, user=alice, group=None,
+        expires_at=timezone.now() + dt.timedelta(hours=1), reason="case 7",
+    )  # fmt: skip
+    run = run_submit(
+        caller=Caller(user=alice), connection=sqlite_conn, sql="SELECT ssn FROM customers LIMIT 1"
+    )
+    raw = run.rows[0][0]
+    client = Client()
+    client.force_login(alice)
+    assert raw in client.get(f"/editor/?run={run.pk}").content.decode()
+    exemption_revoke(caller=Caller(user=carol), exemption=exemption)
+    page = client.get(f"/editor/?run={run.pk}").content.decode()
+    fragment = client.get(f"/runs/{run.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert raw not in fragment and "data-rows-withheld" in fragment
+    assert raw not in page and "data-rows-withheld" in page

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.kinds import EventKind
 from governance.models import Agent, ApiToken, Connection
-from governance.roles import groups_known
+from governance.roles import APPROVER, groups_known
 from governance.services.caller import Caller, record
 from governance.services.rowload import column, columns, instance, table, width
 
@@ -83,6 +83,11 @@ def agent_create(
     if Agent.objects.filter(user=owner).exists():
         raise AgentError("An agent cannot own another agent: its owner must be a person.")
     _future(expires_at, now)
+    if APPROVER in (groups or []):
+        raise AgentError(
+            "An agent cannot be an approver: approvals are decided by people (the owner of an "
+            "agent never counts, and an agent of the same owner would)."
+        )
     found_groups = list(Group.objects.filter(name__in=groups or []))
     missing = sorted(set(groups or []) - {g.name for g in found_groups})
     if missing:

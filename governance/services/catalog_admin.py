@@ -20,8 +20,8 @@ from governance.models import (
 from governance.services.caller import Caller, record
 
 
-def _bump(connection: Connection) -> None:
-    """Drop cached masking plans of this connection."""
+def catalog_bump(connection: Connection) -> None:
+    """Drop cached masking plans and exemption lists of this connection (every process)."""
     Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
 
 
@@ -44,7 +44,7 @@ def column_review(
     column.confirmed_at = timezone.now()
     column.save()
     connection = column.table.connection
-    _bump(connection)
+    catalog_bump(connection)
     record(
         EventKind.CATALOG_COLUMN_REVIEWED,
         caller,
@@ -64,7 +64,7 @@ def column_rediscover(*, caller: Caller, column: CatalogColumn) -> None:
     column.source = Source.DISCOVERED
     column.confirmed_by, column.confirmed_at = None, None
     column.save()
-    _bump(column.table.connection)
+    catalog_bump(column.table.connection)
     record(
         EventKind.CATALOG_COLUMN_RELEASED,
         caller,
@@ -78,7 +78,7 @@ def table_label_set(*, caller: Caller, table: CatalogTable, label: str) -> None:
     before = table.label
     table.label, table.label_source = label, Source.CONFIRMED
     table.save()
-    _bump(table.connection)
+    catalog_bump(table.connection)
     record(
         EventKind.CATALOG_TABLE_LABELLED,
         caller,
@@ -116,7 +116,7 @@ def exemption_create(
         reason=reason,
         created_by=caller.user,
     )
-    _bump(column.table.connection)
+    catalog_bump(column.table.connection)
     record(
         EventKind.UNMASK_GRANTED,
         caller,
@@ -142,4 +142,4 @@ def exemption_revoke(*, caller: Caller, exemption: UnmaskExemption) -> None:
         detail={"exemption": exemption.pk, "column": str(exemption.column)},
     )
     exemption.delete()
-    _bump(connection)
+    catalog_bump(connection)

@@ -85,6 +85,27 @@ def active_exemptions(*, user: Any, connection: Connection) -> list[UnmaskExempt
     ]
 
 
+ENDED_EXEMPTION = (
+    "This result held values unmasked under an exemption that has since ended or been "
+    "revoked, so it is no longer shown. Run the statement again to see it as you may now."
+)
+
+
+def exemption_ended(run: Any) -> bool:
+    """Whether a stored result may hold values unmasked under an exemption that is gone: the
+    run's caller held exemptions when it ran, and one of them has since expired or been
+    revoked. Such a result is withheld wherever it would be shown again (the editor, the API,
+    MCP): an exemption's end ends the raw values it let through. No query for the usual run,
+    which held none."""
+    held = ((getattr(run, "decision_detail", None) or {}).get("masking") or {}).get(
+        "exemptions"
+    ) or []
+    if not held:
+        return False
+    live = UnmaskExemption.objects.filter(pk__in=held, expires_at__gt=timezone.now()).count()
+    return live != len(set(held))
+
+
 def masking_policy(
     *, connection: Connection, exemptions: list[UnmaskExemption]
 ) -> masking.MaskingPolicy:

@@ -18,6 +18,7 @@ from governance.crypto import DecryptionError
 from governance.models import QueryRun
 from governance.roles import ADMIN, ANALYST, role_required
 from governance.services.access import UnknownConnection, connection_for, connections_for
+from governance.services.masking import ENDED_EXEMPTION, exemption_ended
 from governance.services.runs import InvalidSQL, run_cancel, run_submit, sql_reject
 from governance.services.values import as_text
 from governance.views.common import web_caller
@@ -84,7 +85,8 @@ def _recent(request: HttpRequest) -> Any:
 def _run_context(
     request: HtmxHttpRequest, run: QueryRun, *, with_recent: bool = False
 ) -> dict[str, Any]:
-    paginator = Paginator(run.rows, settings.WARDEN_RESULT_PAGE_SIZE)
+    ended = bool(run.rows) and exemption_ended(run)
+    paginator = Paginator([] if ended else run.rows, settings.WARDEN_RESULT_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     columns = _grid_columns(run)
     context = {
@@ -96,6 +98,7 @@ def _run_context(
             list(zip(map(as_text, row), columns, strict=False)) for row in page.object_list
         ],
         "masking": _masking_shown(run),
+        "rows_withheld": ENDED_EXEMPTION if ended else "",
     }
     if with_recent:  # htmx: refresh the sidebar out of band
         context.update(recent=_recent(request), recent_oob=True)
