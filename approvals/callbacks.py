@@ -73,7 +73,7 @@ def _address_check(url: str) -> None:
     except OSError as exc:
         raise CallbackRefused(f"cannot resolve the callback host: {exc}") from None
     for info in infos:
-        if not address_public(ipaddress.ip_address(info[4][0].split("%", 1)[0])):
+        if not address_public(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])):
             raise CallbackRefused("the callback host resolves to a private or reserved address")
 
 
