@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +176,7 @@ redis.call('ZADD', KEYS[1], expiry, ARGV[2])
 return 1
 """
 
-_local: dict[int, dict[str, float]] = {}
+_local: dict[int | str, dict[str, float]] = {}
 _local_lock = threading.Lock()
 
 
@@ -187,11 +187,12 @@ def _redis() -> Any:
     return get_client(write=True) if get_client is not None else None
 
 
-def _slots_key(user_id: int) -> str:
-    return f"warden:api:running:{user_id}"
+def _slots_key(owner: int | str) -> str:
+    """A caller's runs at once (its account id), or a server-wide set (its name)."""
+    return f"warden:api:running:{owner}" if isinstance(owner, int) else f"warden:api:{owner}"
 
 
-def _take(user_id: int, member: str, limit: int, lifetime: float) -> bool:
+def _take(user_id: int | str, member: str, limit: int, lifetime: float) -> bool:
     now = time.time()
     redis = _redis()
     if redis is not None:
@@ -210,7 +211,7 @@ def _take(user_id: int, member: str, limit: int, lifetime: float) -> bool:
         return True
 
 
-def _rename(user_id: int, old: str, new: str) -> None:
+def _rename(user_id: int | str, old: str, new: str) -> None:
     redis = _redis()
     if redis is not None:
         redis.eval(_RENAME, 1, _slots_key(user_id), old, new)
@@ -221,7 +222,7 @@ def _rename(user_id: int, old: str, new: str) -> None:
             slots[new] = slots.pop(old)
 
 
-def _give_back(user_id: int, member: str) -> None:
+def _give_back(user_id: int | str, member: str) -> None:
     redis = _redis()
     if redis is not None:
         redis.zrem(_slots_key(user_id), member)
@@ -277,3 +278,30 @@ def run_ended(run: QueryRun) -> None:
     """A finished-run hook: a run submitted with a token gives back its slot."""
     if (run.provenance or {}).get("token"):
         RunSlot(run.user_id, f"run:{run.pk}").release()
+
+
+# ---------------------------------------------------------------- long polls
+
+LONG_POLLS = "long-polls"
+
+
+@contextmanager
+def long_poll(seconds: float) -> Iterator[float]:
+    """How long a call may wait for its result: `seconds` while one of the server's long-poll
+    places is free (WARDEN_API_LONG_POLLS across every web process), else 0, and the caller
+    gets its 202 with `Retry-After` at once. A waiting call holds a web worker: without a cap,
+    a few callers waiting at once would hold them all and the pages would stop answering."""
+    if seconds <= 0:
+        yield 0.0
+        return
+    member = uuid.uuid4().hex
+    try:
+        taken = _take(LONG_POLLS, member, settings.WARDEN_API_LONG_POLLS, seconds + 5)
+    except RedisError:
+        taken = False  # no place known to be free: answer at once
+    try:
+        yield seconds if taken else 0.0
+    finally:
+        if taken:
+            with suppress(RedisError):
+                _give_back(LONG_POLLS, member)

@@ -13,7 +13,7 @@ from typing import Any
 from django.urls import reverse
 from ninja.errors import HttpError
 
-from api.budgets import run_slot
+from api.budgets import long_poll, run_slot
 from approvals.policies import may_review
 from governance.models import Agent, Connection, QueryRun
 from governance.roles import ADMIN, ANALYST, AUDITOR, has_role
@@ -171,10 +171,18 @@ def submit(
         slot.bind(run)
     if submitted is not None:
         submitted(run)
-    run = run_wait(run, wait_seconds)
+    run = run_wait_capped(run, wait_seconds)
     if run.status not in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
         slot.release()
     return run
+
+
+def run_wait_capped(run: QueryRun, seconds: float) -> QueryRun:
+    """`run_wait`, for as long as a long-poll place is free (see `budgets.long_poll`)."""
+    if run.status not in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
+        return run
+    with long_poll(seconds) as allowed:
+        return run_wait(run, allowed)
 
 
 def may_read(user: Any, run: QueryRun) -> bool:

@@ -33,7 +33,7 @@ from api.core import (
     readable_run,
     requestable_connection,
     run_body,
-    run_wait,
+    run_wait_capped,
     schema_of,
     submit,
 )
@@ -389,7 +389,7 @@ def _idempotent(request: HttpRequest, user: Any, key: str, body: QueryIn) -> Htt
         raise HttpError(422, "This Idempotency-Key was used for a different request.")
     if first.run is None:
         raise HttpError(409, "A request with this Idempotency-Key is still being submitted.")
-    return _respond(request, run_wait(first.run, body.wait_seconds))
+    return _respond(request, run_wait_capped(first.run, body.wait_seconds))
 
 
 def _forget(user: Any, key: str) -> None:

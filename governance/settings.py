@@ -264,6 +264,9 @@ WARDEN_API_REQUESTS_PER_MINUTE = env_int("WARDEN_API_REQUESTS_PER_MINUTE", 120, 
 WARDEN_API_ROWS_PER_HOUR = env_int("WARDEN_API_ROWS_PER_HOUR", 1_000_000, minimum=1)
 WARDEN_API_BYTES_PER_HOUR = env_int("WARDEN_API_BYTES_PER_HOUR", 512 * 1024 * 1024, minimum=1)
 WARDEN_API_CONCURRENT_RUNS = env_int("WARDEN_API_CONCURRENT_RUNS", 4, minimum=1)
+# API and MCP calls that may wait for a result at once, across every web process (each holds
+# a worker while it waits); keep it below the number of web workers.
+WARDEN_API_LONG_POLLS = env_int("WARDEN_API_LONG_POLLS", 2, minimum=0)
 # `make bench` only: the framework floor of the API benchmark (api/bench_floor.py) is routed
 # when this names the benchmark's target database.
 WARDEN_BENCH_FLOOR_DSN = env_str("WARDEN_BENCH_FLOOR_DSN")

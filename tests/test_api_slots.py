@@ -148,3 +148,17 @@ def test_a_slot_whose_process_died_lapses(backend: str, alice: Any, monkeypatch:
         time.sleep(0.3)
         with run_slot(bearer, caller, 60):
             assert _held(alice.pk) == 1
+
+
+def test_long_polls_are_capped_across_the_server(backend: str) -> None:
+    """A call waits for its result only while one of the server's long-poll places is free;
+    past them it is answered at once (its 202 says when to ask again)."""
+    with override_settings(WARDEN_API_LONG_POLLS=2):
+        with budgets.long_poll(30) as first, budgets.long_poll(30) as second:
+            assert first == second == 30
+            with budgets.long_poll(30) as third:
+                assert third == 0
+        with budgets.long_poll(30) as again:
+            assert again == 30  # given back when the waits ended
+        with budgets.long_poll(0) as none:
+            assert none == 0
