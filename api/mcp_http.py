@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -71,8 +72,11 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     except TokenRefused as exc:
         token_refused(token.strip(), str(exc), client_ip(request), channel="mcp")
         return problem(request, 401, str(exc))
-    body = request.body
-    if len(body) > MAX_BODY:
+    try:
+        body = request.body
+    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses to read it
+        body = None
+    if body is None or len(body) > MAX_BODY:
         return problem(request, 413, "The request is larger than this server accepts.")
     scope = {
         "type": "http",

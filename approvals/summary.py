@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from approvals.models import ApprovalRequest
-from approvals.services import counted_approvals
+from approvals.services import counted_approvals, requester_owner_id
+
+
+def _owner_name(request: ApprovalRequest) -> str | None:
+    owner = requester_owner_id(request)
+    if owner is None:
+        return None
+    return str(get_user_model().objects.get(pk=owner).get_username())
 
 
 def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str, Any]:
@@ -19,6 +28,8 @@ def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str
         "connection": request.connection.name,
         "environment": request.connection.environment,
         "requester": request.requester.get_username(),
+        # An agent asked: the person it acts for (who cannot approve it).
+        "agent_for": _owner_name(request),
         "approvals": len(counted_approvals(request)),
         "required": request.required_approvals,
         "approver_groups": list(request.approver_groups),

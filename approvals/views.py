@@ -33,8 +33,11 @@ from approvals.services import (
     request_withdraw,
     unmask_request,
 )
-from governance.models import Connection
+from audit.kinds import EventKind
+from audit.models import AuditEvent
+from governance.models import Agent, Connection
 from governance.roles import ADMIN, ANALYST, APPROVER, AUDITOR, has_role, role_required
+from governance.services.agents import agent_of
 from governance.services.caller import web_caller
 
 Status = ApprovalRequest.Status
@@ -49,10 +52,32 @@ def _requests() -> QuerySet[ApprovalRequest]:
 
 
 def _counted(page: Any) -> Any:
-    """Each listed request's approvals that still count (their authors may still approve)."""
+    """Each listed request's approvals that still count (their authors may still approve),
+    and the agent that asked, when one did (whatever it asked: a statement, access, an
+    unmask)."""
+    agents = {
+        a.user_id: a
+        for a in Agent.objects.select_related("owner").filter(
+            user_id__in={item.requester_id for item in page.object_list}
+        )
+    }
     for item in page.object_list:
         item.counted = len(counted_approvals(item))
+        item.agent = agents.get(item.requester_id)
     return page
+
+
+def _provenance(approval: ApprovalRequest) -> dict[str, Any]:
+    """Who was behind the request (the run's record, or for access and unmask requests the
+    `approval.requested` event's)."""
+    if approval.run is not None and approval.run.provenance:
+        return dict(approval.run.provenance)
+    asked = (
+        AuditEvent.objects.filter(kind=EventKind.APPROVAL_REQUESTED, detail__request=approval.pk)
+        .only("detail")
+        .first()
+    )
+    return dict((asked.detail or {}).get("provenance") or {}) if asked else {}
 
 
 def _filtered(request: HttpRequest, requests: QuerySet[ApprovalRequest]) -> dict[str, Any]:
@@ -149,6 +174,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     ]
     context = {
         "approval": approval,
+        "agent": agent_of(approval.requester),
+        "provenance": _provenance(approval),
         # approvals count only while their authors may still approve (not disabled or moved)
         "approved_count": len(counted_approvals(approval)),
         "statements": statements,

@@ -566,6 +566,39 @@ def test_an_agent_asks_for_access_and_its_owner_cannot_approve_it(
     assert event.detail["provenance"]["agent"] == "reporter"
 
 
+def test_approvers_see_an_agents_access_request_as_an_agents(
+    agent: dict[str, Any], alice: Any, bob: Any
+) -> None:
+    asked = _ask(
+        agent["client"], kind="unmask", connection="demo", table="customers", column="ssn",
+        hours=1, reason="fraud case 42",
+    )  # fmt: skip
+    client = Client()
+    client.force_login(bob)
+    page = client.get(f"/approvals/{asked.json()['id']}/").content.decode()
+    assert "data-agent" in page and "Acting for" in page and "alice" in page
+    assert "agent for alice" in client.get("/approvals/").content.decode()
+
+
+def test_a_persons_token_metadata_is_not_shown_as_an_agents(
+    sqlite_conn: Any, alice: Any, bob: Any
+) -> None:
+    """A person with a personal token cannot dress a request up as an agent's."""
+    from governance.services.agents import token_create
+
+    grant(sqlite_conn, alice, "write")
+    _, token = token_create(caller=Caller(user=alice), user=alice, name="laptop")
+    response = _post(
+        _client(token), connection="demo", sql="UPDATE orders SET status = 'x' WHERE id = 2",
+        metadata={"model": "claude-x"},
+    )  # fmt: skip
+    client = Client()
+    client.force_login(bob)
+    page = client.get(response.json()["approval"]["url"]).content.decode()
+    assert "claude-x" in page and "The client says" in page
+    assert "The agent says" not in page and "data-agent" not in page
+
+
 def test_an_agent_asks_to_see_one_masked_column(agent: dict[str, Any]) -> None:
     response = _ask(
         agent["client"], kind="unmask", connection="demo", table="customers", column="ssn",
@@ -989,3 +1022,17 @@ def test_the_editor_withholds_a_result_whose_exemption_ended(
     fragment = client.get(f"/runs/{run.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert raw not in fragment and "data-rows-withheld" in fragment
     assert raw not in page and "data-rows-withheld" in page
+
+
+def test_the_command_line_names_an_agents_owner(
+    agent: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = _ask(
+        agent["client"], kind="access", connection="demo", capabilities=["write"], hours=1,
+        reason="nightly fix",
+    )  # fmt: skip
+    call_command("approvals", "show", str(asked.json()["id"]))
+    assert "an AI agent acting for alice, who cannot approve" in capsys.readouterr().out
+    call_command("approvals", "list", "--format", "json")
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["agent_for"] == "alice"

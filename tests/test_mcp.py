@@ -209,3 +209,12 @@ def test_the_http_endpoint_refuses_without_a_token_and_other_methods(
     )
     assert bad.status_code == 401
     assert client.get("/mcp", HTTP_AUTHORIZATION=f"Bearer {pg_agent['token']}").status_code == 405
+    # A body past Django's upload limit is a 413 problem, as on /api/v1, not an HTML page.
+    from django.conf import settings
+
+    huge = b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    big = client.post(
+        "/mcp", huge, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {pg_agent['token']}",
+    )  # fmt: skip
+    assert big.status_code == 413 and big["Content-Type"] == "application/problem+json"

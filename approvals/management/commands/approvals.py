@@ -84,8 +84,11 @@ class Command(BaseCommand):
         for r in rows:
             self._say(
                 f"{r['id']:>6}  {r['status']:<9} {r['risk']:<8} "
-                f"{r['approvals']}/{r['required']:<7} {r['requester'][:14]:<14} {r['title']}"
+                f"{r['approvals']}/{r['required']:<7} "
+                f"{(r['requester'] + ('*' if r['agent_for'] else ''))[:14]:<14} {r['title']}"
             )
+        if any(r["agent_for"] for r in rows):
+            self._say("* an AI agent: `approvals show ID` names the person it acts for")
         return EXIT["ok"]
 
     def _show(self, options: dict[str, Any]) -> int:
@@ -97,6 +100,9 @@ class Command(BaseCommand):
         if options["format"] == "json":
             self.stdout.write(json.dumps(data, default=str))
             return EXIT["ok"]
+        if data["agent_for"]:
+            owner = data["agent_for"]
+            data["requester"] += f" (an AI agent acting for {owner}, who cannot approve)"
         for key in (
             "id",
             "kind",
