@@ -10,6 +10,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.security import HttpBearer
+from redis.exceptions import RedisError
 
 from audit.kinds import EventKind
 from governance.models import ApiToken
@@ -43,7 +44,11 @@ def token_refused(text: str, reason: str, source_ip: str | None, channel: str = 
     if known is None or parsed is None or not known.matches(parsed[1]):
         log.info("API token refused from %s: %s", source_ip, reason)
         return
-    if not cache.add(f"warden:api:token-refused:{known.pk}:{int(time.time() // 60)}", 1, 90):
+    try:
+        first = cache.add(f"warden:api:token-refused:{known.pk}:{int(time.time() // 60)}", 1, 90)
+    except RedisError:  # cannot tell: record it (the refusal stands either way)
+        first = True
+    if not first:
         return
     record(
         EventKind.TOKEN_REFUSED,

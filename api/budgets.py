@@ -165,14 +165,16 @@ _TAKE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[5])  -- only ever lengthened: older slots may need longer
+end
 return 1
 """
 _RENAME = """
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expiry then return 0 end
+redis.call('ZADD', KEYS[1], expiry, ARGV[2])  -- first: the set never empties, keeps its TTL
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], expiry, ARGV[2])
 return 1
 """
 
@@ -264,9 +266,9 @@ def run_slot(bearer: Any, caller: Caller, lifetime: float) -> Iterator[RunSlot]:
     slot = RunSlot(bearer.user.pk, f"submitting:{uuid.uuid4().hex}")
     with _counters():
         taken = _take(slot.user_id, slot.member, limit, lifetime + SLOT_MARGIN_SECONDS)
-    if not taken:
-        minute, _ = _window(60)
-        _refuse(bearer, caller, "runs at once", limit, 1, minute)
+        if not taken:
+            minute, _ = _window(60)
+            _refuse(bearer, caller, "runs at once", limit, 1, minute)
     try:
         yield slot
     except BaseException:

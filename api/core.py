@@ -195,7 +195,9 @@ def may_read(user: Any, run: QueryRun) -> bool:
     if has_role(user, AUDITOR):
         return True
     request = getattr(run, "approval", None)
-    return request is not None and may_review(user, request.approver_groups)
+    if request is None or Agent.objects.filter(user_id=user.pk).exists():
+        return False  # an agent is never an approver, whatever groups it was given
+    return may_review(user, request.approver_groups)
 
 
 def requestable_connection(bearer: Any, name: str) -> Connection:

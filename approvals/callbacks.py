@@ -77,11 +77,12 @@ def _address_check(url: str) -> None:
             raise CallbackRefused("the callback host resolves to a private or reserved address")
 
 
-#: IPv6 ranges that carry an IPv4 address a gateway may deliver to (NAT64, 6to4, Teredo,
-#: IPv4-compatible): `is_global` calls some of them public, whatever IPv4 address is inside.
+#: IPv6 ranges that carry an IPv4 address a gateway may deliver to (NAT64, 6to4, Teredo, and
+#: all of ::/8: IPv4-compatible, -mapped, SIIT, ISATAP-style) or are long deprecated
+#: (site-local): `is_global` calls some of them public, whatever IPv4 address is inside.
 _EMBEDDING = [
     ipaddress.ip_network(n)
-    for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0/96")
+    for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/8", "fec0::/10")
 ]
 
 

@@ -720,12 +720,14 @@ def _exceptions(first: dt.datetime, after: dt.datetime, integrity: Section) -> S
     for request in requests.iterator(chunk_size=200):
         approvals = [r for r in request.reviews.all() if r.verdict == Review.Verdict.APPROVE]
         owner = owners.get(request.requester_id)
-        if any(r.reviewer_id in (request.requester_id, owner) for r in approvals):
+        # An agent's approval (it can no longer give one) counts as a self-approval too.
+        if any(r.reviewer_id in (request.requester_id, owner) or r.reviewer_id in owners
+               for r in approvals):  # fmt: skip
             self_approved.append(f"request {request.pk}")
         run = request.run
         if run is None or run.status not in executed:
             continue
-        distinct = attested.get(request.pk, set()) - {request.requester_id}
+        distinct = attested.get(request.pk, set()) - {request.requester_id, owner} - set(owners)
         if request.status != ApprovalRequest.Status.APPROVED or len(distinct) < (
             request.required_approvals
         ):

@@ -793,6 +793,7 @@ def test_a_callback_to_a_private_address_is_refused_when_sending(
         "127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "fd00::1", "::ffff:127.0.0.1",
         "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:7f00:1::",
         "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1", "ff02::1", "224.0.0.1",
+        "::ffff:0:a9fe:a9fe", "fec0::1", "::5efe:a9fe:a9fe",
     ],
 )  # fmt: skip
 def test_no_callback_goes_to_an_address_that_is_or_embeds_a_private_one(address: str) -> None:
@@ -1036,3 +1037,39 @@ def test_the_command_line_names_an_agents_owner(
     call_command("approvals", "list", "--format", "json")
     (listed,) = json.loads(capsys.readouterr().out)
     assert listed["agent_for"] == "alice"
+
+
+def test_a_result_is_withheld_once_its_caller_leaves_the_group_its_exemption_came_from(
+    sqlite_conn: Any, alice: Any, carol: Any, groups: Any
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from governance.models import CatalogColumn
+    from governance.services.catalog import catalog_refresh
+    from governance.services.catalog_admin import exemption_create
+    from governance.services.masking import exemption_ended
+    from governance.services.runs import run_submit
+
+    catalog_refresh(connection=sqlite_conn)
+    grant(sqlite_conn, alice, "read")
+    fraud = Group.objects.create(name="fraud-team")
+    alice.groups.add(fraud)
+    exemption_create(
+        caller=Caller(user=carol), column=CatalogColumn.objects.get(name="ssn"), user=None,
+        group=fraud, expires_at=timezone.now() + dt.timedelta(hours=1), reason="case 9",
+    )  # fmt: skip
+    run = run_submit(
+        caller=Caller(user=alice), connection=sqlite_conn, sql="SELECT ssn FROM customers LIMIT 1"
+    )
+    assert re.match(r"^\d{3}-\d{2}-\d{4}$", run.rows[0][0])
+    assert not exemption_ended(QueryRun.objects.get(pk=run.pk))
+    alice.groups.remove(fraud)
+    assert exemption_ended(QueryRun.objects.get(pk=run.pk))
+
+
+def test_an_id_no_connection_can_have_is_not_found(sqlite_conn: Any, alice: Any) -> None:
+    from governance.services.access import UnknownConnection, connection_for
+
+    for name in (10**20, -(10**20), 2**63):
+        with pytest.raises(UnknownConnection):
+            connection_for(user=alice, name=name)

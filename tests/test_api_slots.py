@@ -162,3 +162,16 @@ def test_long_polls_are_capped_across_the_server(backend: str) -> None:
             assert again == 30  # given back when the waits ended
         with budgets.long_poll(0) as none:
             assert none == 0
+
+
+def test_a_short_slot_never_shortens_the_life_of_longer_ones(backend: str, alice: Any) -> None:
+    if backend != "redis":
+        pytest.skip("the set's expiry is Redis's")
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    with override_settings(WARDEN_API_CONCURRENT_RUNS=4):
+        with run_slot(bearer, caller, 3600) as long:
+            long.bind(QueryRun(pk=987656, user=alice))
+        with run_slot(bearer, caller, 30) as short:
+            short.bind(QueryRun(pk=987657, user=alice))
+        assert budgets._redis().ttl(budgets._slots_key(alice.pk)) > 3600

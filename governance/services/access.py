@@ -119,6 +119,8 @@ def connection_for(*, user: Any, name: str | int) -> Connection:
         raise UnknownConnection(name)
     if not isinstance(name, (int, str)) or isinstance(name, bool):
         raise UnknownConnection(str(name))
+    if isinstance(name, int) and not -(2**63) <= name < 2**63:  # no id is; drivers overflow
+        raise UnknownConnection(str(name))
     user_id = _user_id(user)
     now = db.ops.adapt_datetimefield_value(timezone.now())
     by = "id" if isinstance(name, int) else "name"

@@ -102,8 +102,13 @@ def exemption_ended(run: Any) -> bool:
     ) or []
     if not held:
         return False
-    live = UnmaskExemption.objects.filter(pk__in=held, expires_at__gt=timezone.now()).count()
-    return live != len(set(held))
+    connection = Connection.objects.filter(pk=run.connection_id).first()
+    user = getattr(run, "user", None)
+    if connection is None or user is None or not user.is_active:
+        return True
+    # Still the caller's own: not expired, not revoked, and (for a group's) still its member.
+    live = {e.pk for e in active_exemptions(user=user, connection=connection)}
+    return not set(held) <= live
 
 
 def masking_policy(
