@@ -62,19 +62,24 @@ def callback_url_check(url: str) -> str:
     return url
 
 
-def _address_check(url: str) -> None:
-    """Refuse a host that resolves to an address inside the network (SSRF)."""
+def _address_check(url: str) -> str | None:
+    """Refuse a host that resolves to an address inside the network (SSRF); the address to
+    connect to (every answer checked), which the sender then uses as is (no second lookup)."""
     if settings.WARDEN_CALLBACK_ALLOW_PRIVATE:
-        return
+        return None
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise CallbackRefused(f"cannot resolve the callback host: {exc}") from None
-    for info in infos:
-        if not address_public(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])):
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        if not address_public(ipaddress.ip_address(address.split("%", 1)[0])):
             raise CallbackRefused("the callback host resolves to a private or reserved address")
+    if not addresses:
+        raise CallbackRefused("cannot resolve the callback host")
+    return addresses[0]
 
 
 #: IPv6 ranges that carry an IPv4 address a gateway may deliver to (NAT64, 6to4, Teredo, and
@@ -196,7 +201,7 @@ def callback_send(delivery: Delivery, post: Any) -> int:
         raise CallbackRefused("the run of this callback is gone")
     url, secret = RunCallback.objects.get(run_id=run.pk).opened()
     callback_url_check(url)
-    _address_check(url)
+    address = _address_check(url)
     body = json.dumps(callback_body(run), separators=(",", ":"), default=str).encode()
     message_id = f"msg_warden_run_{run.pk}"
     timestamp = str(int(time.time()))
@@ -205,4 +210,4 @@ def callback_send(delivery: Delivery, post: Any) -> int:
         "webhook-timestamp": timestamp,
         "webhook-signature": sign(secret, message_id, timestamp, body),
     }
-    return int(post(url, body, headers))
+    return int(post(url, body, headers, address=address))

@@ -270,9 +270,12 @@ def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+def _post(url: str, body: bytes, headers: dict[str, str], *, address: str | None = None) -> int:
     """POST once: no redirect followed (a redirected POST would arrive elsewhere as a GET),
-    at most TIMEOUT per read and DEADLINE in all."""
+    at most TIMEOUT per read and DEADLINE in all. With `address`, the connection goes to that
+    address (the one a check approved), never to a second lookup of the host, which a DNS
+    answer changed in between (rebinding) could point inside the network; the Host header and
+    the TLS server name and certificate check stay the URL's host."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -287,6 +290,13 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         )
     else:
         conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    if address is not None:
+        pinned = address
+
+        def connect_pinned(where: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+            return socket.create_connection((pinned, where[1]), *args, **kwargs)
+
+        conn._create_connection = connect_pinned  # type: ignore[attr-defined]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cut = threading.Event()
     watchdog = threading.Timer(DEADLINE, _cut, args=(conn, cut))

@@ -1073,3 +1073,17 @@ def test_an_id_no_connection_can_have_is_not_found(sqlite_conn: Any, alice: Any)
     for name in (10**20, -(10**20), 2**63):
         with pytest.raises(UnknownConnection):
             connection_for(user=alice, name=name)
+
+
+def test_a_callback_connects_to_the_address_that_was_checked(receiver: dict[str, Any]) -> None:
+    """No second lookup of the host (DNS rebinding): the sender goes to the checked address,
+    and the Host header is still the URL's."""
+    from urllib.parse import urlsplit
+
+    from approvals.notifications import _post
+
+    port = urlsplit(receiver["url"]).port
+    status = _post(f"http://rebound.invalid:{port}/hook", b"{}", {}, address="127.0.0.1")
+    assert 200 <= status < 300
+    (sent,) = receiver["received"]
+    assert sent["headers"]["host"] == f"rebound.invalid:{port}"
