@@ -324,3 +324,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.pop("REDIS_URL", None)
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_reads_the_real_settings() -> None:
+    """Celery reads Django's settings once, when its configuration is first used: make that
+    happen here, never inside a test's `override_settings` (it would keep the override's
+    settings object, and `dict(app.conf)` would fail ever after)."""
+    from governance.celery import app
+
+    assert app.conf.task_default_queue == "celery"

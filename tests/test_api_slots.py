@@ -84,7 +84,7 @@ def test_racing_submissions_take_at_most_the_limit(backend: str, alice: Any) -> 
     def submit() -> None:
         start.wait()
         try:
-            with override_settings(WARDEN_API_CONCURRENT_RUNS=3), run_slot(bearer, caller, 60):
+            with run_slot(bearer, caller, 60):
                 taken.append(1)
                 release.wait(10)
         except BudgetExceeded:
@@ -93,6 +93,8 @@ def test_racing_submissions_take_at_most_the_limit(backend: str, alice: Any) -> 
             db.close()  # the refusal's audit event opened one in this thread
 
     threads = [threading.Thread(target=submit) for _ in range(24)]
+    limit = override_settings(WARDEN_API_CONCURRENT_RUNS=3)  # once: settings are process-wide
+    limit.enable()
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 10
@@ -105,6 +107,7 @@ def test_racing_submissions_take_at_most_the_limit(backend: str, alice: Any) -> 
     release.set()
     for thread in threads:
         thread.join()
+    limit.disable()
     # Each left without binding its slot to a run (only a failure gives it back): clean up.
     budgets._local.clear()
     if backend == "redis":

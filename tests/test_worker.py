@@ -57,7 +57,7 @@ def _broker(*queues: str) -> Iterator[subprocess.Popen[bytes]]:
         pytest.skip(f"Redis is not reachable: {exc}")
     process = _start(*queues)
     try:  # the worker is stopped whatever fails here, or it outlives the test run
-        saved = dict(celery_app.conf)
+        saved = {k: celery_app.conf[k] for k in ("task_always_eager", "broker_url")}
         _reconfigure(task_always_eager=False, broker_url=REDIS_URL)
         try:
             yield process
