@@ -17,6 +17,7 @@ import psycopg
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
+from governance.benchfloor import COMMIT_TABLE, design_floor_read
 from governance.services.agents import TokenRefused, token_bearer
 
 _connections: dict[str, Any] = {}
@@ -30,10 +31,7 @@ def _conn(name: str) -> Any:
         conn = _connections[name] = psycopg.connect(
             settings.WARDEN_BENCH_FLOOR_DSN, autocommit=True
         )
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS warden_bench_commit"
-            " (id bigserial PRIMARY KEY, at timestamptz)"
-        )
+        conn.execute(COMMIT_TABLE)
     return conn
 
 
@@ -55,19 +53,5 @@ def floor(request: HttpRequest) -> JsonResponse:
 def design_floor(request: HttpRequest) -> JsonResponse:
     if refused := _refused(request):
         return refused
-    app, target = _conn("app"), _conn("target")
-    app.execute("SELECT count(*) FROM warden_bench_commit WHERE id = 0").fetchall()
-    app.execute(
-        "BEGIN; SET LOCAL synchronous_commit = off;"
-        " INSERT INTO warden_bench_commit (at) VALUES (now()); COMMIT"
-    )
-    cur = target.cursor()
-    with target.pipeline():
-        target.execute("BEGIN READ ONLY")
-        target.execute("SET LOCAL statement_timeout = 30000")
-        target.execute(f"DECLARE floor NO SCROLL CURSOR FOR {SQL}")
-        cur.execute("FETCH FORWARD 1001 FROM floor")
-        target.execute("ROLLBACK")
-    rows = cur.fetchall()
-    app.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
+    rows = design_floor_read(_conn("app"), _conn("target"), SQL)
     return JsonResponse({"rows": [list(r) for r in rows]})

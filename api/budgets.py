@@ -42,9 +42,16 @@ class Budget:
 class BudgetExceeded(Exception):
     def __init__(self, which: str, limit: int, retry_after: int) -> None:
         self.which, self.limit, self.retry_after = which, limit, retry_after
+        self.run: int | None = None  # set when the statement ran and only its answer is refused
         super().__init__(
             f"Budget exceeded: at most {limit:,} {which}. Try again in {retry_after} s."
         )
+
+    def __str__(self) -> str:
+        said = super().__str__()
+        if self.run is not None:
+            said += f" The statement ran (run {self.run}): its result waits for you there."
+        return said
 
 
 def budget_for(bearer: Any) -> Budget:
@@ -131,28 +138,64 @@ def _check(bearer: Any, caller: Caller, *, submitting: bool, returns_rows: bool)
         _refuse(bearer, caller, "requests per minute", budget.requests_per_minute, left, minute)
     hour, left_hour = _window(3600)
     if returns_rows or submitting:
-        rows = int(cache.get(f"warden:api:rows:{user}:{hour}", 0))
+        rows = int(cache.get(_key("rows per hour", user, hour), 0))
         if rows >= budget.rows_per_hour:
             _refuse(bearer, caller, "rows per hour", budget.rows_per_hour, left_hour, hour)
-        sent = int(cache.get(f"warden:api:bytes:{user}:{hour}", 0))
+        sent = int(cache.get(_key("bytes per hour", user, hour), 0))
         if sent >= budget.bytes_per_hour:
             _refuse(bearer, caller, "bytes per hour", budget.bytes_per_hour, left_hour, hour)
 
 
-def count_returned(bearer: Any, *, rows: int, size: int) -> None:
-    """Add what a response returns to this hour's rows and bytes (a cache that stopped
-    answering since the call was let in is logged: the answer is already made)."""
+def reserve_rows(bearer: Any, caller: Caller, wanted: int) -> int:
+    """How many of the `wanted` rows of a page may be sent: taken from this hour's rows
+    budget before anything is sent, in one atomic step, so answers made at the same time
+    cannot together send more than the budget (checking first and counting after could). A
+    page is cut to what is left; nothing left is a refusal (BudgetExceeded)."""
+    if wanted <= 0:
+        return 0
+    with _counters():
+        return _reserve(bearer, caller, "rows per hour", budget_for(bearer).rows_per_hour, wanted)
+
+
+def reserve_bytes(bearer: Any, caller: Caller, size: int, *, rows: int = 0) -> None:
+    """Take an answer's `size` in bytes from this hour's budget before it is sent; an answer
+    larger than what is left is refused whole (BudgetExceeded), and the `rows` reserved for
+    it are given back."""
     try:
-        _count_returned(bearer, rows=rows, size=size)
-    except RedisError as exc:
-        log.warning("returned rows and bytes not counted: %s", type(exc).__name__)
+        with _counters():
+            _reserve(bearer, caller, "bytes per hour", budget_for(bearer).bytes_per_hour, size)
+    except (BudgetExceeded, BudgetsUnavailable):
+        give_back_rows(bearer, rows)
+        raise
 
 
-def _count_returned(bearer: Any, *, rows: int, size: int) -> None:
-    hour, _ = _window(3600)
-    if rows:
-        _count(f"warden:api:rows:{bearer.user.pk}:{hour}", rows, 3700)
-    _count(f"warden:api:bytes:{bearer.user.pk}:{hour}", size, 3700)
+def give_back_rows(bearer: Any, rows: int) -> None:
+    """Rows reserved for an answer that was not sent after all."""
+    if rows > 0:
+        with suppress(RedisError, ValueError):  # gone or expired: nothing to give back
+            hour, _ = _window(3600)
+            cache.decr(_key("rows per hour", bearer.user.pk, hour), rows)
+
+
+def _key(which: str, user_id: Any, hour: int) -> str:
+    return f"warden:api:{which.split()[0]}:{user_id}:{hour}"
+
+
+def _reserve(bearer: Any, caller: Caller, which: str, limit: int, wanted: int) -> int:
+    """Add `wanted` to this hour's counter; keep what fits under `limit` (all of it for
+    bytes, which are not cut) and give the rest back at once. Reservations racing each other
+    each see the others' additions, so together they never pass the limit."""
+    hour, left = _window(3600)
+    key = _key(which, bearer.user.pk, hour)
+    total = _count(key, wanted, 3700)
+    room = max(0, limit - (total - wanted))
+    granted = min(wanted, room) if which.startswith("rows") else (wanted if wanted <= room else 0)
+    if granted < wanted:
+        with suppress(ValueError):  # expired meanwhile: nothing to give back
+            cache.decr(key, wanted - granted)
+    if granted == 0:
+        _refuse(bearer, caller, which, limit, left, hour)
+    return granted
 
 
 # ---------------------------------------------------------------- runs at once

@@ -73,11 +73,18 @@ def cursor_offset(cursor: str | None) -> int:
 
 
 def run_body(
-    run: QueryRun, *, offset: int = 0, limit: int = PAGE, rows_for: Any = None
+    run: QueryRun,
+    *,
+    offset: int = 0,
+    limit: int = PAGE,
+    rows_for: Any = None,
+    allowed: Callable[[int], int] | None = None,
 ) -> dict[str, Any]:
     """A run as clients see it. Rows only for their submitter (`rows_for`, the reader, is the
     run's own account or None): a result can hold values unmasked by the submitter's
-    exemption, which no one else may see, as in the web editor."""
+    exemption, which no one else may see, as in the web editor. `allowed` says how many of
+    a page's rows may go out (the caller's rows budget, reserved): the page is cut there and
+    `next_cursor` goes on from the first row not sent."""
     detail = run.decision_detail or {}
     approval = getattr(run, "approval", None) if run.status == "pending_approval" else None
     withheld = rows_for is not None and getattr(rows_for, "pk", None) != run.user_id
@@ -85,7 +92,9 @@ def run_body(
     withheld = withheld or ended
     rows = [] if withheld else (run.rows or [])
     page = rows[offset : offset + limit]
-    more = offset + limit < len(rows)
+    if allowed is not None and page:
+        page = page[: allowed(len(page))]
+    more = offset + len(page) < len(rows)
     retry = None
     if run.status in (QueryRun.Status.QUEUED, QueryRun.Status.RUNNING):
         retry = 1
@@ -113,7 +122,7 @@ def run_body(
             else None
         ),
         "status_url": reverse("api-v1:query_get", args=[run.pk]),
-        "next_cursor": _cursor(offset + limit) if more else None,
+        "next_cursor": _cursor(offset + len(page)) if more else None,
         "callback": None,
         "rows_withheld": withheld,
         "rows_withheld_reason": (

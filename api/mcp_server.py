@@ -10,19 +10,26 @@ the caller's budgets, and goes the one governed path as the API, on channel `mcp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.db import connection as db
 from django.urls import reverse
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
 
 from api.auth import provenance_of, token_refused
-from api.budgets import BudgetExceeded, BudgetsUnavailable, check_request, count_returned
+from api.budgets import (
+    BudgetExceeded,
+    BudgetsUnavailable,
+    check_request,
+    reserve_bytes,
+    reserve_rows,
+)
 from api.core import (
     ApiError,
     connection_of,
@@ -51,6 +58,9 @@ class Presented:
     token: str
     source_ip: str | None = None
 
+
+#: A run as a tool returns it: built by `_returned`, advertised as the object it carries.
+Answer = Annotated[CallToolResult, dict[str, Any]]
 
 presented: ContextVar[Presented | None] = ContextVar("warden_mcp_token", default=None)
 
@@ -103,9 +113,21 @@ def _caller(bearer: Bearer, metadata: dict[str, Any] | None = None) -> Caller:
     )
 
 
-def _returned(bearer: Bearer, body: dict[str, Any]) -> dict[str, Any]:
-    count_returned(bearer, rows=len(body.get("rows", [])), size=len(json.dumps(body, default=str)))
-    return json.loads(json.dumps(body, default=str))
+def _allowed(bearer: Bearer) -> Callable[[int], int]:
+    """How many rows of a page this caller's rows budget lets out (reserved at once)."""
+    return lambda wanted: reserve_rows(bearer, _caller(bearer), wanted)
+
+
+def _returned(bearer: Bearer, body: dict[str, Any]) -> CallToolResult:
+    """The tool's answer as it goes out: the same JSON as text (for models that read text)
+    and as structured content. Both travel, so both are taken from the bytes budget, before
+    anything is sent: the budget counts what the client receives, not a model of it."""
+    text = json.dumps(body, default=str, separators=(",", ":"))
+    sent = len(json.dumps(text)) + len(text)  # the text goes as a JSON string: escaped
+    reserve_bytes(bearer, _caller(bearer), sent, rows=len(body.get("rows", [])))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=json.loads(text)
+    )
 
 
 @server.tool(
@@ -150,7 +172,7 @@ def run_query(
     purpose: str = "",
     wait_seconds: float = 10.0,
     metadata: dict[str, MetadataValue] | None = None,
-) -> dict[str, Any]:
+) -> Answer:
     try:
         body = QueryIn(
             connection=connection,
@@ -171,7 +193,11 @@ def run_query(
             purpose=body.purpose,
             wait_seconds=body.wait_seconds,
         )
-        return _returned(bearer, run_body(run))
+        try:
+            return _returned(bearer, run_body(run, allowed=_allowed(bearer)))
+        except BudgetExceeded as exc:  # the tool error still says where the run is
+            exc.run = run.pk
+            raise
 
 
 @server.tool(
@@ -180,14 +206,20 @@ def run_query(
         "`limit` at a time; pass `next_cursor` back as `cursor` for more. Cheap: nothing runs."
     )
 )
-def get_query(run: int, cursor: str | None = None, limit: int = 1000) -> dict[str, Any]:
+def get_query(run: int, cursor: str | None = None, limit: int = 1000) -> Answer:
     with _call(returns_rows=True) as bearer:
         found: QueryRun = readable_run(bearer, run)
         if not 1 <= limit <= 5000:
             raise ToolError("limit must be between 1 and 5000.")
         return _returned(
             bearer,
-            run_body(found, offset=cursor_offset(cursor), limit=limit, rows_for=bearer.user),
+            run_body(
+                found,
+                offset=cursor_offset(cursor),
+                limit=limit,
+                rows_for=bearer.user,
+                allowed=_allowed(bearer),
+            ),
         )
 
 

@@ -72,7 +72,10 @@ WHEN = {
     409: "A request with this Idempotency-Key is still being submitted.",
     413: "The body is larger than the server accepts.",
     422: "The body or a parameter does not match the schema (`errors` lists the fields).",
-    429: "A budget is spent (`budget`, `limit`); ask again after `Retry-After` seconds.",
+    429: (
+        "A budget is spent (`budget`, `limit`); ask again after `Retry-After` seconds. When "
+        "the statement ran and only its answer waits, `run` and `status_url` say where."
+    ),
     503: "Budgets cannot be counted right now (the cache is down): nothing was done.",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -22,7 +23,13 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ConfigDict, field_validator
 
 from api.auth import TokenAuth, caller_of
-from api.budgets import BudgetExceeded, BudgetsUnavailable, check_request, count_returned
+from api.budgets import (
+    BudgetExceeded,
+    BudgetsUnavailable,
+    check_request,
+    reserve_bytes,
+    reserve_rows,
+)
 from api.core import (
     MAX_PAGE,
     PAGE,
@@ -95,6 +102,9 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 
 @api.exception_handler(BudgetExceeded)
 def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
+    ran = {}
+    if exc.run is not None:  # the statement ran; only its answer waits for the budget
+        ran = {"run": exc.run, "status_url": reverse("api-v1:query_get", args=[exc.run])}
     return problem(
         request,
         429,
@@ -102,6 +112,7 @@ def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
         headers={"Retry-After": str(exc.retry_after)},
         budget=exc.which,
         limit=exc.limit,
+        **ran,
     )
 
 
@@ -280,15 +291,35 @@ class SchemaOut(Schema):
 # ---------------------------------------------------------------- helpers
 
 
+def _allowed(request: HttpRequest) -> Callable[[int], int]:
+    """How many rows of a page this caller's rows budget lets out (reserved at once)."""
+    return lambda wanted: reserve_rows(request.auth, caller_of(request), wanted)  # type: ignore[attr-defined]
+
+
 def _counted(request: HttpRequest, body: dict[str, Any], response: HttpResponse) -> HttpResponse:
-    count_returned(request.auth, rows=len(body["rows"]), size=len(response.content))  # type: ignore[attr-defined]
+    """The answer, once its bytes are taken from the budget (a 429 instead when they do not
+    fit: its reserved rows go back)."""
+    reserve_bytes(
+        request.auth,  # type: ignore[attr-defined]
+        caller_of(request),
+        len(response.content),
+        rows=len(body["rows"]),
+    )
     return response
 
 
 def _respond(
     request: HttpRequest, run: QueryRun, *, callback_secret: str | None = None
 ) -> HttpResponse:
-    body = run_body(run)
+    try:
+        return _answer(request, run, callback_secret)
+    except BudgetExceeded as exc:  # a 429 that still says where the run is
+        exc.run = run.pk
+        raise
+
+
+def _answer(request: HttpRequest, run: QueryRun, callback_secret: str | None) -> HttpResponse:
+    body = run_body(run, allowed=_allowed(request))
     if callback_secret:
         body["callback"] = {"secret": callback_secret}
     if run.status == QueryRun.Status.DENIED:
@@ -417,7 +448,13 @@ def query_get(
     run = readable_run(request.auth, run_id)  # type: ignore[attr-defined]
     if not 1 <= limit <= MAX_PAGE:
         raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}.")
-    body = run_body(run, offset=cursor_offset(cursor), limit=limit, rows_for=caller.user)
+    body = run_body(
+        run,
+        offset=cursor_offset(cursor),
+        limit=limit,
+        rows_for=caller.user,
+        allowed=_allowed(request),
+    )
     if run.status == QueryRun.Status.DENIED:
         return _respond(request, run)
     status = 202 if body["retry_after"] else 200

@@ -63,6 +63,16 @@ def _announce(event: str, request: ApprovalRequest) -> None:
 
 
 def _audit(kind: EventKind, caller: Caller, request: ApprovalRequest, **detail: Any) -> None:
+    """An event about `request`; when an agent asked, every one of them says which agent and
+    whose (the reviewer's events carry the reviewer's identity, not the agent's provenance)."""
+    agent = (
+        Agent.objects.select_related("user", "owner").filter(user_id=request.requester_id).first()
+    )
+    if agent is not None:
+        detail["for_agent"] = {
+            "agent": agent.user.get_username(),
+            "owner": agent.owner.get_username(),
+        }
     record(
         kind,
         caller,

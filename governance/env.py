@@ -102,6 +102,23 @@ _DB_SCHEMES = {
 }
 
 
+def _prepare_threshold(name: str, raw: object) -> int | None:
+    """psycopg's `prepare_threshold` from the URL: the server prepares Warden's hot
+    statements (`rowload.hot_cursor`; Django's own cursors never prepare) on their first run
+    by default; `?prepare_threshold=off` for a pooler that cannot keep prepared statements
+    (PgBouncer before 1.21, or without `max_prepared_statements`).
+
+    >>> _prepare_threshold("X", "off") is None, _prepare_threshold("X", "2")
+    (True, 2)
+    """
+    text = str(raw).strip().lower()
+    if text in ("off", "none", ""):
+        return None
+    if not text.isdigit():
+        raise ImproperlyConfigured(f"{name}: prepare_threshold must be a number or off")
+    return int(text)
+
+
 def parse_database_url(name: str, raw: str) -> dict[str, object]:
     """Turn DATABASE_URL into a Django DATABASES entry.
 
@@ -126,6 +143,8 @@ def parse_database_url(name: str, raw: str) -> dict[str, object]:
         port = parts.port
     except ValueError:
         raise ImproperlyConfigured(f"{name} has an invalid port") from None
+    options: dict[str, object] = dict(parse_qsl(parts.query))
+    options["prepare_threshold"] = _prepare_threshold(name, options.get("prepare_threshold", "0"))
     return {
         "ENGINE": engine,
         "NAME": database,
@@ -133,7 +152,7 @@ def parse_database_url(name: str, raw: str) -> dict[str, object]:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": port or "",
-        "OPTIONS": dict(parse_qsl(parts.query)),
+        "OPTIONS": options,
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }

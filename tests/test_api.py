@@ -201,6 +201,28 @@ def test_a_read_comes_back_masked_with_200(agent: dict[str, Any]) -> None:
     assert submitted.channel == "api" and submitted.actor_name == "reporter"
 
 
+def test_the_statements_every_call_runs_are_planned_once_per_connection(
+    agent: dict[str, Any],
+) -> None:
+    """The token join, the connection with its grants and the run's intent are prepared on the
+    server (Django's own cursors never are): the second call skips their parse and plan."""
+    from django.db import connection as db
+
+    from governance.models import ApiToken
+
+    for _ in range(2):
+        response = _post(agent["client"], connection="demo", sql="SELECT id FROM customers")
+        assert response.status_code == 200, response.content
+    if db.vendor != "postgresql":
+        return
+    with db.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [text for (text,) in cursor.fetchall()]
+    assert any(ApiToken._meta.db_table in text for text in prepared), prepared
+    assert any("governance_connection" in text for text in prepared), prepared
+    assert any("synchronous_commit" in text for text in prepared), prepared
+
+
 def test_a_held_write_is_202_with_its_approval_and_its_owner_cannot_approve_it(
     agent: dict[str, Any], sqlite_conn: Any, alice: Any, bob: Any, groups: Any
 ) -> None:
@@ -228,6 +250,11 @@ def test_a_held_write_is_202_with_its_approval_and_its_owner_cannot_approve_it(
     )
     polled = agent["client"].get(body["status_url"])
     assert polled.status_code == 200 and polled.json()["status"] == "succeeded"
+    # Every event of the request says which agent asked and whose it is, the reviews included.
+    events = AuditEvent.objects.filter(kind__startswith="approval.", detail__request=request_id)
+    assert {e.kind for e in events} >= {"approval.requested", "approval.approved"}
+    for found in events:
+        assert found.detail["for_agent"] == {"agent": "reporter", "owner": "alice"}, found.kind
 
 
 def test_a_denied_statement_is_a_403_problem_with_its_reasons(agent: dict[str, Any]) -> None:
@@ -503,10 +530,30 @@ def test_rows_returned_per_hour_are_a_budget(agent: dict[str, Any]) -> None:
     agent_budget_set(caller=Caller(user=agent["agent"].owner), name="reporter", rows_per_hour=5)
     client = agent["client"]
     first = _post(client, connection="demo", sql="SELECT id FROM customers LIMIT 10")
-    assert first.status_code == 200 and len(first.json()["rows"]) == 10  # crosses it: served
+    body = first.json()
+    # The page stops where the budget does; the rest waits behind next_cursor.
+    assert first.status_code == 200 and len(body["rows"]) == 5 and body["row_count"] == 10
+    assert body["next_cursor"]
     again = _post(client, connection="demo", sql="SELECT id FROM customers LIMIT 1")
     assert again.status_code == 429 and again.json()["budget"] == "rows per hour"
-    assert client.get(first.json()["status_url"]).status_code == 429
+    rest = client.get(f"{body['status_url']}?cursor={body['next_cursor']}")
+    assert rest.status_code == 429
+
+
+def test_a_statement_that_ran_but_whose_answer_is_over_budget_says_where_it_is(
+    agent: dict[str, Any],
+) -> None:
+    from governance.services.agents import agent_budget_set
+
+    # The bytes budget lets the submission in, not its answer: the run is still found.
+    agent_budget_set(caller=Caller(user=agent["agent"].owner), name="reporter", bytes_per_hour=50)
+    response = _post(agent["client"], connection="demo", sql="SELECT id FROM customers LIMIT 5")
+    assert response.status_code == 429, response.content
+    problem = response.json()
+    assert problem["budget"] == "bytes per hour" and problem["run"]
+    assert problem["status_url"].endswith(f"/queries/{problem['run']}")
+    assert f"run {problem['run']}" in problem["detail"]
+    assert QueryRun.objects.get(pk=problem["run"]).status == "succeeded"
 
 
 def test_runs_at_once_are_a_budget(agent: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Runs at once are slots taken atomically: submissions racing each other cannot all pass,
-with Redis (production, shared by every process) and without (the embedded mode)."""
+with Redis (production, shared by every process) and without (the embedded mode). Rows and
+bytes returned are taken from their budgets the same way, before an answer goes out."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.db import connection as db
 from django.test import override_settings
 
 from api import budgets
-from api.budgets import BudgetExceeded, run_ended, run_slot
+from api.budgets import BudgetExceeded, reserve_bytes, reserve_rows, run_ended, run_slot
 from governance.models import QueryRun
 from governance.services.caller import Caller
 from tests.conftest import REQUIRE_SERVICES
@@ -183,3 +184,63 @@ def test_a_short_slot_never_shortens_the_life_of_longer_ones(backend: str, alice
             expiry = budgets._local[alice.pk]["run:987656"]
         assert expiry > time.time() + 3600
         assert _held(alice.pk) == 2
+
+
+def _race(count: int, attempt: Any) -> list[Any]:
+    """`attempt()` from `count` threads released at once: what each got (None: refused)."""
+    results: list[Any] = []
+    start = threading.Barrier(count)
+
+    def go() -> None:
+        start.wait()
+        try:
+            results.append(attempt())
+        except BudgetExceeded:
+            results.append(None)
+        finally:
+            db.close()  # the refusal's audit event opened one in this thread
+
+    threads = [threading.Thread(target=go) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    return results
+
+
+def test_answers_racing_each_other_send_at_most_the_rows_budget(backend: str, alice: Any) -> None:
+    """Twelve pages of 1,000 rows answered at once under a 10-row budget: 10 rows go out in
+    all (checking first and counting after let every one of them through)."""
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    limit = override_settings(WARDEN_API_ROWS_PER_HOUR=10)  # once: settings are process-wide
+    limit.enable()
+    try:
+        granted = _race(12, lambda: reserve_rows(bearer, caller, 1000))
+        assert len(granted) == 12
+        assert sum(g or 0 for g in granted) == 10
+        with pytest.raises(BudgetExceeded):
+            reserve_rows(bearer, caller, 1)
+    finally:
+        limit.disable()
+
+
+def test_answers_racing_each_other_send_at_most_the_bytes_budget(backend: str, alice: Any) -> None:
+    """An answer whose bytes do not fit is refused whole and gives its rows back."""
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    limit = override_settings(WARDEN_API_BYTES_PER_HOUR=10_000, WARDEN_API_ROWS_PER_HOUR=100)
+    limit.enable()
+    try:
+
+        def answer() -> int:  # a page of 5 rows whose JSON is 3,000 bytes
+            reserve_rows(bearer, caller, 5)
+            reserve_bytes(bearer, caller, 3_000, rows=5)
+            return 3_000
+
+        sent = _race(12, answer)
+        assert sum(s or 0 for s in sent) == 9_000  # three fit, nine were refused
+        # The three sent keep their 15 rows; the nine refused gave theirs back.
+        assert reserve_rows(bearer, caller, 1_000) == 100 - 15
+    finally:
+        limit.disable()

@@ -111,10 +111,10 @@ def test_only_plain_reads_give_their_session_back_to_the_pool(
     assert _poolable(run) is poolable
 
 
-def test_with_server_side_binding_the_intent_waits_for_the_disk(
+def test_with_server_side_binding_the_intent_is_stored_the_same(
     alice: Any, sqlite_conn: Any
 ) -> None:
-    """That binding cannot send SET LOCAL and the INSERT as one query: no shortcut then."""
+    """An opt-in OPTION binds every Django cursor on the server: the one statement still works."""
     from django.db import connection as db
 
     options = db.settings_dict["OPTIONS"]
@@ -131,6 +131,36 @@ def test_with_server_side_binding_the_intent_waits_for_the_disk(
         db.features.__dict__.pop("uses_server_side_binding", None)
         db.close()
     assert QueryRun.objects.filter(pk=run.pk).exists()
+
+
+def test_a_lazy_intent_turns_the_disk_wait_off_for_its_own_commit_only(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    """The statement itself sets synchronous_commit for its transaction (a planner that skipped
+    the expression would leave every read's intent waiting for the disk); inside a caller's
+    transaction it never does, since the setting would outlive the statement."""
+    from django.db import connection as db
+    from django.db import transaction
+
+    from governance.services.run_store import _insert_with_event_sql, _values
+
+    if db.vendor != "postgresql":
+        return
+    run = new_run(alice, sqlite_conn, Status.QUEUED)
+    submitted = event(EventKind.QUERY_SUBMITTED, Caller(user=alice), sqlite_conn)
+    with transaction.atomic():
+        with db.cursor() as cursor:
+            params = [*_values(run), *_values(submitted, skip="run_id"), True]
+            cursor.execute(_insert_with_event_sql(), params)
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            assert cursor.fetchone() == ("off",)
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        run = new_run(alice, sqlite_conn, Status.QUEUED)
+        run_insert(run, [event(EventKind.QUERY_SUBMITTED, Caller(user=alice))], durable=False)
+        with db.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            assert cursor.fetchone() == ("on",)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from governance import engine
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.roles import user_groups
 from governance.services.masking import catalog_facts
-from governance.services.rowload import columns, instance, width
+from governance.services.rowload import columns, hot_cursor, instance, width
 
 
 class UnknownConnection(Exception):
@@ -98,7 +98,7 @@ def _access(*, user: Any, connection: Connection) -> tuple[frozenset[str], tuple
     if fresh and kept[0] == user_id:
         return kept[1], kept[2]
     now = db.ops.adapt_datetimefield_value(timezone.now())
-    with db.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_access_sql(), [connection.pk, now, user_id, user_id])
         rows = cursor.fetchall()
     return _fold(rows)
@@ -124,7 +124,7 @@ def connection_for(*, user: Any, name: str | int) -> Connection:
     user_id = _user_id(user)
     now = db.ops.adapt_datetimefield_value(timezone.now())
     by = "id" if isinstance(name, int) else "name"
-    with db.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_connection_access_sql(by), [now, user_id, user_id, name])
         rows = cursor.fetchall()
     if not rows:

@@ -15,7 +15,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
-from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,7 +22,7 @@ from audit.kinds import EventKind
 from governance.models import Agent, ApiToken, Connection
 from governance.roles import APPROVER, groups_known
 from governance.services.caller import Caller, record
-from governance.services.rowload import column, columns, instance, table, width
+from governance.services.rowload import column, columns, hot_cursor, instance, table, width
 
 User = get_user_model()
 
@@ -297,7 +296,7 @@ def _bearer_sql() -> str:
 def _bearer_load(key_id: str) -> tuple[ApiToken | None, Agent | None]:
     """The token with its account (its groups known to `user_groups`) and agent, in one
     round trip."""
-    with db.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_bearer_sql(), [key_id])
         rows = cursor.fetchall()
     if not rows:

@@ -22,6 +22,7 @@ from django.db import models, transaction
 
 from audit.models import AuditEvent
 from governance.models import QueryRun
+from governance.services.rowload import hot_cursor
 
 
 def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = True) -> None:
@@ -39,21 +40,14 @@ def run_insert(run: QueryRun, events: Sequence[AuditEvent], *, durable: bool = T
                 event.save(force_insert=True)
         return
     (event,) = events
-    statement = _insert_with_event_sql()
-    # An enclosing transaction decides for itself; server-side binding (an opt-in OPTION)
-    # cannot send two commands in one query.
-    server_binding = getattr(db.features, "uses_server_side_binding", False)
-    lazy = not (durable or db.in_atomic_block or server_binding)
-    with db.cursor() as cursor:
-        # Client-side binding (Django's default) sends this as one simple query, and
-        # PostgreSQL runs one simple query as one transaction: SET LOCAL lasts for it alone.
+    # An enclosing transaction decides for itself: the setting would outlive this statement.
+    lazy = not (durable or db.in_atomic_block)
+    with hot_cursor() as cursor:
+        # One statement runs as one transaction: the setting lasts until its commit alone.
         cursor.execute(
-            f"SET LOCAL synchronous_commit = off; {statement}" if lazy else statement,
-            [*_values(run), *_values(event, skip="run_id")],
+            _insert_with_event_sql(), [*_values(run), *_values(event, skip="run_id"), lazy]
         )
-        if lazy:
-            cursor.nextset()
-        event.pk, run.pk, _ = cursor.fetchone()
+        event.pk, run.pk, _, _ = cursor.fetchone()
     event.run_id = run.pk
     _saved(run)
     _saved(event)
@@ -69,7 +63,7 @@ def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEve
         return updated == 1
     names = tuple(fields)
     values = [_field(n).get_db_prep_save(fields[n], db) for n in names]
-    with db.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_update_with_event_sql(names), [*_values(event), *values, run_id, status])
         event.pk, updated, _ = cursor.fetchone()
     _saved(event)
@@ -78,7 +72,7 @@ def run_update(run_id: int, status: str, fields: dict[str, Any], event: AuditEve
 
 def run_is_queued(run_id: int) -> bool:
     """Whether the run waits for a worker: one indexed probe, no ORM query to compile."""
-    with db.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_queued_sql(), [run_id, QueryRun.Status.QUEUED])
         return cursor.fetchone() is not None
 
@@ -147,7 +141,9 @@ def _insert_with_event_sql() -> str:
         f"RETURNING {pk}), "
         f"event AS (INSERT INTO {_table(AuditEvent)} ({event_columns}, {run_id}) "
         f"VALUES ({event_values}, (SELECT {pk} FROM run)) RETURNING {pk}, {run_id}) "
-        f"SELECT event.{pk}, event.{run_id}, audit_event_required((SELECT count(*) FROM event)) "
+        f"SELECT event.{pk}, event.{run_id}, audit_event_required((SELECT count(*) FROM event)), "
+        # The last parameter: whether this commit may skip waiting for the disk.
+        "CASE WHEN %s THEN set_config('synchronous_commit', 'off', true) END "
         "FROM (SELECT 1) AS one LEFT JOIN event ON true"
     )
 

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import demo_data, engine, targets
+from governance.benchfloor import COMMIT_TABLE, design_floor_read
 from governance.celery import app as celery_app
 from governance.management.commands._api_bench import api_figures
 from governance.management.commands._audit_bench import (
@@ -258,35 +259,17 @@ class Command(BaseCommand):
 
         # The floor under any durable audit: one single-row INSERT committed to disk, on the
         # same PostgreSQL cluster (so the same WAL and disk) as the app database.
-        raw.execute(
-            "CREATE TABLE IF NOT EXISTS warden_bench_commit"
-            " (id bigserial PRIMARY KEY, at timestamptz)"
-        )
+        raw.execute(COMMIT_TABLE)
 
         def durable_commit() -> None:
             raw.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
 
-        # The floor under this design, without Warden's Python: the same round trips and the
-        # same single disk wait as a governed read (read the caller's access, record the
-        # intent without waiting for the disk, run the read in one pipeline, commit the
-        # outcome durably), as bare psycopg calls on a second connection and `raw`.
+        # The floor under this design, without Warden's Python (governance/benchfloor.py), on
+        # a second connection and `raw`.
         app = _psycopg(dsn)
 
         def audit_floor() -> None:
-            app.execute("SELECT count(*) FROM warden_bench_commit WHERE id = 0").fetchall()
-            app.execute(
-                "BEGIN; SET LOCAL synchronous_commit = off;"
-                " INSERT INTO warden_bench_commit (at) VALUES (now()); COMMIT"
-            )
-            cur = raw.cursor()
-            with raw.pipeline():
-                raw.execute("BEGIN READ ONLY")
-                raw.execute("SET LOCAL statement_timeout = 30000")
-                raw.execute(f"DECLARE floor NO SCROLL CURSOR FOR {sql}")
-                cur.execute("FETCH FORWARD 1001 FROM floor")
-                raw.execute("ROLLBACK")
-            cur.fetchall()
-            app.execute("INSERT INTO warden_bench_commit (at) VALUES (now())")
+            design_floor_read(app, raw, sql)
 
         def govern_command() -> None:  # `manage.py govern` in-process: user, connection, run
             call_command(
