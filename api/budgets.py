@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
 from redis.exceptions import RedisError
 
 from audit.kinds import EventKind
@@ -54,6 +54,13 @@ class BudgetExceeded(Exception):
         return said
 
 
+def _store() -> BaseCache:
+    """The budgets' own cache (settings `CACHES["budgets"]`): the same Redis as the rest in
+    production; without Redis, a process-local store that nothing else fills, so no flood of
+    other keys (failed sign-ins, say) can push a caller's counters out and reset them."""
+    return caches["budgets"]
+
+
 def budget_for(bearer: Any) -> Budget:
     agent = bearer.agent
 
@@ -76,6 +83,7 @@ def _window(seconds: int) -> tuple[int, int]:
 
 
 def _count(key: str, by: int, ttl: int) -> int:
+    cache = _store()
     cache.add(key, 0, ttl)
     try:
         return int(cache.incr(key, by))
@@ -85,7 +93,7 @@ def _count(key: str, by: int, ttl: int) -> int:
 
 
 def _refuse(bearer: Any, caller: Caller, which: str, limit: int, retry: int, window: int) -> None:
-    if cache.add(
+    if _store().add(
         f"warden:api:refused:{bearer.user.pk}:{which.replace(' ', '-')}:{window}", 1, retry + 5
     ):
         record(
@@ -106,9 +114,16 @@ class BudgetsUnavailable(Exception):
     """The counters cannot be read (Redis is down): the call is refused, not let through."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "Warden cannot count this caller's budgets right now (its cache does not answer), "
-            "so it takes no calls; nothing was submitted. Try again shortly."
+        self.run: int | None = None  # set when the statement ran and only its answer is refused
+        super().__init__("Warden cannot count this caller's budgets right now")
+
+    def __str__(self) -> str:
+        said = super().__str__() + " (its cache does not answer), so it "
+        if self.run is None:
+            return said + "takes no calls; nothing was submitted. Try again shortly."
+        return (
+            said + f"cannot send this answer. The statement ran (run {self.run}): its result "
+            "waits for you there. Ask again shortly."
         )
 
 
@@ -138,64 +153,75 @@ def _check(bearer: Any, caller: Caller, *, submitting: bool, returns_rows: bool)
         _refuse(bearer, caller, "requests per minute", budget.requests_per_minute, left, minute)
     hour, left_hour = _window(3600)
     if returns_rows or submitting:
-        rows = int(cache.get(_key("rows per hour", user, hour), 0))
+        rows = int(_store().get(_key("rows per hour", user, hour), 0))
         if rows >= budget.rows_per_hour:
             _refuse(bearer, caller, "rows per hour", budget.rows_per_hour, left_hour, hour)
-        sent = int(cache.get(_key("bytes per hour", user, hour), 0))
+        sent = int(_store().get(_key("bytes per hour", user, hour), 0))
         if sent >= budget.bytes_per_hour:
             _refuse(bearer, caller, "bytes per hour", budget.bytes_per_hour, left_hour, hour)
 
 
-def reserve_rows(bearer: Any, caller: Caller, wanted: int) -> int:
-    """How many of the `wanted` rows of a page may be sent: taken from this hour's rows
-    budget before anything is sent, in one atomic step, so answers made at the same time
-    cannot together send more than the budget (checking first and counting after could). A
-    page is cut to what is left; nothing left is a refusal (BudgetExceeded)."""
-    if wanted <= 0:
-        return 0
-    with _counters():
-        return _reserve(bearer, caller, "rows per hour", budget_for(bearer).rows_per_hour, wanted)
+class Reservation:
+    """What one answer takes from its caller's rows and bytes budgets, before it is sent.
 
+    Each take is one atomic step on the hour's counter, so answers made at the same time (a
+    dozen finished runs read at once) each see the others' takes and together never pass the
+    budget, as checking first and counting after would. The hour is the one the answer began
+    in: rows given back go back to the counter they were taken from, even across the hour.
+    """
 
-def reserve_bytes(bearer: Any, caller: Caller, size: int, *, rows: int = 0) -> None:
-    """Take an answer's `size` in bytes from this hour's budget before it is sent; an answer
-    larger than what is left is refused whole (BudgetExceeded), and the `rows` reserved for
-    it are given back."""
-    try:
+    def __init__(self, bearer: Any, caller: Caller) -> None:
+        self.bearer, self.caller = bearer, caller
+        self.hour, _ = _window(3600)
+        self.rows = 0
+
+    def rows_allowed(self, wanted: int) -> int:
+        """How many of a page's `wanted` rows may go out: the page is cut to what is left of
+        the rows budget; nothing left is a refusal (BudgetExceeded)."""
+        if wanted <= 0:
+            return 0
         with _counters():
-            _reserve(bearer, caller, "bytes per hour", budget_for(bearer).bytes_per_hour, size)
-    except (BudgetExceeded, BudgetsUnavailable):
-        give_back_rows(bearer, rows)
-        raise
+            limit = budget_for(self.bearer).rows_per_hour
+            granted = self._take("rows per hour", limit, wanted)
+        self.rows += granted
+        return granted
 
+    def send(self, size: int) -> None:
+        """Take the answer's `size` in bytes before it is sent; an answer larger than what is
+        left is refused whole (BudgetExceeded), and its rows are given back."""
+        try:
+            with _counters():
+                self._take("bytes per hour", budget_for(self.bearer).bytes_per_hour, size)
+        except (BudgetExceeded, BudgetsUnavailable):
+            self._give_back()
+            raise
 
-def give_back_rows(bearer: Any, rows: int) -> None:
-    """Rows reserved for an answer that was not sent after all."""
-    if rows > 0:
-        with suppress(RedisError, ValueError):  # gone or expired: nothing to give back
-            hour, _ = _window(3600)
-            cache.decr(_key("rows per hour", bearer.user.pk, hour), rows)
+    def _give_back(self) -> None:
+        if self.rows > 0:
+            with suppress(RedisError, ValueError):  # gone or expired: nothing to give back
+                _store().decr(_key("rows per hour", self.bearer.user.pk, self.hour), self.rows)
+            self.rows = 0
+
+    def _take(self, which: str, limit: int, wanted: int) -> int:
+        """Add `wanted` to the counter; keep what fits under `limit` (all of it for bytes,
+        which are not cut) and give the rest back at once."""
+        key = _key(which, self.bearer.user.pk, self.hour)
+        total = _count(key, wanted, 3700)
+        room = max(0, limit - (total - wanted))
+        granted = (
+            min(wanted, room) if which.startswith("rows") else (wanted if wanted <= room else 0)
+        )
+        if granted < wanted:
+            with suppress(ValueError):  # expired meanwhile: nothing to give back
+                _store().decr(key, wanted - granted)
+        if granted == 0:
+            _, left = _window(3600)
+            _refuse(self.bearer, self.caller, which, limit, left, self.hour)
+        return granted
 
 
 def _key(which: str, user_id: Any, hour: int) -> str:
     return f"warden:api:{which.split()[0]}:{user_id}:{hour}"
-
-
-def _reserve(bearer: Any, caller: Caller, which: str, limit: int, wanted: int) -> int:
-    """Add `wanted` to this hour's counter; keep what fits under `limit` (all of it for
-    bytes, which are not cut) and give the rest back at once. Reservations racing each other
-    each see the others' additions, so together they never pass the limit."""
-    hour, left = _window(3600)
-    key = _key(which, bearer.user.pk, hour)
-    total = _count(key, wanted, 3700)
-    room = max(0, limit - (total - wanted))
-    granted = min(wanted, room) if which.startswith("rows") else (wanted if wanted <= room else 0)
-    if granted < wanted:
-        with suppress(ValueError):  # expired meanwhile: nothing to give back
-            cache.decr(key, wanted - granted)
-    if granted == 0:
-        _refuse(bearer, caller, which, limit, left, hour)
-    return granted
 
 
 # ---------------------------------------------------------------- runs at once
@@ -227,7 +253,7 @@ _local_lock = threading.Lock()
 
 def _redis() -> Any:
     """The Redis client behind the cache, or None without Redis (the embedded mode)."""
-    client = getattr(cache, "_cache", None)
+    client = getattr(_store(), "_cache", None)
     get_client = getattr(client, "get_client", None)
     return get_client(write=True) if get_client is not None else None
 

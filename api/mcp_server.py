@@ -10,7 +10,7 @@ the caller's budgets, and goes the one governed path as the API, on channel `mcp
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,13 +23,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from api.auth import provenance_of, token_refused
-from api.budgets import (
-    BudgetExceeded,
-    BudgetsUnavailable,
-    check_request,
-    reserve_bytes,
-    reserve_rows,
-)
+from api.budgets import BudgetExceeded, BudgetsUnavailable, Reservation, check_request
 from api.core import (
     ApiError,
     connection_of,
@@ -59,7 +53,7 @@ class Presented:
     source_ip: str | None = None
 
 
-#: A run as a tool returns it: built by `_returned`, advertised as the object it carries.
+#: A run as a tool returns it: built by `_answer`, advertised as the object it carries.
 Answer = Annotated[CallToolResult, dict[str, Any]]
 
 presented: ContextVar[Presented | None] = ContextVar("warden_mcp_token", default=None)
@@ -113,18 +107,14 @@ def _caller(bearer: Bearer, metadata: dict[str, Any] | None = None) -> Caller:
     )
 
 
-def _allowed(bearer: Bearer) -> Callable[[int], int]:
-    """How many rows of a page this caller's rows budget lets out (reserved at once)."""
-    return lambda wanted: reserve_rows(bearer, _caller(bearer), wanted)
-
-
-def _returned(bearer: Bearer, body: dict[str, Any]) -> CallToolResult:
+def _answer(bearer: Bearer, run: QueryRun, **page: Any) -> CallToolResult:
     """The tool's answer as it goes out: the same JSON as text (for models that read text)
     and as structured content. Both travel, so both are taken from the bytes budget, before
     anything is sent: the budget counts what the client receives, not a model of it."""
+    reservation = Reservation(bearer, _caller(bearer))
+    body = run_body(run, allowed=reservation.rows_allowed, **page)
     text = json.dumps(body, default=str, separators=(",", ":"))
-    sent = len(json.dumps(text)) + len(text)  # the text goes as a JSON string: escaped
-    reserve_bytes(bearer, _caller(bearer), sent, rows=len(body.get("rows", [])))
+    reservation.send(len(json.dumps(text)) + len(text))  # the text goes as a JSON string
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=json.loads(text)
     )
@@ -194,8 +184,8 @@ def run_query(
             wait_seconds=body.wait_seconds,
         )
         try:
-            return _returned(bearer, run_body(run, allowed=_allowed(bearer)))
-        except BudgetExceeded as exc:  # the tool error still says where the run is
+            return _answer(bearer, run)
+        except (BudgetExceeded, BudgetsUnavailable) as exc:  # still says where the run is
             exc.run = run.pk
             raise
 
@@ -211,15 +201,12 @@ def get_query(run: int, cursor: str | None = None, limit: int = 1000) -> Answer:
         found: QueryRun = readable_run(bearer, run)
         if not 1 <= limit <= 5000:
             raise ToolError("limit must be between 1 and 5000.")
-        return _returned(
+        return _answer(
             bearer,
-            run_body(
-                found,
-                offset=cursor_offset(cursor),
-                limit=limit,
-                rows_for=bearer.user,
-                allowed=_allowed(bearer),
-            ),
+            found,
+            offset=cursor_offset(cursor),
+            limit=limit,
+            rows_for=bearer.user,
         )
 
 

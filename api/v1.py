@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -23,13 +22,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ConfigDict, field_validator
 
 from api.auth import TokenAuth, caller_of
-from api.budgets import (
-    BudgetExceeded,
-    BudgetsUnavailable,
-    check_request,
-    reserve_bytes,
-    reserve_rows,
-)
+from api.budgets import BudgetExceeded, BudgetsUnavailable, Reservation, check_request
 from api.core import (
     MAX_PAGE,
     PAGE,
@@ -45,6 +38,7 @@ from api.core import (
     submit,
 )
 from api.models import IdempotencyKey
+from api.parser import StrictParser, UnstorableInput
 from api.problems import documented, problem
 from approvals.callbacks import CallbackRefused, callback_register, callback_url_check
 from approvals.services import InvalidRequest, access_request, unmask_request
@@ -63,6 +57,7 @@ api = NinjaAPI(
         "`application/problem+json`."
     ),
     auth=TokenAuth(),
+    parser=StrictParser(),
     urls_namespace="api-v1",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -102,9 +97,6 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 
 @api.exception_handler(BudgetExceeded)
 def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
-    ran = {}
-    if exc.run is not None:  # the statement ran; only its answer waits for the budget
-        ran = {"run": exc.run, "status_url": reverse("api-v1:query_get", args=[exc.run])}
     return problem(
         request,
         429,
@@ -112,13 +104,20 @@ def _over_budget(request: HttpRequest, exc: BudgetExceeded) -> HttpResponse:
         headers={"Retry-After": str(exc.retry_after)},
         budget=exc.which,
         limit=exc.limit,
-        **ran,
+        **_ran(exc.run),
     )
 
 
 @api.exception_handler(BudgetsUnavailable)
 def _no_counters(request: HttpRequest, exc: BudgetsUnavailable) -> HttpResponse:
-    return problem(request, 503, str(exc), headers={"Retry-After": "5"})
+    return problem(request, 503, str(exc), headers={"Retry-After": "5"}, **_ran(exc.run))
+
+
+def _ran(run: int | None) -> dict[str, Any]:
+    """Where a run is, for a refusal of an answer whose statement ran."""
+    if run is None:
+        return {}
+    return {"run": run, "status_url": reverse("api-v1:query_get", args=[run])}
 
 
 @api.exception_handler(RequestDataTooBig)
@@ -128,6 +127,8 @@ def _too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, UnstorableInput):  # ninja's "Cannot parse": say what
+        return problem(request, 400, f"Cannot parse the request body: {exc.__cause__}")
     return problem(request, exc.status_code, str(exc))
 
 
@@ -291,20 +292,10 @@ class SchemaOut(Schema):
 # ---------------------------------------------------------------- helpers
 
 
-def _allowed(request: HttpRequest) -> Callable[[int], int]:
-    """How many rows of a page this caller's rows budget lets out (reserved at once)."""
-    return lambda wanted: reserve_rows(request.auth, caller_of(request), wanted)  # type: ignore[attr-defined]
-
-
-def _counted(request: HttpRequest, body: dict[str, Any], response: HttpResponse) -> HttpResponse:
+def _counted(reservation: Reservation, response: HttpResponse) -> HttpResponse:
     """The answer, once its bytes are taken from the budget (a 429 instead when they do not
     fit: its reserved rows go back)."""
-    reserve_bytes(
-        request.auth,  # type: ignore[attr-defined]
-        caller_of(request),
-        len(response.content),
-        rows=len(body["rows"]),
-    )
+    reservation.send(len(response.content))
     return response
 
 
@@ -313,13 +304,14 @@ def _respond(
 ) -> HttpResponse:
     try:
         return _answer(request, run, callback_secret)
-    except BudgetExceeded as exc:  # a 429 that still says where the run is
+    except (BudgetExceeded, BudgetsUnavailable) as exc:  # still says where the run is
         exc.run = run.pk
         raise
 
 
 def _answer(request: HttpRequest, run: QueryRun, callback_secret: str | None) -> HttpResponse:
-    body = run_body(run, allowed=_allowed(request))
+    reservation = Reservation(request.auth, caller_of(request))  # type: ignore[attr-defined]
+    body = run_body(run, allowed=reservation.rows_allowed)
     if callback_secret:
         body["callback"] = {"secret": callback_secret}
     if run.status == QueryRun.Status.DENIED:
@@ -340,7 +332,7 @@ def _answer(request: HttpRequest, run: QueryRun, callback_secret: str | None) ->
         response["Retry-After"] = str(body["retry_after"])
     if status == 202:
         response["Location"] = body["status_url"]
-    return _counted(request, body, response)
+    return _counted(reservation, response)
 
 
 # ---------------------------------------------------------------- endpoints
@@ -448,12 +440,13 @@ def query_get(
     run = readable_run(request.auth, run_id)  # type: ignore[attr-defined]
     if not 1 <= limit <= MAX_PAGE:
         raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}.")
+    reservation = Reservation(request.auth, caller)  # type: ignore[attr-defined]
     body = run_body(
         run,
         offset=cursor_offset(cursor),
         limit=limit,
         rows_for=caller.user,
-        allowed=_allowed(request),
+        allowed=reservation.rows_allowed,
     )
     if run.status == QueryRun.Status.DENIED:
         return _respond(request, run)
@@ -463,7 +456,7 @@ def query_get(
     )
     if body["retry_after"]:
         response["Retry-After"] = str(body["retry_after"])
-    return _counted(request, body, response)
+    return _counted(reservation, response)
 
 
 @api.get(

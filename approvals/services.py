@@ -207,7 +207,19 @@ def _reason(reason: Any) -> str:
         raise InvalidRequest("Say why you need this access; approvers see the reason.")
     if len(reason) > 500:
         raise InvalidRequest("Keep the reason under 500 characters.")
+    if "\x00" in reason or not _encodable(reason):
+        raise InvalidRequest(
+            "The reason holds characters that cannot be stored (NUL, unpaired surrogates)."
+        )
     return reason.strip()
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate
+        return False
+    return True
 
 
 POWERFUL_CAPABILITIES = frozenset({Capability.DDL.value, Capability.ADMIN.value})

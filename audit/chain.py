@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from decimal import Decimal
 from typing import Any
 
 from audit.kinds import EventKind
@@ -48,13 +49,15 @@ FIELDS = (
 
 def _value(value: Any) -> Any:
     """One field as the chain sees it, the same whether it was just built or read back (the
-    database stores JSON numbers without their float-ness: 1.0 and 1e20 read back as ints)."""
+    database stores JSON numbers without their float-ness: 1.0 and 1e25 read back as ints)."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        # The number the database keeps: 1e25 is stored and read back as 10**25, which is
+        # not int(1e25) (= 10000000000000000905969664); its shortest decimal form is.
+        return int(Decimal(repr(value)))
     if isinstance(value, dict):
         return {str(k): _value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

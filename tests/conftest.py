@@ -147,9 +147,10 @@ def _fresh_cache() -> Iterator[None]:
     from django.conf import settings
 
     if settings.configured:  # engine and driver tests may run without Django
-        from django.core.cache import cache
+        from django.core.cache import caches
 
-        cache.clear()
+        for alias in settings.CACHES:
+            caches[alias].clear()
 
 
 @pytest.fixture

@@ -274,7 +274,7 @@ def test_a_denied_statement_is_a_403_problem_with_its_reasons(agent: dict[str, A
         ({"connection": "demo", "sql": "SELECT 1", "wait_seconds": "soon"}, 422),
         ({"connection": "demo", "sql": "SELECT \x00 1"}, 400),
         ({"connection": "nope", "sql": "SELECT 1"}, 404),
-        ({"connection": "demo\x00", "sql": "SELECT 1"}, 404),
+        ({"connection": "demo\x00", "sql": "SELECT 1"}, 400),  # no text with NUL is stored
     ],
 )
 def test_bad_bodies_are_problems_never_500(
@@ -981,12 +981,11 @@ def test_budgets_that_cannot_be_counted_refuse_the_call(agent: dict[str, Any]) -
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed once the block ends
-    down = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-        }
+    dead = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{port}/0",
     }
+    down = {"default": dead, "budgets": dead}
     before = QueryRun.objects.count()
     with override_settings(CACHES=down):
         response = _post(agent["client"], connection="demo", sql="SELECT 1")
@@ -1134,3 +1133,97 @@ def test_a_callback_connects_to_the_address_that_was_checked(receiver: dict[str,
     assert 200 <= status < 300
     (sent,) = receiver["received"]
     assert sent["headers"]["host"] == f"rebound.invalid:{port}"
+
+
+QUERY = '{"connection": "demo", "sql": "SELECT 1", "metadata": {%s}}'
+ASK = (
+    '{"kind": "access", "connection": "demo", "capabilities": ["write"], "hours": 1, "reason": %s}'
+)
+
+
+@pytest.mark.parametrize(
+    "path, raw",
+    [
+        ("/api/v1/queries", QUERY % '"k": "\\ud800"'),
+        ("/api/v1/queries", QUERY % '"\\ud800": 1'),
+        ("/api/v1/queries", QUERY % '"f": NaN'),
+        ("/api/v1/queries", QUERY % '"f": -Infinity'),
+        ("/api/v1/access-requests", ASK % '"x\\u0000"'),
+        ("/api/v1/access-requests", ASK % '"\\udfff"'),
+    ],
+)
+def test_text_or_numbers_that_cannot_be_stored_are_a_400_on_every_endpoint(
+    agent: dict[str, Any], path: str, raw: str
+) -> None:
+    """Refused at the door, not a 500 when an audit event or a row cannot take them."""
+    before = AuditEvent.objects.count()
+    response = agent["client"].post(path, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert "Cannot parse the request body:" in response.json()["detail"]
+    assert AuditEvent.objects.count() == before
+
+
+def test_an_access_reason_with_nul_is_refused_on_every_channel(
+    sqlite_conn: Any, alice: Any
+) -> None:
+    from approvals.services import InvalidRequest, access_request
+
+    with pytest.raises(InvalidRequest, match="cannot be stored"):
+        access_request(
+            caller=Caller(user=alice), connection=sqlite_conn, capabilities=["write"], hours=1,
+            reason="fix\x00it",
+        )  # fmt: skip
+
+
+def test_an_answer_whose_budgets_cannot_be_counted_still_names_its_run(
+    agent: dict[str, Any],
+) -> None:
+    """The budgets' Redis stops while the statement runs: the 503 says the statement ran and
+    where its result is (a client told "nothing was submitted" would run it twice)."""
+    import shutil
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    import redis as redis_client
+    from django.test import override_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis_client.Redis(port=port).ping()
+                break
+            except redis_client.RedisError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        live = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+        slow = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) "
+            "SELECT count(*) AS n FROM c"
+        )
+        with override_settings(CACHES={"default": live, "budgets": live}):
+            threading.Timer(0.4, server.kill).start()
+            response = _post(agent["client"], connection="demo", sql=slow, wait_seconds=30)
+    finally:
+        server.kill()
+        server.wait()
+    assert response.status_code == 503, response.content
+    problem = response.json()
+    assert problem["run"] and problem["status_url"].endswith(f"/queries/{problem['run']}")
+    assert "The statement ran" in problem["detail"]
+    assert "nothing was submitted" not in problem["detail"]
+    assert QueryRun.objects.get(pk=problem["run"]).status == "succeeded"

@@ -17,7 +17,7 @@ from django.db import connection as db
 from django.test import override_settings
 
 from api import budgets
-from api.budgets import BudgetExceeded, reserve_bytes, reserve_rows, run_ended, run_slot
+from api.budgets import BudgetExceeded, Reservation, run_ended, run_slot
 from governance.models import QueryRun
 from governance.services.caller import Caller
 from tests.conftest import REQUIRE_SERVICES
@@ -59,13 +59,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
             pytest.fail(f"Redis is not reachable: {exc}")
         pytest.skip(f"Redis is not reachable: {exc}")
     backend = "django.core.cache.backends.redis.RedisCache"
-    caches = {"default": {"BACKEND": backend, "LOCATION": REDIS_URL}}
-    with override_settings(CACHES=caches):
-        from django.core.cache import cache
+    shared = {"BACKEND": backend, "LOCATION": REDIS_URL}
+    with override_settings(CACHES={"default": shared, "budgets": shared}):
+        from django.core.cache import caches
 
-        cache.clear()
+        caches["budgets"].clear()
         yield "redis"
-        cache.clear()
+        caches["budgets"].clear()
 
 
 def _held(user_id: int) -> int:
@@ -216,11 +216,11 @@ def test_answers_racing_each_other_send_at_most_the_rows_budget(backend: str, al
     limit = override_settings(WARDEN_API_ROWS_PER_HOUR=10)  # once: settings are process-wide
     limit.enable()
     try:
-        granted = _race(12, lambda: reserve_rows(bearer, caller, 1000))
+        granted = _race(12, lambda: Reservation(bearer, caller).rows_allowed(1000))
         assert len(granted) == 12
         assert sum(g or 0 for g in granted) == 10
         with pytest.raises(BudgetExceeded):
-            reserve_rows(bearer, caller, 1)
+            Reservation(bearer, caller).rows_allowed(1)
     finally:
         limit.disable()
 
@@ -234,13 +234,37 @@ def test_answers_racing_each_other_send_at_most_the_bytes_budget(backend: str, a
     try:
 
         def answer() -> int:  # a page of 5 rows whose JSON is 3,000 bytes
-            reserve_rows(bearer, caller, 5)
-            reserve_bytes(bearer, caller, 3_000, rows=5)
+            reservation = Reservation(bearer, caller)
+            reservation.rows_allowed(5)
+            reservation.send(3_000)
             return 3_000
 
         sent = _race(12, answer)
         assert sum(s or 0 for s in sent) == 9_000  # three fit, nine were refused
         # The three sent keep their 15 rows; the nine refused gave theirs back.
-        assert reserve_rows(bearer, caller, 1_000) == 100 - 15
+        assert Reservation(bearer, caller).rows_allowed(1_000) == 100 - 15
+    finally:
+        limit.disable()
+
+
+def test_rows_given_back_go_back_to_the_hour_they_were_taken_from(backend: str, alice: Any) -> None:
+    """An answer begun just before the hour and refused just after: its rows go back to the
+    old hour's counter, never into the new one (which would then go below zero and let a
+    caller have more than its budget in the new hour)."""
+    from api.budgets import _key, _store
+
+    bearer = _Bearer(user=alice, token=_Token())
+    caller = Caller(user=alice, channel="api")
+    limit = override_settings(WARDEN_API_BYTES_PER_HOUR=100, WARDEN_API_ROWS_PER_HOUR=500)
+    limit.enable()
+    try:
+        late = Reservation(bearer, caller)
+        late.hour -= 1  # it began in the hour before this one
+        assert late.rows_allowed(300) == 300
+        with pytest.raises(BudgetExceeded):
+            late.send(10_000)
+        assert int(_store().get(_key("rows per hour", alice.pk, late.hour), 0)) == 0
+        assert _store().get(_key("rows per hour", alice.pk, late.hour + 1)) is None
+        assert Reservation(bearer, caller).rows_allowed(1_000) == 500
     finally:
         limit.disable()

@@ -547,3 +547,16 @@ def test_a_first_seal_that_stalled_does_not_stop_sealing_for_good(tmp_path: Path
         assert not result.refused and result.sealed == 2, result.problems
         report = verify()
         assert report.ok, [p.message for p in report.problems]
+
+
+@pytest.mark.parametrize("number", [1e25, 1e300, 1.7976931348623157e308, -1e23, 1.5e-10, -0.0])
+def test_any_number_a_client_sends_verifies_as_stored(number: float) -> None:
+    """An agent's metadata is the client's: a float the database keeps in another form
+    (1e25 read back as 10**25) still matches its MAC, so no client can set off the alarm."""
+    event_record(
+        kind=EventKind.QUERY_SUBMITTED, actor_name="agent", detail={"metadata": {"f": number}}
+    )
+    result = seal(settle_s=0)
+    assert result.sealed == 1 and not result.problems, result
+    report = verify()
+    assert report.ok, report

@@ -223,14 +223,12 @@ def test_the_http_endpoint_refuses_without_a_token_and_other_methods(
 def test_the_bytes_budget_counts_what_an_mcp_answer_sends(pg_agent: dict[str, Any]) -> None:
     """The SDK sends a tool's result twice (text and structured content): both are counted,
     so an MCP caller gets no more bytes for its budget than an API caller."""
-    from django.core.cache import cache
-
-    from api.budgets import _key, _window
+    from api.budgets import _key, _store, _window
     from governance.models import Agent
 
     user_id = Agent.objects.get(user__username="mcp-agent").user_id
     key = _key("bytes per hour", user_id, _window(3600)[0])
-    before = int(cache.get(key, 0))
+    before = int(_store().get(key, 0))
     call = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -253,7 +251,7 @@ def test_the_bytes_budget_counts_what_an_mcp_answer_sends(pg_agent: dict[str, An
     assert response.status_code == 200, response.content
     result = json.loads(response.content)["result"]
     assert len(result["structuredContent"]["rows"]) == 200
-    counted = int(cache.get(key, 0)) - before
+    counted = int(_store().get(key, 0)) - before
     # All but the JSON-RPC envelope: a few hundred bytes of a 20 kB answer.
     assert 0.97 * len(response.content) <= counted <= len(response.content), (
         counted,
