@@ -7,6 +7,7 @@ account: a person's personal token, or an agent's (which holds only its own gran
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ConfigDict, field_validator
@@ -365,6 +367,9 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
         replay = _idempotent(request, caller.user, key, body)
         if replay is not None:
             return replay
+        # The run carries its key from its first write: a submission whose process died
+        # before the key was bound is still found by a retry (never run twice).
+        caller = replace(caller, provenance={**(caller.provenance or {}), "idempotency_key": key})
 
     def keyed(run: QueryRun) -> None:
         if key:
@@ -411,8 +416,33 @@ def _idempotent(request: HttpRequest, user: Any, key: str, body: QueryIn) -> Htt
     if first.digest != digest:
         raise HttpError(422, "This Idempotency-Key was used for a different request.")
     if first.run is None:
-        raise HttpError(409, "A request with this Idempotency-Key is still being submitted.")
+        run = _run_keyed(user, key)
+        if run is not None:  # submitted, but its process ended before binding the key
+            IdempotencyKey.objects.filter(pk=first.pk, run__isnull=True).update(run=run)
+            first.run = run
+        elif timezone.now() - first.created_at > UNBOUND_KEY_EXPIRES:
+            # Nothing was ever submitted with it (a submission writes its run at once): the
+            # request that took it died first. This one may submit.
+            taken = IdempotencyKey.objects.filter(
+                pk=first.pk, run__isnull=True, created_at=first.created_at
+            ).update(created_at=timezone.now())
+            if taken:  # one retry wins; others racing it see the key taken again
+                return None
+            raise HttpError(409, "A request with this Idempotency-Key is still being submitted.")
+        else:
+            raise HttpError(409, "A request with this Idempotency-Key is still being submitted.")
     return _respond(request, run_wait_capped(first.run, body.wait_seconds))
+
+
+#: A key taken by a request that wrote no run in this long was never used: a retry may.
+UNBOUND_KEY_EXPIRES = dt.timedelta(minutes=2)
+
+
+def _run_keyed(user: Any, key: str) -> QueryRun | None:
+    found: QueryRun | None = (
+        QueryRun.objects.filter(user=user, provenance__idempotency_key=key).order_by("-pk").first()
+    )
+    return found
 
 
 def _forget(user: Any, key: str) -> None:

@@ -47,7 +47,10 @@ def callback_url_check(url: str) -> str:
     """The URL as given, when it could be a callback (its address is checked when sending)."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL or not url.isprintable():
         raise CallbackRefused(f"The callback URL must be printable text of at most {MAX_URL}.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises for an unclosed IPv6 bracket, a host NFKC would change
+    except ValueError:
+        raise CallbackRefused("The callback URL is not a well-formed URL.") from None
     try:
         parts.port  # noqa: B018 (raises for a port out of range)
     except ValueError:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.models import IdempotencyKey
+from api.v1 import QueryIn, _digest
 from approvals.services import ReviewRefused, request_review
 from audit.identity_watch import watch
 from audit.models import AuditEvent
@@ -381,6 +382,34 @@ def test_a_retried_post_with_the_same_idempotency_key_submits_once(
     assert changed.status_code == 422 and "different request" in changed.json()["detail"]
     # A key is per caller: someone else's "job-42" is theirs.
     assert IdempotencyKey.objects.count() == 1
+
+
+def test_a_key_whose_submission_died_before_binding_it_still_finds_its_run(
+    agent: dict[str, Any],
+) -> None:
+    """The process dies between the run's first write and binding the key (a killed worker
+    mid-statement): a retry with the key gets that run, never a second execution, and a key
+    whose request wrote no run at all is free again after a while."""
+    headers = {"Idempotency-Key": "job-7"}
+    first = _post(agent["client"], connection="demo", sql="SELECT 1", headers=headers)
+    IdempotencyKey.objects.update(run=None)  # as left by the dead process
+    again = _post(agent["client"], connection="demo", sql="SELECT 1", headers=headers)
+    assert again.status_code == 200 and again.json()["run"] == first.json()["run"]
+    assert QueryRun.objects.count() == 1
+    assert IdempotencyKey.objects.get(key="job-7").run_id == first.json()["run"]
+
+    user = agent["agent"].user
+    body = QueryIn.model_validate({"connection": "demo", "sql": "SELECT 2"})
+    IdempotencyKey.objects.create(user=user, key="job-8", digest=_digest(body))  # no run
+    headers = {"Idempotency-Key": "job-8"}
+    busy = _post(agent["client"], connection="demo", sql="SELECT 2", headers=headers)
+    assert busy.status_code == 409  # it may still be on its way
+    IdempotencyKey.objects.filter(key="job-8").update(
+        created_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    retried = _post(agent["client"], connection="demo", sql="SELECT 2", headers=headers)
+    assert retried.status_code == 200, retried.content
+    assert IdempotencyKey.objects.get(key="job-8").run_id == retried.json()["run"]
 
 
 def test_the_schema_says_which_columns_are_masked(agent: dict[str, Any]) -> None:
@@ -863,7 +892,8 @@ def test_a_public_address_may_be_called_back() -> None:
 @pytest.mark.parametrize(
     "url",
     ["file:///etc/passwd", "ftp://example.com/x", "http://user:pw@example.com/", "not a url",
-     "http://" + "a" * 2000],
+     "http://" + "a" * 2000, "http://[abc", "http://ex\u2100ample.com/a",
+     "http://example.com:99999/"],
 )  # fmt: skip
 def test_a_callback_url_that_cannot_be_one_is_a_422(agent: dict[str, Any], url: str) -> None:
     response = _post(agent["client"], connection="demo", sql="SELECT 1", callback_url=url)
