@@ -369,7 +369,8 @@ def query_create(request: HttpRequest, body: QueryIn) -> HttpResponse:
             return replay
         # The run carries its key from its first write: a submission whose process died
         # before the key was bound is still found by a retry (never run twice).
-        caller = replace(caller, provenance={**(caller.provenance or {}), "idempotency_key": key})
+        keyed_as = {"idempotency_key": key, "idempotency_digest": _digest(body)}
+        caller = replace(caller, provenance={**(caller.provenance or {}), **keyed_as})
 
     def keyed(run: QueryRun) -> None:
         if key:
@@ -416,7 +417,7 @@ def _idempotent(request: HttpRequest, user: Any, key: str, body: QueryIn) -> Htt
     if first.digest != digest:
         raise HttpError(422, "This Idempotency-Key was used for a different request.")
     if first.run is None:
-        run = _run_keyed(user, key)
+        run = _run_keyed(user, key, digest)
         if run is not None:  # submitted, but its process ended before binding the key
             IdempotencyKey.objects.filter(pk=first.pk, run__isnull=True).update(run=run)
             first.run = run
@@ -438,9 +439,15 @@ def _idempotent(request: HttpRequest, user: Any, key: str, body: QueryIn) -> Htt
 UNBOUND_KEY_EXPIRES = dt.timedelta(minutes=2)
 
 
-def _run_keyed(user: Any, key: str) -> QueryRun | None:
+def _run_keyed(user: Any, key: str, digest: str) -> QueryRun | None:
+    """The caller's run submitted with this key *and this body* (a key once freed may have
+    been reused for another body)."""
     found: QueryRun | None = (
-        QueryRun.objects.filter(user=user, provenance__idempotency_key=key).order_by("-pk").first()
+        QueryRun.objects.filter(
+            user=user, provenance__idempotency_key=key, provenance__idempotency_digest=digest
+        )
+        .order_by("-pk")
+        .first()
     )
     return found
 

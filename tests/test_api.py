@@ -398,6 +398,12 @@ def test_a_key_whose_submission_died_before_binding_it_still_finds_its_run(
     assert QueryRun.objects.count() == 1
     assert IdempotencyKey.objects.get(key="job-7").run_id == first.json()["run"]
 
+    # A key freed and taken again by another body never finds the first body's run.
+    other = QueryIn.model_validate({"connection": "demo", "sql": "SELECT 3"})
+    IdempotencyKey.objects.filter(key="job-7").update(run=None, digest=_digest(other))
+    reused = _post(agent["client"], connection="demo", sql="SELECT 3", headers=headers)
+    assert reused.status_code == 409, reused.content
+
     user = agent["agent"].user
     body = QueryIn.model_validate({"connection": "demo", "sql": "SELECT 2"})
     IdempotencyKey.objects.create(user=user, key="job-8", digest=_digest(body))  # no run
