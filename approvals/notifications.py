@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Delivery, Review
 from approvals.summary import request_summary
+from governance import metrics
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,7 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> str
         Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).update(
             status=Status.FAILED, next_attempt_at=None
         )
+        metrics.deliveries_finished.labels(delivery.channel, Status.FAILED).inc()
         return Status.FAILED
     attempt = delivery.attempts + 1
     retry_at = now + RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
@@ -441,6 +443,9 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> str
             response_code=code,
             next_attempt_at=retry_at if status == Status.PENDING else None,
         )
+        metrics.deliveries_finished.labels(
+            delivery.channel, "retry" if status == Status.PENDING else status
+        ).inc()
         log.warning(
             "notification %s (%s of %s to %s) attempt %s of %s failed: %s",
             delivery.pk,
@@ -459,6 +464,7 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> str
         response_code=code,
         next_attempt_at=None,
     )
+    metrics.deliveries_finished.labels(delivery.channel, Status.SENT).inc()
     return Status.SENT
 
 

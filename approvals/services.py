@@ -20,6 +20,7 @@ from approvals.models import ApprovalRequest, Review
 from approvals.policies import may_review, requirement_for
 from audit.kinds import EventKind
 from audit.models import AuditEvent
+from governance import metrics
 from governance.models import (
     AccessGrant,
     Agent,
@@ -432,6 +433,10 @@ def _decide_request(request: ApprovalRequest, status: str, now: dt.datetime) -> 
         status=status, decided_at=now
     )
     request.status, request.decided_at = status, now
+    if decided:
+        metrics.approval_decision_seconds.labels(request.kind, status).observe(
+            max(0.0, (now - request.created_at).total_seconds())
+        )
     return bool(decided)
 
 

@@ -6,4 +6,7 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import identity_events, signals  # noqa: F401  (audit receivers)
+        from governance import hooks, identity_events, metrics, signals  # noqa: F401
+
+        if metrics.run_ended not in hooks.finished_run_hooks:
+            hooks.finished_run_hooks.append(metrics.run_ended)

@@ -78,9 +78,12 @@ INSTALLED_APPS = [
     "approvals",
     "api",
     "ninja",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.health.HealthMiddleware",  # probes: before host checks, redirects and sessions
+    "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, right after security headers
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -272,6 +275,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Warden ------------------------------------------------------------------------------
+# Bearer token of the Prometheus endpoint `/metrics`; the endpoint is off (404) without one.
+WARDEN_METRICS_TOKEN = env_str("WARDEN_METRICS_TOKEN")
+if WARDEN_METRICS_TOKEN and len(WARDEN_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("WARDEN_METRICS_TOKEN must be at least 32 characters long")
 # Budgets of API callers without limits of their own (an agent's are set per agent).
 WARDEN_API_REQUESTS_PER_MINUTE = env_int("WARDEN_API_REQUESTS_PER_MINUTE", 120, minimum=1)
 WARDEN_API_ROWS_PER_HOUR = env_int("WARDEN_API_ROWS_PER_HOUR", 1_000_000, minimum=1)
@@ -451,10 +458,31 @@ if WARDEN_WEBHOOK_URL and len(WARDEN_WEBHOOK_SECRET) < 16:
         "WARDEN_WEBHOOK_URL is set: WARDEN_WEBHOOK_SECRET must be set too (at least 16 characters)"
     )
 
+# `WARDEN_LOG_FORMAT=json`: one JSON object per line (time, level, logger, message and the
+# run id of the statement the line is about), for a log pipeline; `text` (the default) for people.
+WARDEN_LOG_FORMAT = env_str("WARDEN_LOG_FORMAT", "text")
+if WARDEN_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("WARDEN_LOG_FORMAT must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"run_id": {"()": "governance.logcontext.RunIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(run_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["run_id"],
+            "formatter": WARDEN_LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("WARDEN_LOG_LEVEL", "INFO")},
     "loggers": {
         # sqlglot logs a warning for every statement it falls back to an opaque Command on;

@@ -6,6 +6,7 @@ from api import bench_floor
 from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
 from governance.views import agents, audit, catalog, common, editor, manage
+from ops import views as ops
 
 urlpatterns = [
     path("", common.home, name="home"),
@@ -70,6 +71,7 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
     path("mcp", mcp_endpoint, name="mcp"),
+    path("metrics", ops.metrics, name="metrics"),
     *(
         [
             path("api/v1/_bench_floor", bench_floor.floor),

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.kinds import EventKind
-from governance import engine, hooks, targets
+from governance import engine, hooks, metrics, targets
 from governance.celery import app as celery_app
 from governance.crypto import DecryptionError
+from governance.logcontext import run_context
 from governance.models import Connection, QueryRun
 from governance.roles import ADMIN
 from governance.services.access import decision_inputs
@@ -310,6 +311,7 @@ def run_submit(
             run_insert(run, events)
             for hook in hooks.held_run_hooks:
                 hook(run)
+        metrics.run_submitted(run)
         return run
     # One statement, or one transaction: committed here unless the caller holds a transaction
     # of its own, and then `on_commit` waits for that. An interactive read's intent need not
@@ -317,6 +319,7 @@ def run_submit(
     # run_insert). An export streams rows before its outcome, so it waits here.
     lazy = run.read_only and status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE
     run_insert(run, events, durable=not lazy)
+    metrics.run_submitted(run)
     if inline:
         transaction.on_commit(partial(_execute, run, claimed=True))
     elif status == Status.QUEUED and mode == QueryRun.Mode.INTERACTIVE:
@@ -385,6 +388,14 @@ def _finish(run: QueryRun, status: str, started: float, **fields: Any) -> None:
     if run_update(run.pk, Status.RUNNING, fields, outcome):
         for name, value in fields.items():
             setattr(run, name, value)
+        log.info(
+            "run %s %s in %.1f ms (%s on %s)",
+            run.pk,
+            status,
+            duration_ms,
+            run.channel,
+            run.connection.name,
+        )
         hooks.run_finished(run)
 
 
@@ -440,6 +451,11 @@ def _poolable(run: QueryRun) -> bool:
 
 def _execute(run: QueryRun, *, claimed: bool) -> None:
     """Run `run` and record its outcome; `claimed` when it was recorded as running at submit."""
+    with run_context(run.pk):  # every log line about it names it
+        _execute_run(run, claimed=claimed)
+
+
+def _execute_run(run: QueryRun, *, claimed: bool) -> None:
     run_id = run.pk
     started = time.perf_counter()
     if run.run_before is not None and timezone.now() > run.run_before:
@@ -518,11 +534,18 @@ def _execute(run: QueryRun, *, claimed: bool) -> None:
 
 
 REAP_MARGIN = dt.timedelta(minutes=5)
+# A queued run whose task message is gone (a broker restarted without persistence, a worker
+# killed while holding it) is handed to the workers again after this long; the claim makes a
+# second delivery harmless, so the worst a redelivery does is nothing.
+REQUEUE_AFTER = dt.timedelta(minutes=2)
+LOST = "The worker running this statement stopped; it may not have finished."
+EXPORT_LOST = "The download never started; the statement did not run."
 
 
-def runs_reap() -> int:
-    """Fail runs whose worker vanished (killed, OOM, lost broker): never 'running' forever."""
-    now = timezone.now()
+def runs_reap(*, now: dt.datetime | None = None) -> int:
+    """Fail runs whose worker vanished (killed, OOM, lost broker): never 'running' forever.
+    Hand queued runs whose task was lost to the workers again. Returns the runs failed."""
+    now = now or timezone.now()
     reaped = 0
     for run in QueryRun.objects.select_related("connection", "user").filter(
         status=Status.RUNNING, started_at__lt=now - REAP_MARGIN
@@ -533,12 +556,57 @@ def runs_reap() -> int:
                 run,
                 Status.FAILED,
                 time.perf_counter() - (now - run.started_at).total_seconds(),
-                error="The worker running this statement stopped; it may not have finished.",
+                error=LOST,
                 error_kind="lost",
                 _audit_detail={"error_kind": "lost"},
             )
             reaped += 1
+    # An export runs in the web request that streams it: one still queued was never started.
+    for run in QueryRun.objects.select_related("connection", "user").filter(
+        status=Status.QUEUED, mode=QueryRun.Mode.EXPORT, created_at__lt=now - REAP_MARGIN
+    ):
+        if _start(run):
+            _finish(
+                run,
+                Status.FAILED,
+                time.perf_counter(),
+                error=EXPORT_LOST,
+                error_kind="lost",
+                _audit_detail={"error_kind": "lost"},
+            )
+            reaped += 1
+    _requeue_lost(now)
     return reaped
+
+
+def _requeue_lost(now: dt.datetime) -> int:
+    """Send the task again for interactive runs queued longer than REQUEUE_AFTER while the
+    statement queue is empty (a backlog is waiting, not lost)."""
+    if celery_app.conf.task_always_eager or not settings.REDIS_URL:
+        return 0
+    from governance import heartbeat
+
+    try:
+        if heartbeat.queue_depth("celery"):
+            return 0
+    except Exception as exc:  # the broker is down: next minute's pass tries again
+        log.warning("could not read the queue to find lost runs: %s", type(exc).__name__)
+        return 0
+    waiting = list(
+        QueryRun.objects.filter(
+            status=Status.QUEUED,
+            mode=QueryRun.Mode.INTERACTIVE,
+            created_at__lt=now - REQUEUE_AFTER,
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for run_id in waiting:
+        log.warning("run %s waited over %s for a worker: queued again", run_id, REQUEUE_AFTER)
+        try:
+            celery_app.send_task("governance.execute_run", args=[run_id])
+        except Exception as exc:
+            log.warning("could not queue run %s again: %s", run_id, type(exc).__name__)
+            return 0
+    return len(waiting)
 
 
 def run_cancel(*, caller: Caller, run: QueryRun) -> bool:

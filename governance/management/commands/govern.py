@@ -6,6 +6,7 @@ Exit codes: 0 executed/allowed, 1 execution failed, 2 usage, 3 waiting for appro
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from argparse import ArgumentParser
@@ -59,6 +60,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The statement runs in this process: its "run … ended" log line is for servers'
+        # logs, not for the terminal that shows the result.
+        logging.getLogger("governance.services.runs").setLevel(logging.WARNING)
         code = self._run(options)
         if code:
             sys.exit(code)
