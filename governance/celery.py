@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 from celery import Celery
@@ -25,6 +24,7 @@ def _django_logging(**_: Any) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
 
 # Worker heartbeats and the multiprocess metrics bookkeeping hang on Celery's worker signals.
 from governance import heartbeat  # noqa: E402, F401
