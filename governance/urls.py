@@ -72,6 +72,7 @@ urlpatterns = [
     path("api/v1/", api_v1.urls),
     path("mcp", mcp_endpoint, name="mcp"),
     path("metrics", ops.metrics, name="metrics"),
+    path("activity/", ops.activity, name="activity"),
     *(
         [
             path("api/v1/_bench_floor", bench_floor.floor),

@@ -1,4 +1,5 @@
-"""The Prometheus endpoint: `GET /metrics` with `Authorization: Bearer $WARDEN_METRICS_TOKEN`."""
+"""Operations pages: the Prometheus endpoint (`GET /metrics` with
+`Authorization: Bearer $WARDEN_METRICS_TOKEN`) and the activity dashboard."""
 
 from __future__ import annotations
 
@@ -6,10 +7,22 @@ import hmac
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from audit.kinds import EventKind
+from audit.models import AuditEvent
+from governance.roles import ADMIN, AUDITOR, role_required
+from governance.services.caller import record, web_caller
+from governance.views.audit_filters import TrailFilter
+from ops.activity import DEFAULT_PERIOD, PERIODS, dashboard
 from ops.metrics import exposition
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 @require_GET
@@ -28,3 +41,54 @@ def metrics(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@role_required(AUDITOR, ADMIN)
+@require_GET
+def activity(request: HtmxHttpRequest) -> HttpResponse:
+    """The activity dashboard: charts of the period's statements, and the live feed."""
+    key = request.GET.get("period", DEFAULT_PERIOD)
+    period = PERIODS.get(key) or PERIODS[DEFAULT_PERIOD]
+    feed_form, feed = _feed(request)
+    if request.htmx and request.GET.get("feed"):
+        # The feed polling for news: not a new look at the trail, so not recorded again.
+        return render(request, "ops/activity.html#feed", {"feed": feed, "feed_form": feed_form})
+    figures = dashboard(period)
+    record(
+        EventKind.AUDIT_VIEWED,
+        web_caller(request),
+        None,
+        detail={"page": "activity", "period": period.key, "filters": feed_form.active()},
+    )
+    return render(
+        request,
+        "ops/activity.html",
+        {
+            **figures,
+            "period": period,
+            "periods": PERIODS.values(),
+            "feed": feed,
+            "feed_form": feed_form,
+            "feed_query": _feed_query(request),
+        },
+    )
+
+
+FEED_SIZE = 25
+
+
+def _feed(request: HttpRequest) -> tuple[TrailFilter, list[AuditEvent]]:
+    """The newest statement events, filtered as the trail is (statements only, by default)."""
+    data = request.GET.copy()
+    data.pop("period", None)
+    data.pop("feed", None)
+    if not data.get("kind"):
+        data["kind"] = "query."
+    form = TrailFilter(data)
+    return form, list(form.events()[:FEED_SIZE])
+
+
+def _feed_query(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query["feed"] = "1"
+    return query.urlencode()

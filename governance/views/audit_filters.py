@@ -52,6 +52,7 @@ class TrailFilter(forms.Form):
     connection = _Text(required=False, max_length=100)
     run = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Run")
     decision = forms.ChoiceField(required=False, choices=DECISIONS)
+    rule = _Text(required=False, max_length=200, label="Rule")
     channel = forms.ChoiceField(
         required=False, choices=[("", "Any channel"), *AuditEvent.Channel.choices]
     )
@@ -110,6 +111,7 @@ def trail_filter(
     connection: str = "",
     run: int | None = None,
     decision: str = "",
+    rule: str = "",
     channel: str = "",
     kind: str = "",
 ) -> QuerySet[AuditEvent]:
@@ -126,6 +128,8 @@ def trail_filter(
         events = events.filter(run_id=run)
     if decision:
         events = events.filter(decision=decision)
+    if rule:
+        events = events.filter(rule=rule)
     if channel:
         events = events.filter(channel=channel)
     if kind in EventKind.values:  # with the older names its rows were stored under
