@@ -130,8 +130,8 @@ def test_the_list_shows_people_not_agents_and_searches_and_pages(
     second = admin.get("/manage/users/?page=2").content.decode()
     assert "person54" in second and "Page 2 of 2" in second
     found = admin.get("/manage/users/?q=ALIC").content.decode()
-    assert "1 person match" in found and f"/manage/users/{alice.pk}/" in found
-    assert "1 person match" in admin.get("/manage/users/?q=p7@example").content.decode()
+    assert "1 person matches" in found and f"/manage/users/{alice.pk}/" in found
+    assert "1 person matches" in admin.get("/manage/users/?q=p7@example").content.decode()
     approvers = admin.get("/manage/users/?role=approver").content.decode()
     assert "bob" in approvers and "alice" not in approvers
     # Nothing a visitor types is a 500: a NUL, a page that is not a number, an unknown role.
@@ -223,11 +223,17 @@ def test_a_new_link_while_the_person_has_no_password_yet(carol: Any, groups: Any
     admin = _client(carol)
     first = _link_on(admin.post("/manage/users/new/", NEW).content.decode())
     frank = User.objects.get(username="frank")
+    assert watch(settle_s=0).baseline
     response = admin.post(f"/manage/users/{frank.pk}/password-link/")
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
-    assert _link_on(response.content.decode()).startswith("http://testserver/accounts/password/")
-    assert first
+    second = _link_on(response.content.decode())
+    assert second.startswith("http://testserver/accounts/password/") and second != first
     assert len(_events(EventKind.USER_PASSWORD_LINK_ISSUED, frank)) == 2
+    # The new link replaces the first: only one link is ever live.
+    assert "invalid" in Client().get(first, follow=True).content.decode().lower()
+    assert "invalid" not in Client().get(second, follow=True).content.decode().lower()
+    result = watch(settle_s=0)  # the new password marker is explained by the link's event
+    assert result.changed and not result.unexplained, [c.as_detail() for c in result.unexplained]
 
 
 @pytest.mark.parametrize(

@@ -184,34 +184,39 @@ def account_create(
 
 def account_password_link(*, caller: Caller, user: Any) -> str:
     """The path of a link where `user` sets their first password (allauth's reset-from-key
-    page). It works once: the key is bound to the password's hash, which setting a password
-    changes; it expires after PASSWORD_RESET_TIMEOUT. Only for an active local account that
+    page). The key is bound to the password's hash: setting a password spends it, and each
+    new link replaces the unusable password's random marker, so any earlier link stops
+    working; it expires after PASSWORD_RESET_TIMEOUT. Only for an active local account that
     has no password yet: never a way for an admin to take over an account in use, nor to
     give a local password to someone who signs in through the identity provider (who would
     keep it after the provider drops them)."""
-    _refuse_agent(user)
-    if not user.is_active:
-        raise AccountError("The account is deactivated: reactivate it first.")
-    if SocialAccount.objects.filter(user_id=user.pk).exists():
-        raise AccountError("This person signs in through the identity provider.")
-    if user.has_usable_password():
-        raise AccountError("This person has set a password already; they change it themselves.")
-    key = default_token_generator.make_token(user)
-    path = reverse(
+    with transaction.atomic():
+        user = _locked(user)  # a password being set right now is never wiped
+        _refuse_agent(user)
+        if not user.is_active:
+            raise AccountError("The account is deactivated: reactivate it first.")
+        if SocialAccount.objects.filter(user_id=user.pk).exists():
+            raise AccountError("This person signs in through the identity provider.")
+        if user.has_usable_password():
+            raise AccountError("This person has set a password already; they change it themselves.")
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        key = default_token_generator.make_token(user)
+        valid_until = timezone.now() + dt.timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+        # The identity watch takes this event as the explanation of the new marker.
+        record(
+            EventKind.USER_PASSWORD_LINK_ISSUED,
+            caller,
+            detail={
+                "user": user.get_username(),
+                "user_id": user.pk,
+                "valid_until": valid_until.isoformat(),
+            },
+        )
+    return reverse(
         "account_reset_password_from_key",
         kwargs={"uidb36": user_pk_to_url_str(user), "key": key},
     )
-    valid_until = timezone.now() + dt.timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
-    record(
-        EventKind.USER_PASSWORD_LINK_ISSUED,
-        caller,
-        detail={
-            "user": user.get_username(),
-            "user_id": user.pk,
-            "valid_until": valid_until.isoformat(),
-        },
-    )
-    return path
 
 
 def account_roles_set(
