@@ -109,8 +109,11 @@ def test_a_post_without_the_csrf_token_is_refused(carol: Any, alice: Any) -> Non
     assert not User.objects.filter(username="frank").exists()
 
 
-def test_only_admins_see_the_users_link(carol: Any, alice: Any) -> None:
+def test_the_users_link_is_in_the_nav_of_admins_and_auditors_only(
+    carol: Any, dave: Any, alice: Any
+) -> None:
     assert 'href="/manage/users/"' in _client(carol).get("/agents/").content.decode()
+    assert 'href="/manage/users/"' in _client(dave).get("/agents/").content.decode()
     assert 'href="/manage/users/"' not in _client(alice).get("/history/").content.decode()
 
 
