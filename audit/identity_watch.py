@@ -471,7 +471,13 @@ def _user_changes(before: State, after: State) -> list[Change]:
                 )
         if a["password"] != b["password"]:
             changes.append(
-                Change("password changed", (EventKind.AUTH_PASSWORD_CHANGED,), uid, detail=name)
+                Change(
+                    "password changed",
+                    # a set-password link replaces the unusable password's random marker
+                    (EventKind.AUTH_PASSWORD_CHANGED, EventKind.USER_PASSWORD_LINK_ISSUED),
+                    uid,
+                    detail=name,
+                )
             )
         for role in sorted(set(b["roles"]) - set(a["roles"])):
             changes.append(

@@ -42,6 +42,7 @@ class EventKind(models.TextChoices):
     USER_PERMISSION_REVOKED = "user.permission_revoked", "Django permission removed"
     USER_LOGIN_LINKED = "user.login_linked", "Identity-provider login linked"
     USER_LOGIN_UNLINKED = "user.login_unlinked", "Identity-provider login unlinked"
+    USER_PASSWORD_LINK_ISSUED = "user.password_link_issued", "Set-password link issued"
     ROLE_MEMBER_ADDED = "role.member_added", "Added to a role"
     ROLE_MEMBER_REMOVED = "role.member_removed", "Removed from a role"
     ROLE_CREATED = "role.created", "Role created"

@@ -24,7 +24,7 @@ from governance.models import (
     Sensitivity,
     Strategy,
 )
-from governance.roles import APPROVER
+from governance.roles import APPROVER, ROLES
 
 # Later instants may not survive the trip to UTC and back (year 10000): refused, never stored.
 _LAST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
@@ -252,3 +252,33 @@ class TokenForm(forms.Form):
         if expires is not None and expires <= timezone.now():
             raise forms.ValidationError("The expiry must be in the future.")
         return expires
+
+
+def _role_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in ROLES]
+
+
+class PersonForm(forms.Form):
+    """A new person. The rules that need the database (a free username and e-mail) are the
+    service's (`account_create`); its refusals come back as errors on these fields."""
+
+    username = forms.CharField(
+        max_length=150,
+        help_text="What they sign in with: letters, digits and @/./+/-/_.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )
+    email = forms.EmailField(max_length=254, help_text="Where approvals and notices reach them.")
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    roles = forms.MultipleChoiceField(
+        choices=_role_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None at all is allowed: they can sign in and see nothing until given one.",
+    )
+
+
+class RolesForm(forms.Form):
+    roles = forms.MultipleChoiceField(
+        choices=_role_choices, required=False, widget=forms.CheckboxSelectMultiple
+    )

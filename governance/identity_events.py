@@ -9,6 +9,9 @@ Nothing secret is recorded: no password, hash, TOTP secret or recovery code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -37,12 +40,28 @@ _FLAGS: dict[str, tuple[EventKind, EventKind]] = {
 }
 
 
+_context: ContextVar[dict[str, Any] | None] = ContextVar("warden_identity_context", default=None)
+
+
+@contextmanager
+def identity_context(**detail: Any) -> Iterator[None]:
+    """Within the block, every event recorded here also carries `detail`: a service that
+    changes an account says what it did as a whole (the roles before and after, the sessions
+    it ended), while the events themselves still come from the signals, whichever path."""
+    token = _context.set({**(_context.get() or {}), **detail})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
 def record_identity(kind: EventKind, *, subject: Any = None, **detail: Any) -> None:
     """One event about an account or role, attributed to whoever is acting now."""
     who = acting()
     actor = who.actor
     if subject is not None:
         detail = {"user": subject.get_username(), "user_id": subject.pk, **detail}
+    detail = {**(_context.get() or {}), **detail}  # what the event itself says comes first
     if who.via:
         detail["via"] = who.via
     event_record(

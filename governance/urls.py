@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from api import bench_floor
 from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
-from governance.views import agents, audit, catalog, common, editor, manage
+from governance.views import agents, audit, catalog, common, editor, manage, users
 from ops import views as ops
 
 urlpatterns = [
@@ -32,6 +32,17 @@ urlpatterns = [
     path("manage/guardrails/new/", manage.guardrail_edit, name="guardrail_create"),
     path("manage/guardrails/<int:pk>/", manage.guardrail_edit, name="guardrail_edit"),
     path("manage/guardrails/<int:pk>/delete/", manage.guardrail_delete, name="guardrail_delete"),
+    path("manage/users/", users.user_list, name="user_list"),
+    path("manage/users/new/", users.user_create, name="user_create"),
+    path("manage/users/<int:pk>/", users.user_detail, name="user_detail"),
+    path("manage/users/<int:pk>/roles/", users.user_roles, name="user_roles"),
+    path("manage/users/<int:pk>/deactivate/", users.user_deactivate, name="user_deactivate"),
+    path("manage/users/<int:pk>/reactivate/", users.user_reactivate, name="user_reactivate"),
+    path(
+        "manage/users/<int:pk>/password-link/",
+        users.user_password_link,
+        name="user_password_link",
+    ),
     path("manage/catalog/", catalog.catalog_overview, name="catalog_overview"),
     path("manage/catalog/rules/", catalog.masking_rule, name="masking_rule"),
     path("manage/catalog/<int:pk>/", catalog.catalog_connection, name="catalog_connection"),

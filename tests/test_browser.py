@@ -495,3 +495,47 @@ def _group_pk(name: str) -> int:
     from django.contrib.auth.models import Group
 
     return int(Group.objects.get(name=name).pk)
+
+
+def test_an_admin_creates_a_person_and_changes_their_roles_in_the_browser(
+    browser: Any, live_server: Any, carol: Any, alice: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    page = _sign_in(browser, live_server, "carol", lambda url: "/accounts/login" not in url)
+    page.click("nav >> text=Users")
+    page.wait_for_url("**/manage/users/")
+    page.click("a:has-text('New user')")
+    page.fill("#id_username", "frank")
+    page.fill("#id_email", "frank@example.com")
+    page.fill("#id_first_name", "Frank")
+    page.check("input[name=roles][value=analyst]")
+    page.click("button:has-text('Create user')")
+    link = page.locator("#set-password-link").input_value()
+    assert "/accounts/password/reset/key/" in link
+    shots = os.environ.get("WARDEN_SCREENSHOT_DIR")
+    if shots:
+        page.screenshot(path=f"{shots}/user-link.png", full_page=True)
+    page.click("a:has-text('Done')")
+    assert link not in page.content()
+    if shots:
+        page.screenshot(path=f"{shots}/user-detail.png", full_page=True)
+    facts = page.locator("dl.facts").inner_text()
+    assert "analyst" in facts and "no password set" in facts
+    page.uncheck("input[name=roles][value=analyst]")
+    page.check("input[name=roles][value=approver]")
+    page.check("input[name=roles][value=auditor]")
+    page.click("button:has-text('Save roles')")
+    assert "roles are now: approver, auditor" in page.locator(".messages").inner_text()
+    frank = get_user_model().objects.get(username="frank")
+    assert sorted(frank.groups.values_list("name", flat=True)) == ["approver", "auditor"]
+    # The list finds him, at a desktop's width and a phone's, without sideways scrolling.
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/manage/users/?q=fra")
+        assert "approver, auditor" in page.locator("table.people").inner_text()
+        if shots:
+            page.screenshot(path=f"{shots}/users-{width}.png", full_page=True)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"the user list scrolls sideways at {width}px: {scroll}"
+    page.context.close()
