@@ -26,6 +26,7 @@ from governance.services.catalog import catalog_refresh
 from governance.services.catalog_admin import exemption_create
 from governance.services.schema import schema_for
 from tests.conftest import PG, grant, make_connection
+from tests.test_approvals import review
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,7 +145,9 @@ def test_without_the_export_capability_the_download_is_refused_says_why_and_is_r
     assert "Nothing was downloaded" in shown
 
 
-def test_a_held_export_streams_nothing_and_links_to_its_request(pg: Any, alice: Any) -> None:
+def test_a_held_export_streams_nothing_and_links_to_its_request(
+    pg: Any, alice: Any, bob: Any
+) -> None:
     client = client_for(alice)
     response = download(client, pg, "SELECT ssn::int AS n FROM customers LIMIT 3")
     assert not isinstance(response, StreamingHttpResponse)
@@ -156,6 +159,15 @@ def test_a_held_export_streams_nothing_and_links_to_its_request(pg: Any, alice: 
     assert "Held for approval." in page and "Nothing was downloaded" in page
     assert reverse("approval_detail", args=[request.pk]) in page
     assert not AuditEvent.objects.filter(run_id=run.pk, kind=EventKind.QUERY_SUCCEEDED).exists()
+
+    # Approved, it is still not streamed (nor polled for): the page says so.
+    review(bob, request, approve=True)
+    run.refresh_from_db()
+    assert run.status == "queued"
+    page = client.get(response["Location"]).content.decode()
+    assert "This export was approved" in page and "hx-trigger" not in page.split("run-head")[0]
+    run.refresh_from_db()
+    assert run.status == "queued" and run.started_at is None
 
 
 def test_an_export_is_one_statement(pg: Any, alice: Any) -> None:
@@ -348,7 +360,10 @@ def test_the_schema_sidebar_marks_masked_columns_as_the_engine_masks_them(
     assert customers["ssn"].rule == ran["ssn"] == "national_id: redact"
     assert customers["email"].rule == ran["email"]
     body = page.content.decode()
-    assert 'data-masked="national_id: redact"' in body and "masked: national_id: redact" in body
+    assert 'data-masked="national_id: redact"' in body and "masked: national_id (redact)" in body
+    tickets = {c.name: c for c in tables["support_tickets"].columns}
+    assert tickets["body"].scanned and not tickets["body"].masked
+    assert "scanned: free text" in body
     # The same tables as autocomplete: nothing more, nothing less.
     autocomplete = client.get(reverse("connection_schema", args=[pg.pk])).json()["tables"]
     assert set(tables) == set(autocomplete)

@@ -66,6 +66,12 @@ class SchemaColumn:
     scanned: bool  # free text, scanned for embedded PII on the way out
     exempt_until: Any = None  # unmasked for this caller under an exemption, until then
 
+    @property
+    def label(self) -> str:
+        """The rule for people: "email (partial)" for the rule "email: partial"."""
+        semantic, _, strategy = self.rule.partition(": ")
+        return f"{semantic} ({strategy})" if strategy else semantic
+
 
 @dataclass(frozen=True)
 class SchemaTable:
