@@ -120,6 +120,19 @@ def test_a_large_export_streams_in_chunks_past_the_interactive_row_cap(pg: Any, 
     assert run.row_count == 200_000 and not run.truncated and pg.row_cap < run.row_count
 
 
+def test_a_download_the_browser_abandons_ends_the_export_and_is_recorded(
+    pg: Any, alice: Any
+) -> None:
+    response = download(client_for(alice), pg, "SELECT g AS n FROM generate_series(1, 500000) g")
+    assert isinstance(response, StreamingHttpResponse)
+    next(iter(cast(Iterator[bytes], response.streaming_content)))
+    response.close()  # what the server does when the client goes away
+    run = QueryRun.objects.get(mode="export")
+    assert run.status == "failed" and run.error == "The export stopped before its end."
+    event = AuditEvent.objects.get(run_id=run.pk, kind=EventKind.QUERY_FAILED)
+    assert event.detail["error_kind"] == "interrupted"
+
+
 def test_without_the_export_capability_the_download_is_refused_says_why_and_is_recorded(
     pg: Any, alice: Any, groups: dict[str, Any]
 ) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -278,18 +277,35 @@ def run_export(request: HtmxHttpRequest) -> HttpResponseBase:
 EXPORT_BLOCK = 64 * 1024
 
 
-def _blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _blocks(chunks: Iterator[bytes]) -> Generator[bytes]:
     """`chunks` joined into blocks of about EXPORT_BLOCK bytes: memory stays bounded."""
     block: list[bytes] = []
     size = 0
-    for chunk in chunks:
-        block.append(chunk)
-        size += len(chunk)
-        if size >= EXPORT_BLOCK:
+    try:
+        for chunk in chunks:
+            block.append(chunk)
+            size += len(chunk)
+            if size >= EXPORT_BLOCK:
+                yield b"".join(block)
+                block, size = [], 0
+        if block:
             yield b"".join(block)
-            block, size = [], 0
-    if block:
-        yield b"".join(block)
+    finally:
+        # The reader went away: end the export now (its run records it as interrupted and
+        # its target session closes), not whenever the generator is collected.
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _resume(first: bytes, blocks: Generator[bytes]) -> Generator[bytes]:
+    """The block read ahead, then the rest; closing it (Django does, when the client goes
+    away) closes the export."""
+    try:
+        yield first
+        yield from blocks
+    finally:
+        blocks.close()
 
 
 def _csv_download(run: QueryRun) -> HttpResponseBase:
@@ -307,9 +323,7 @@ def _csv_download(run: QueryRun) -> HttpResponseBase:
         first = None  # recorded on the run by the export
     if first is None:  # failed, or claimed by nobody else: nothing to send
         return redirect(f"{reverse('editor')}?run={run.pk}")
-    response = StreamingHttpResponse(
-        itertools.chain([first], blocks), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(_resume(first, blocks), content_type="text/csv; charset=utf-8")
     # A connection's name is [a-z0-9_-]: nothing in it can break out of the header.
     response["Content-Disposition"] = (
         f'attachment; filename="{run.connection.name}-run-{run.pk}.csv"'
