@@ -120,6 +120,21 @@ def test_a_large_export_streams_in_chunks_past_the_interactive_row_cap(pg: Any, 
     assert run.row_count == 200_000 and not run.truncated and pg.row_cap < run.row_count
 
 
+def test_a_sqlite_download_streams_through_the_cursor_masked(
+    sqlite_conn: Any, alice: Any, sqlite_target: Any
+) -> None:
+    import sqlite3
+
+    catalog_refresh(connection=sqlite_conn)
+    response = download(client_for(alice), sqlite_conn, "SELECT id, ssn FROM customers")
+    assert isinstance(response, StreamingHttpResponse)
+    rows = rows_of(response)
+    assert rows[0] == ["id", "ssn"] and len(rows) == 1001
+    with sqlite3.connect(sqlite_target) as db:
+        raw_ssn = {r[0] for r in db.execute("SELECT ssn FROM customers")}
+    assert not raw_ssn & {row[1] for row in rows[1:]}
+
+
 def test_a_download_the_browser_abandons_ends_the_export_and_is_recorded(
     pg: Any, alice: Any
 ) -> None:
