@@ -83,6 +83,11 @@ class EventKind(models.TextChoices):
     QUERY_CANCEL_REQUESTED = "query.cancel_requested", "Cancellation requested"
     QUERY_CANCELLED = "query.cancelled", "Statement cancelled"
     QUERY_EXPIRED = "query.expired", "Statement not run: its approval expired"
+    # Saved queries: only what others see is recorded (a private one is the owner's notebook).
+    SAVED_QUERY_SHARED = "saved_query.shared", "Saved query shared"
+    SAVED_QUERY_UNSHARED = "saved_query.unshared", "Saved query no longer shared"
+    SAVED_QUERY_UPDATED = "saved_query.updated", "Shared query changed"
+    SAVED_QUERY_DELETED = "saved_query.deleted", "Shared query deleted"
     # Approval requests
     APPROVAL_REQUESTED = "approval.requested", "Approval requested"
     APPROVAL_APPROVED = "approval.approved", "Request approved by a reviewer"
@@ -142,6 +147,7 @@ FAMILIES: dict[str, str] = {
     "agent": "Agents",
     "token": "API tokens",
     "query": "Statements",
+    "saved_query": "Saved queries",
     "approval": "Approval requests",
     "approval_policy": "Approval policies",
     "grant": "Access grants",

@@ -5,17 +5,23 @@ from django.urls import include, path, re_path
 from api import bench_floor
 from api.mcp_http import mcp_endpoint
 from api.v1 import api as api_v1
-from governance.views import agents, audit, catalog, common, editor, manage, users
+from governance.views import agents, audit, catalog, common, editor, manage, saved, users
 from ops import views as ops
 
 urlpatterns = [
     path("", common.home, name="home"),
     path("editor/", editor.editor, name="editor"),
     path("runs/", editor.run_create, name="run_create"),
+    path("runs/export/", editor.run_export, name="run_export"),
     path("runs/<int:pk>/", editor.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", editor.run_cancel_view, name="run_cancel"),
     path("history/", editor.history, name="history"),
     path("connections/<int:pk>/schema.json", editor.connection_schema, name="connection_schema"),
+    path("connections/<int:pk>/schema/", editor.schema_browser, name="schema_browser"),
+    path("queries/", saved.saved_query_list, name="saved_query_list"),
+    path("queries/new/", saved.saved_query_new, name="saved_query_create"),
+    path("queries/<int:pk>/", saved.saved_query_edit, name="saved_query_edit"),
+    path("queries/<int:pk>/delete/", saved.saved_query_remove, name="saved_query_delete"),
     path("manage/connections/", manage.connection_list, name="connection_list"),
     path("manage/connections/new/", manage.connection_edit, name="connection_create"),
     path("manage/connections/<int:pk>/", manage.connection_detail, name="connection_detail"),

@@ -11,6 +11,7 @@ from governance.models.catalog import (
 )
 from governance.models.connections import AccessGrant, Capability, Connection, Environment
 from governance.models.guardrails import Guardrail
+from governance.models.queries import SavedQuery
 from governance.models.runs import QueryRun
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MaskingRule",
     "QueryRun",
     "RunCallback",
+    "SavedQuery",
     "SemanticType",
     "Sensitivity",
     "Source",

@@ -114,6 +114,15 @@ def connections_for(user: Any) -> list[Connection]:
     return list(Connection.objects.filter(pk__in=ids).order_by("name"))
 
 
+def export_connection_ids(user: Any) -> frozenset[int]:
+    """Connections `user` holds an active grant with the `export` capability on (the editor
+    offers a CSV download there; `run_submit` decides it, whatever the page offered)."""
+    grants = (
+        AccessGrant.objects.active().for_user(user).values_list("connection_id", "capabilities")
+    )
+    return frozenset(pk for pk, capabilities in grants if "export" in (capabilities or []))
+
+
 def connection_for(*, user: Any, name: str | int) -> Connection:
     if isinstance(name, str) and "\x00" in name:  # no name has one; PostgreSQL refuses to compare
         raise UnknownConnection(name)

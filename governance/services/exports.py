@@ -46,8 +46,13 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
             keyed = len(run.statements) - 1 in keyed_statements(run)
             if copy_csv is not None and scrub is None and not keyed:
                 chunks, counter = copy_csv(run.statements[-1], limit=limit)
-                for index, chunk in enumerate(chunks):
-                    yield _safe_header(chunk) if index == 0 else chunk
+                try:
+                    for index, chunk in enumerate(chunks):
+                        yield _safe_header(chunk) if index == 0 else chunk
+                finally:
+                    # Stopped early (the reader went away): end the COPY before the session
+                    # closes; a ROLLBACK sent in the middle of COPY OUT would wait forever.
+                    chunks.close()
                 sent, truncated = counter.rows, counter.truncated
             else:
                 columns, batches = session.stream(
