@@ -1,4 +1,4 @@
-"""Error pages (403, 404, 500) say why and what to do."""
+"""Error pages (403, 404, 500) say why and what to do; the sign-in page offers no closed sign-up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.urls import get_resolver, reverse
 
 from governance.roles import Refusal
@@ -91,3 +91,13 @@ def test_the_500_page_stands_alone_without_the_database(
     assert "<style>" in page and "warden.css" not in page  # no static file to fail in turn
     assert 'href="/history/"' in page
     assert "{%" not in page and "{#" not in page
+
+
+def test_the_sign_in_page_offers_no_sign_up_while_sign_up_is_closed(db: Any) -> None:
+    page = Client().get(reverse("account_login")).content.decode()
+    assert "Sign In" in page
+    assert reverse("account_signup") not in page and "sign up" not in page.lower()
+    # the link follows the adapter: open sign-up, and it is offered again
+    with override_settings(ACCOUNT_ADAPTER="allauth.account.adapter.DefaultAccountAdapter"):
+        opened = Client().get(reverse("account_login")).content.decode()
+    assert reverse("account_signup") in opened
