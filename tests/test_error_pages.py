@@ -1,4 +1,5 @@
-"""Error pages (403, 404, 500) say why and what to do; the sign-in page offers no closed sign-up."""
+"""Error pages (403, 404, 500) say why and what to do; the sign-in page offers no closed sign-up;
+a statement denied for a missing capability links to a pre-filled access request."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.test import Client, RequestFactory, override_settings
 from django.urls import get_resolver, reverse
 
 from governance.roles import Refusal
+from governance.services.caller import Caller
+from governance.services.runs import run_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,3 +104,41 @@ def test_the_sign_in_page_offers_no_sign_up_while_sign_up_is_closed(db: Any) -> 
     with override_settings(ACCOUNT_ADAPTER="allauth.account.adapter.DefaultAccountAdapter"):
         opened = Client().get(reverse("account_login")).content.decode()
     assert reverse("account_signup") in opened
+
+
+def test_a_statement_denied_for_a_missing_capability_links_to_a_prefilled_request(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    client = client_for(alice)
+    run = run_submit(caller=Caller(user=alice), connection=sqlite_conn, sql="DROP TABLE orders")
+    assert run.status == "denied" and run.missing_capabilities == ["ddl"]
+    page = client.get(f"{reverse('editor')}?run={run.pk}").content.decode()
+    link = f"{reverse('access_request')}?connection={sqlite_conn.pk}&amp;capabilities=ddl"
+    assert f'<a href="{link}">Request ddl access to demo</a>' in page
+
+    form = client.get(link.replace("&amp;", "&")).content.decode()
+    assert f'<option value="{sqlite_conn.pk}" selected>' in form
+    assert [c for c in ("read", "write", "ddl") if _checked(form, c)] == ["ddl"]
+
+
+def _checked(form: str, capability: str) -> bool:
+    """Whether the form's checkbox for this capability is ticked."""
+    return "checked" in form.split(f'value="{capability}"')[1].split(">")[0]
+
+
+def test_the_access_request_form_takes_several_capabilities_from_the_link(
+    alice: Any, sqlite_conn: Any
+) -> None:
+    query = f"connection={sqlite_conn.pk}&capabilities=write&capabilities=ddl"
+    url = f"{reverse('access_request')}?{query}"
+    form = client_for(alice).get(url).content.decode()
+    assert [c for c in ("read", "write", "ddl") if _checked(form, c)] == ["write", "ddl"]
+
+
+def test_a_denial_by_a_rule_has_no_access_request_link(alice: Any, sqlite_conn: Any) -> None:
+    run = run_submit(
+        caller=Caller(user=alice), connection=sqlite_conn, sql="SELECT * FROM sqlite_user"
+    )
+    assert run.status == "denied" and run.missing_capabilities == []
+    page = client_for(alice).get(f"{reverse('editor')}?run={run.pk}").content.decode()
+    assert "Denied." in page and "data-request-access" not in page
