@@ -263,7 +263,9 @@ def _jit(
 @role_required(ANALYST, APPROVER, ADMIN, AUDITOR)
 @require_http_methods(["GET", "POST"])
 def request_access(request: HttpRequest) -> HttpResponse:
-    form = AccessRequestForm(request.POST or None, initial=request.GET.dict())
+    # Pre-filled from a link (the editor's denial): ?connection=<pk>&capabilities=ddl&…
+    initial = {**request.GET.dict(), "capabilities": request.GET.getlist("capabilities")}
+    form = AccessRequestForm(request.POST or None, initial=initial)
     return _jit(request, form, access_request, "Access", unmask=False)
 
 

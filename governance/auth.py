@@ -9,13 +9,14 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from audit.context import acting_as
 from audit.kinds import EventKind
 from audit.services import event_record
 from governance import crypto
+from governance.roles import Refusal
 from governance.signals import client_ip
 
 
@@ -40,7 +41,7 @@ class AccountAdapter(DefaultAccountAdapter):
         from governance.backends import is_agent
 
         if is_agent(user):
-            raise PermissionDenied("An agent's account cannot sign in to the web pages.")
+            raise Refusal("An agent's account cannot sign in to the web pages.")
         return super().pre_login(request, user, **kwargs)
 
     def reauthenticate(self, user: Any, password: str) -> bool:

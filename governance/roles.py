@@ -40,6 +40,21 @@ def groups_known(user: Any, names: Any) -> None:
     user._warden_groups = known
 
 
+class Refusal(PermissionDenied):
+    """A refusal whose message Warden wrote for the person refused: the 403 page shows it.
+    Any other PermissionDenied (Django's, a library's) gets the page's general words only,
+    since its message was never meant for that person's eyes."""
+
+
+def role_refusal(*roles: str) -> Refusal:
+    """The refusal of a page for other roles, naming the role(s) to ask an admin for."""
+    if len(roles) == 1:
+        needed = f"the {roles[0]} role: ask an admin for it"
+    else:
+        needed = f"the {', '.join(roles[:-1])} or {roles[-1]} role: ask an admin for one"
+    return Refusal(f"Your role does not allow this page. It needs {needed}.")
+
+
 def has_role(user: Any, *roles: str) -> bool:
     return bool(user_groups(user) & set(roles))
 
@@ -58,7 +73,7 @@ def role_required(
         @wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not has_role(request.user, *roles):
-                raise PermissionDenied("Your role does not allow this page.")
+                raise role_refusal(*roles)
             return view(request, *args, **kwargs)
 
         @wraps(view)

@@ -8,6 +8,9 @@ from api.v1 import api as api_v1
 from governance.views import agents, audit, catalog, common, editor, manage, saved, users
 from ops import views as ops
 
+# 404.html and 500.html are rendered by Django's default handlers; 403 shows only Warden's words.
+handler403 = "governance.views.errors.permission_denied"
+
 urlpatterns = [
     path("", common.home, name="home"),
     path("editor/", editor.editor, name="editor"),

@@ -96,7 +96,7 @@ def test_an_approver_approves_from_the_queue_and_the_requester_sees_the_result(
     assert "0 of 1 approval" in analyst.locator("[data-approval-progress]").inner_text()
 
     approver = _sign_in(browser, live_server, "bob", "**/approvals/")  # an approver's home
-    assert "1" in approver.locator(".badge").inner_text()  # one request waits for bob
+    assert "1" in approver.locator("nav .badge").inner_text()  # one request waits for bob
     row = approver.locator("[data-queue] tbody tr").first
     assert "alice" in row.inner_text() and "ledger" in row.inner_text()
     approver.keyboard.press("j")  # keyboard: focus the first request, open it

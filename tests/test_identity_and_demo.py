@@ -123,3 +123,41 @@ def test_demo_seeds_users_targets_and_grants_idempotently(
     call_command("demo", *args)
     analyst_user.refresh_from_db()
     assert analyst_user.check_password("a-new-private-password-1")  # never reset
+
+
+def test_the_demo_prints_its_instructions_as_one_block_without_task_logs(
+    groups: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from io import StringIO
+
+    from governance.management.commands.demo import TRY, USERS
+
+    out = StringIO()
+    with caplog.at_level(logging.INFO):
+        call_command("demo", "--seed-only", "--customers", "50", stdout=out)
+    # the seeded write ran an eager task, which Celery logs at INFO: not in the demo's output
+    assert QueryRun.objects.filter(purpose__endswith="(demo)").exists()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("celery")] == []
+    assert logging.getLogger("celery").level == logging.NOTSET  # quiet only while it runs
+    text = out.getvalue()
+    block = text[text.index("Demo accounts") :]
+    assert block.rstrip().endswith(TRY)  # accounts, then what to try, nothing between
+    for username, (_, password) in USERS.items():
+        assert f"  {username:<9} {password}" in block
+
+
+def test_the_demo_server_prints_the_instructions_after_its_own_banner() -> None:
+    from io import StringIO
+
+    from governance.management.commands.demo import DemoServer
+
+    out = StringIO()
+    server = DemoServer(stdout=out)
+    server.addr = "0"  # as runserver's handle() sets them for --addr 0:8000
+    server._raw_ipv6 = False  # type: ignore[attr-defined]
+    server.instructions = "Warden is at {url}/"
+    server.on_bind(8000)
+    text = out.getvalue()
+    assert text.index("Starting development server") < text.index("Warden is at")
+    assert text.rstrip().endswith("Warden is at http://127.0.0.1:8000/")

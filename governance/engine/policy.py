@@ -126,7 +126,11 @@ class Decision:
 
 # --- capabilities ------------------------------------------------------------------------
 
-_NEEDED_CAPABILITY = {Category.READ: "read", Category.WRITE: "write", Category.DDL: "ddl"}
+_NEEDED_CAPABILITY: dict[str, str] = {
+    Category.READ: "read",
+    Category.WRITE: "write",
+    Category.DDL: "ddl",
+}
 _CAPABILITY_WORDS = {
     "read": "read",
     "write": "write",
@@ -135,11 +139,20 @@ _CAPABILITY_WORDS = {
 }
 
 
+def needed_capability(category: str) -> str:
+    """The capability a statement of this category needs on its connection.
+
+    >>> needed_capability("ddl"), needed_capability("privilege")
+    ('ddl', 'admin')
+    """
+    return _NEEDED_CAPABILITY.get(category, "admin")  # StrEnum keys: a plain string finds them
+
+
 def capability_reason(statement: Statement, context: Context) -> Reason | None:
     """A denial when the caller lacks the capability the statement's category needs."""
     if not context.capabilities:
         return Reason("capability", None, "You have no access to this connection.", statement.index)
-    needed = _NEEDED_CAPABILITY.get(statement.category, "admin")
+    needed = needed_capability(statement.category)
     if needed in context.capabilities:
         return None
     message = (

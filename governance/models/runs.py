@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from audit.kinds import EventKind
+from governance.engine.policy import needed_capability
 from governance.models.connections import Connection
 
 
@@ -112,3 +113,17 @@ class QueryRun(models.Model):
     @property
     def statement_summaries(self) -> list[dict[str, Any]]:
         return list(self.decision_detail.get("statements", []))
+
+    @property
+    def missing_capabilities(self) -> list[str]:
+        """The capabilities whose lack denied this run (its `capability` reasons), in order:
+        what an access request for its connection would ask for."""
+        categories = {s.get("index"): s.get("category") for s in self.statement_summaries}
+        missing: list[str] = []
+        for reason in self.reasons:
+            category = categories.get(reason.get("statement"))
+            if reason.get("rule") == "capability" and category:
+                needed = needed_capability(category)
+                if needed not in missing:
+                    missing.append(needed)
+        return missing

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from governance.forms import AgentForm, TokenForm
 from governance.models import Agent, ApiToken
-from governance.roles import ADMIN, AUDITOR, has_role
+from governance.roles import ADMIN, AUDITOR, has_role, role_refusal
 from governance.services.agents import (
     AgentError,
     agent_create,
@@ -73,7 +73,7 @@ def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def agent_new(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, ADMIN):
-        raise PermissionDenied
+        raise role_refusal(ADMIN)
     form = AgentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -100,7 +100,7 @@ def agent_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 def agent_token(request: HttpRequest, name: str) -> HttpResponse:
     if not has_role(request.user, ADMIN):
-        raise PermissionDenied
+        raise role_refusal(ADMIN)
     agent = Agent.objects.select_related("user").filter(user__username=name).first()
     if agent is None:
         raise Http404("No such agent.")
@@ -127,7 +127,7 @@ def agent_token(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def agent_stop(request: HttpRequest, name: str) -> HttpResponse:
     if not has_role(request.user, ADMIN):
-        raise PermissionDenied
+        raise role_refusal(ADMIN)
     try:
         agent = agent_revoke(caller=web_caller(request), name=name)
     except AgentError as exc:
