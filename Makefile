@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" \
 # mypy's Django plugin imports the settings, which need a secret key (any will do to type-check).
 LINT_ENV := DJANGO_SECRET_KEY=warden-typecheck-key-not-a-secret-00000000
 
-.PHONY: install demo test test-fast lint fmt typecheck bench editor clean services
+.PHONY: install demo test test-fast lint fmt typecheck bench load faults editor clean services
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ bench: $(STAMP)  ## engine and gateway speed, as JSON ratios
 	-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE warden_bench_app" 2>/dev/null
 	$(BENCH_ENV) $(PY) manage.py migrate -v0
 	$(BENCH_ENV) $(PY) manage.py benchmark
+
+# The load test runs gunicorn and two Celery workers against an app database and Redis of its own.
+LOAD_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/warden_load_app
+LOAD_ENV := $(BENCH_ENV) DATABASE_URL="$(LOAD_DATABASE_URL)" REDIS_URL=redis://127.0.0.1:6379/11
+LOAD_ARGS ?= --users 32 --duration 300
+load: $(STAMP) services  ## Locust: 32 users on the web editor and the API for 5 minutes, then a count of runs and events
+	-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE warden_load_app" 2>/dev/null
+	$(LOAD_ENV) $(PY) manage.py migrate -v0
+	$(LOAD_ENV) $(PY) manage.py collectstatic --noinput -v0
+	$(LOAD_ENV) $(PY) manage.py loadtest $(LOAD_ARGS)
 
 editor:  ## rebuild static/js/editor.bundle.js (needs Node.js; the bundle is committed)
 	static/editor/build.sh

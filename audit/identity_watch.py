@@ -473,8 +473,13 @@ def _user_changes(before: State, after: State) -> list[Change]:
             changes.append(
                 Change(
                     "password changed",
-                    # a set-password link replaces the unusable password's random marker
-                    (EventKind.AUTH_PASSWORD_CHANGED, EventKind.USER_PASSWORD_LINK_ISSUED),
+                    # a set-password link replaces the unusable password's random marker, and
+                    # so does a deactivation (spending any link still out)
+                    (
+                        EventKind.AUTH_PASSWORD_CHANGED,
+                        EventKind.USER_PASSWORD_LINK_ISSUED,
+                        EventKind.USER_DEACTIVATED,
+                    ),
                     uid,
                     detail=name,
                 )

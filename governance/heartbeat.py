@@ -27,10 +27,18 @@ FORGET_AFTER = 24 * 3600
 _stop = threading.Event()
 
 
+_clients: dict[str, Any] = {}
+
+
 def client() -> Any:
+    """This process's Redis client for REDIS_URL (its pool reuses connections: a probe
+    every few seconds must not open new ones)."""
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    url = settings.REDIS_URL
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return _clients[url]
 
 
 def beat(name: str, now: float | None = None) -> None:

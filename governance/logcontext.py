@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 current_run: ContextVar[int | None] = ContextVar("warden_run_id", default=None)
 
@@ -29,3 +30,22 @@ class RunIdFilter(logging.Filter):
         run_id = current_run.get()
         record.run_id = run_id if run_id is not None else ""
         return True
+
+
+# What a JSON log line holds: nothing a library attaches to its records besides (a request
+# with its query string, a task's arguments) is written.
+JSON_FIELDS = frozenset({"time", "level", "logger", "message", "run_id", "exc_info", "stack_info"})
+
+
+def json_formatter(**options: Any) -> logging.Formatter:
+    from pythonjsonlogger.json import JsonFormatter
+
+    class WardenJsonFormatter(JsonFormatter):
+        def add_fields(
+            self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+        ) -> None:
+            super().add_fields(log_data, record, message_dict)
+            for name in [n for n in log_data if n not in JSON_FIELDS]:
+                del log_data[name]
+
+    return WardenJsonFormatter(**options)

@@ -470,7 +470,7 @@ LOGGING = {
     "formatters": {
         "text": {"format": "%(levelname)s %(name)s: %(message)s"},
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "governance.logcontext.json_formatter",
             "fmt": "%(levelname)s %(name)s %(message)s %(run_id)s",
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": "time",

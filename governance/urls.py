@@ -1,6 +1,8 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, register_converter
 
 from api import bench_floor
 from api.mcp_http import mcp_endpoint
@@ -10,6 +12,26 @@ from ops import views as ops
 
 # 404.html and 500.html are rendered by Django's default handlers; 403 shows only Warden's words.
 handler403 = "governance.views.errors.permission_denied"
+
+
+class NameConverter:
+    """A database object's name as one path segment, whatever it holds: names come from
+    targets (a table may be called `a/b`), so `/` and the escape character itself are escaped
+    (`~2F`, `~7E`) rather than break the link, or every page that would show it."""
+
+    regex = r"[^/]+"
+    _escapes = {"~": "~7E", "/": "~2F"}
+    _back = re.compile(r"~(7E|2F|00)")
+    _unescapes = {"7E": "~", "2F": "/", "00": ""}
+
+    def to_python(self, value: str) -> str:
+        return self._back.sub(lambda m: self._unescapes[m.group(1)], value)
+
+    def to_url(self, value: str) -> str:
+        return "".join(self._escapes.get(c, c) for c in str(value)) or "~00"
+
+
+register_converter(NameConverter, "name")
 
 urlpatterns = [
     path("", common.home, name="home"),
@@ -80,7 +102,7 @@ urlpatterns = [
     path("audit/columns/", audit.access_overview, name="access_overview"),
     path("audit/evidence/", include("evidence.urls")),
     path(
-        "audit/columns/<str:connection>/<str:table>/<str:column>/",
+        "audit/columns/<name:connection>/<name:table>/<name:column>/",
         audit.access_column,
         name="access_column",
     ),

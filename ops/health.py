@@ -86,10 +86,11 @@ class HealthMiddleware:
             return _no_store(JsonResponse({"status": "ok"}))
         if request.path == "/readyz":
             ready, checks = readiness()
-            return _no_store(
-                JsonResponse(
-                    {"status": "ready" if ready else "not ready", "checks": checks},
-                    status=200 if ready else 503,
-                )
+            response = JsonResponse(
+                {"status": "ready" if ready else "not ready", "checks": checks},
+                status=200 if ready else 503,
             )
+            # The failing check is logged above, once: not again as a server error per probe.
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            return _no_store(response)
         return self.get_response(request)

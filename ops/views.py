@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
@@ -46,25 +46,31 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @role_required(AUDITOR, ADMIN)
 @require_GET
 def activity(request: HtmxHttpRequest) -> HttpResponse:
-    """The activity dashboard: charts of the period's statements, and the live feed."""
+    """The activity dashboard: charts of the period's statements, and the live feed.
+
+    Looking is recorded (`audit.viewed`), as on the trail. The feed refreshing with the
+    filters already recorded is not a new look; a feed asked for with other filters is."""
     key = request.GET.get("period", DEFAULT_PERIOD)
     period = PERIODS.get(key) or PERIODS[DEFAULT_PERIOD]
     feed_form, feed = _feed(request)
-    if request.htmx and request.GET.get("feed"):
-        # The feed polling for news: not a new look at the trail, so not recorded again.
+    filters = feed_form.active()
+    seen = sorted(filters.items())
+    polling = bool(request.htmx and request.GET.get("feed"))
+    if not polling or request.session.get(FEED_SEEN) != [list(f) for f in seen]:
+        record(
+            EventKind.AUDIT_VIEWED,
+            web_caller(request),
+            None,
+            detail={"page": "activity", "period": period.key, "filters": filters},
+        )
+        request.session[FEED_SEEN] = [list(f) for f in seen]
+    if polling:
         return render(request, "ops/activity.html#feed", {"feed": feed, "feed_form": feed_form})
-    figures = dashboard(period)
-    record(
-        EventKind.AUDIT_VIEWED,
-        web_caller(request),
-        None,
-        detail={"page": "activity", "period": period.key, "filters": feed_form.active()},
-    )
     return render(
         request,
         "ops/activity.html",
         {
-            **figures,
+            **dashboard(period),
             "period": period,
             "periods": PERIODS.values(),
             "feed": feed,
@@ -75,13 +81,17 @@ def activity(request: HtmxHttpRequest) -> HttpResponse:
 
 
 FEED_SIZE = 25
+FEED_SEEN = "warden_activity_feed_filters"
+# The feed is the newest events: dates and run ids are the trail's to browse, not its.
+FEED_FILTERS = ("actor", "connection", "decision", "rule", "channel", "kind")
 
 
 def _feed(request: HttpRequest) -> tuple[TrailFilter, list[AuditEvent]]:
     """The newest statement events, filtered as the trail is (statements only, by default)."""
-    data = request.GET.copy()
-    data.pop("period", None)
-    data.pop("feed", None)
+    data = QueryDict(mutable=True)
+    for name in FEED_FILTERS:
+        if value := request.GET.get(name, ""):
+            data[name] = value
     if not data.get("kind"):
         data["kind"] = "query."
     form = TrailFilter(data)
@@ -89,6 +99,9 @@ def _feed(request: HttpRequest) -> tuple[TrailFilter, list[AuditEvent]]:
 
 
 def _feed_query(request: HttpRequest) -> str:
-    query = request.GET.copy()
+    query = QueryDict(mutable=True)
+    for name in FEED_FILTERS:
+        if value := request.GET.get(name, ""):
+            query[name] = value
     query["feed"] = "1"
     return query.urlencode()

@@ -228,3 +228,51 @@ def test_an_empty_period_says_so(client: Client, dave: Any) -> None:
     assert "No one sent a statement." in html
     assert "No statement reached a sensitive column in this period." in html
     assert "No statement matches yet." in html
+
+
+def test_a_slash_in_a_table_or_column_name_never_breaks_a_page(
+    client: Client, dave: Any, sqlite_conn: Any
+) -> None:
+    """Names come from targets: `a/b` is a valid table name, and `~` the escape itself."""
+    from django.utils import timezone
+
+    from audit.models import ColumnAccess
+
+    for table, column in (("a/b", "e/mail"), ("x~2Fy", "")):
+        ColumnAccess.objects.create(
+            event_id=1, created_at=timezone.now(), actor_name="alice", connection_name="demo",
+            table=table, column=column, how="masked",
+        )  # fmt: skip
+    client.force_login(dave)
+    for path in (reverse("activity"), reverse("access_overview")):
+        assert client.get(path).status_code == 200, path
+    link = reverse("access_column", args=["demo", "a/b", "e/mail"])
+    assert link.count("/") == reverse("access_column", args=["c", "t", "k"]).count("/")
+    page = client.get(link)
+    assert page.status_code == 200 and "a/b.e/mail" in page.content.decode()
+    tricky = reverse("access_column", args=["demo", "x~2Fy", ""])
+    assert client.get(tricky).context["table"] == "x~2Fy"
+
+
+def test_a_feed_asked_for_with_other_filters_is_a_new_look_and_is_recorded(
+    client: Client, dave: Any, activity: Any
+) -> None:
+    client.force_login(dave)
+    client.get(reverse("activity"))
+    viewed = AuditEvent.objects.filter(kind="audit.viewed", actor_id=dave.pk)
+    assert viewed.count() == 1
+    client.get(reverse("activity"), {"feed": "1"}, HTTP_HX_REQUEST="true")  # a refresh
+    assert viewed.count() == 1
+    client.get(
+        reverse("activity"),
+        {"feed": "1", "kind": "auth.", "actor": "carol"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert viewed.count() == 2
+    assert viewed.order_by("-id").first().detail["filters"] == {"kind": "auth.", "actor": "carol"}
+    # Dates and run ids are the trail's: the feed is only ever the newest events.
+    html = client.get(
+        reverse("activity"), {"feed": "1", "start": "2000-01-01", "end": "2000-01-02"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()  # fmt: skip
+    assert "SELECT email" in html

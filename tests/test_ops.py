@@ -216,3 +216,30 @@ def test_a_source_that_cannot_be_read_is_an_error_not_a_zero(client: Client) -> 
     assert _value(families, "warden_scrape_error", source="broker") == 1
     assert "warden_workers_alive" not in families
     assert _value(families, "warden_scrape_error", source="runs") == 0
+
+
+def test_one_redis_client_serves_every_probe(ops_redis: Any) -> None:
+    assert heartbeat.client() is heartbeat.client()
+
+
+def test_json_log_lines_hold_only_their_fields_never_what_a_library_attaches() -> None:
+    import json
+    import logging
+
+    from governance.logcontext import RunIdFilter, json_formatter, run_context
+
+    formatter = json_formatter(
+        fmt="%(levelname)s %(name)s %(message)s %(run_id)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Not Found", (), None
+    )
+    record.request = "<WSGIRequest: GET '/x?secret=abc'>"
+    record.data = {"args": ["token"]}
+    with run_context(7):
+        RunIdFilter().filter(record)
+    line = json.loads(formatter.format(record))
+    assert set(line) == {"time", "level", "logger", "message", "run_id"}
+    assert line["run_id"] == 7 and "secret" not in json.dumps(line)

@@ -472,3 +472,41 @@ def test_the_identity_watch_finds_every_change_made_here_explained(
     result = watch(settle_s=0)
     assert result.changed and not result.unexplained, [c.as_detail() for c in result.unexplained]
     assert not AuditEvent.objects.filter(kind=EventKind.IDENTITY_UNRECORDED).exists()
+
+
+@pytest.mark.parametrize("kind", ["superuser", "staff", "signed-in", "token"])
+def test_no_link_for_an_account_in_use_or_above_the_admin_role(
+    carol: Any, groups: Any, kind: str
+) -> None:
+    """An account without a password that is a superuser (createsuperuser --noinput), staff,
+    or already used is never given a link an admin holds: it would be a takeover."""
+    from django.utils import timezone
+
+    person = User.objects.create_user("breakglass", password=None)
+    if kind == "superuser":
+        person.is_superuser = True
+    elif kind == "staff":
+        person.is_staff = True
+    elif kind == "signed-in":
+        person.last_login = timezone.now()
+    person.save()
+    if kind == "token":
+        token_create(caller=Caller(user=person), user=person, name="laptop")
+    response = _client(carol).post(f"/manage/users/{person.pk}/password-link/", follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "/accounts/password/reset/key/" not in page
+    assert not _events(EventKind.USER_PASSWORD_LINK_ISSUED, person)
+
+
+def test_deactivating_spends_a_set_password_link_still_out(carol: Any, groups: Any) -> None:
+    admin = _client(carol)
+    link = _link_on(admin.post("/manage/users/new/", NEW).content.decode())
+    frank = User.objects.get(username="frank")
+    assert watch(settle_s=0).baseline
+    account_deactivate(caller=Caller(user=carol), user=frank)
+    assert "invalid" in Client().get(link, follow=True).content.decode().lower()
+    frank.refresh_from_db()
+    assert not frank.has_usable_password()
+    result = watch(settle_s=0)  # the new marker is explained by the deactivation
+    assert not result.unexplained, [c.as_detail() for c in result.unexplained]

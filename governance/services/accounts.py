@@ -199,6 +199,19 @@ def account_password_link(*, caller: Caller, user: Any) -> str:
             raise AccountError("This person signs in through the identity provider.")
         if user.has_usable_password():
             raise AccountError("This person has set a password already; they change it themselves.")
+        # An account created from the command line (createsuperuser --noinput) or one already
+        # in use (signed in, or calling the API with its tokens) has no password to protect it
+        # from whoever holds a link: a link is only for a new person who never came in.
+        if user.is_superuser or user.is_staff:
+            raise AccountError(
+                "A superuser or staff account sets its password from the command line "
+                "(manage.py changepassword), never through a link an admin holds."
+            )
+        if user.last_login is not None or ApiToken.objects.filter(user_id=user.pk).exists():
+            raise AccountError(
+                "This account has been used already (signed in or issued API tokens): "
+                "a set-password link would let whoever holds it take it over."
+            )
         user.set_unusable_password()
         user.save(update_fields=["password"])
         key = default_token_generator.make_token(user)
@@ -291,8 +304,15 @@ def account_deactivate(*, caller: Caller, user: Any) -> dict[str, Any]:
             "agents_stopped": agents,
         }
         user.is_active = False
+        fields = ["is_active"]
+        if not user.has_usable_password():
+            # A new marker spends any set-password link still out: a leaked link must not
+            # wait for the account's reactivation.
+            user.set_unusable_password()
+            fields.append("password")
+            done["password_links_cancelled"] = True
         with identity_context(**done):
-            user.save(update_fields=["is_active"])
+            user.save(update_fields=fields)
         for token in tokens:
             token_revoke(caller=caller, key_id=token.key_id)
         _end_sessions(sessions)

@@ -33,10 +33,12 @@ class ReleaseRefused(Exception):
     """The held run cannot run as approved; the message says why, for people."""
 
 
-def run_recheck(run: QueryRun) -> list[str]:
+def run_recheck(run: QueryRun, *, allowed_only: bool = False) -> list[str]:
     """Decide the held statement again for its requester, now.
 
-    Returns the statements that would run. Raises ReleaseRefused when the requester's account
+    Returns the statements that would run. `allowed_only`: a statement that was allowed when
+    submitted and waited long for a worker must still be allowed outright. Raises
+    ReleaseRefused when the requester's account
     was disabled, when the statement is now denied (access revoked, a guardrail added) or when
     what would run differs from what was held (a masking rule or an exemption changed): an
     approval covers the exact rewritten SQL the approvers saw, never anything else.
@@ -50,6 +52,8 @@ def run_recheck(run: QueryRun) -> list[str]:
     if detail["decision"] == "deny":
         reasons = "; ".join(r["message"] for r in detail["reasons"] if r["action"] == "deny")
         raise ReleaseRefused(f"The statement is now denied: {reasons}")
+    if allowed_only and detail["decision"] != "allow":
+        raise ReleaseRefused("The statement now needs approval; it did not run. Submit it again.")
     statements = _to_run(detail["statements"], plan)
     if statements != run.statements or _masked_names(plan) != run.masked:
         raise ReleaseRefused(

@@ -469,13 +469,15 @@ def _execute_run(run: QueryRun, *, claimed: bool) -> None:
             if _start(run):
                 _finish(run, Status.FAILED, started, error=refusal, **not_executed())
             return
-    if run.decision_detail.get("approval"):
-        # Approved a while ago, maybe: access revoked or the requester disabled since then
-        # must stop it here, as at release.
+    approved = bool(run.decision_detail.get("approval"))
+    waited = run.created_at is not None and run.created_at < timezone.now() - RECHECK_AFTER
+    if approved or waited:
+        # Approved a while ago, maybe, or waiting long for a worker (a lost task sent again):
+        # access revoked or the requester disabled since then must stop it here, as at release.
         from governance.services.held import ReleaseRefused, not_executed, run_recheck
 
         try:
-            run_recheck(run)
+            run_recheck(run, allowed_only=not approved)
         except ReleaseRefused as exc:
             if _start(run):
                 _finish(run, Status.FAILED, started, error=str(exc), **not_executed())
@@ -538,6 +540,11 @@ REAP_MARGIN = dt.timedelta(minutes=5)
 # killed while holding it) is handed to the workers again after this long; the claim makes a
 # second delivery harmless, so the worst a redelivery does is nothing.
 REQUEUE_AFTER = dt.timedelta(minutes=2)
+# ... and given up after this long: a statement an hour late is not what anyone asked for.
+REQUEUE_GIVE_UP = dt.timedelta(hours=1)
+# A run that waited this long for a worker is decided again before it runs (see _execute_run).
+RECHECK_AFTER = dt.timedelta(seconds=60)
+TOO_LATE = "No worker took this statement for an hour; it did not run. Submit it again."
 LOST = "The worker running this statement stopped; it may not have finished."
 EXPORT_LOST = "The download never started; the statement did not run."
 
@@ -581,9 +588,22 @@ def runs_reap(*, now: dt.datetime | None = None) -> int:
 
 def _requeue_lost(now: dt.datetime) -> int:
     """Send the task again for interactive runs queued longer than REQUEUE_AFTER while the
-    statement queue is empty (a backlog is waiting, not lost)."""
+    statement queue is empty (a backlog is waiting, not lost); give up those queued an hour."""
     if celery_app.conf.task_always_eager or not settings.REDIS_URL:
         return 0
+    queued = QueryRun.objects.filter(status=Status.QUEUED, mode=QueryRun.Mode.INTERACTIVE)
+    for run in queued.select_related("connection", "user").filter(
+        created_at__lt=now - REQUEUE_GIVE_UP
+    )[:1000]:
+        if _start(run):
+            _finish(
+                run,
+                Status.FAILED,
+                time.perf_counter(),
+                error=TOO_LATE,
+                error_kind="lost",
+                _audit_detail={"error_kind": "lost"},
+            )
     from governance import heartbeat
 
     try:
@@ -593,11 +613,7 @@ def _requeue_lost(now: dt.datetime) -> int:
         log.warning("could not read the queue to find lost runs: %s", type(exc).__name__)
         return 0
     waiting = list(
-        QueryRun.objects.filter(
-            status=Status.QUEUED,
-            mode=QueryRun.Mode.INTERACTIVE,
-            created_at__lt=now - REQUEUE_AFTER,
-        ).values_list("pk", flat=True)[:1000]
+        queued.filter(created_at__lt=now - REQUEUE_AFTER).values_list("pk", flat=True)[:1000]
     )
     for run_id in waiting:
         log.warning("run %s waited over %s for a worker: queued again", run_id, REQUEUE_AFTER)
