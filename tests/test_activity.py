@@ -269,7 +269,7 @@ def test_a_feed_asked_for_with_other_filters_is_a_new_look_and_is_recorded(
         HTTP_HX_REQUEST="true",
     )
     assert viewed.count() == 2
-    assert viewed.order_by("-id").first().detail["filters"] == {"kind": "auth.", "actor": "carol"}
+    assert viewed.latest("id").detail["filters"] == {"kind": "auth.", "actor": "carol"}
     # Dates and run ids are the trail's: the feed is only ever the newest events.
     html = client.get(
         reverse("activity"), {"feed": "1", "start": "2000-01-01", "end": "2000-01-02"},
