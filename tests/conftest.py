@@ -94,6 +94,26 @@ SEEDING_MIGRATIONS = (
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """The cast's passwords are hashed with a fast hasher: PBKDF2's million rounds (about a
+    third of a second a user) would cost minutes over the suite and prove nothing here.
+    Production keeps Django's list; the slow hashers stay listed, so hashes a child process
+    makes (a CLI, `changepassword`) still verify."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    fast = override_settings(
+        PASSWORD_HASHERS=[
+            "django.contrib.auth.hashers.MD5PasswordHasher",
+            *settings.PASSWORD_HASHERS,
+        ]
+    )
+    fast.enable()
+    yield
+    fast.disable()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _flush_past_the_audit_trigger() -> Iterator[None]:
     """Transactional tests end with Django's flush, a TRUNCATE of every table, which the audit
     trail's trigger refuses on PostgreSQL (migration audit 0002). The test database's owner is a

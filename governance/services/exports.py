@@ -48,6 +48,7 @@ def run_export_csv(*, run: QueryRun, batch_size: int = 5000) -> Iterator[bytes]:
                 chunks, counter = copy_csv(run.statements[-1], limit=limit)
                 try:
                     for index, chunk in enumerate(chunks):
+                        sent = counter.rows  # what has left, if the reader goes away now
                         yield _safe_header(chunk) if index == 0 else chunk
                 finally:
                     # Stopped early (the reader went away): end the COPY before the session

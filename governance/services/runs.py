@@ -547,6 +547,7 @@ RECHECK_AFTER = dt.timedelta(seconds=60)
 TOO_LATE = "No worker took this statement for an hour; it did not run. Submit it again."
 LOST = "The worker running this statement stopped; it may not have finished."
 EXPORT_LOST = "The download never started; the statement did not run."
+EXPORT_REAP_AFTER = dt.timedelta(hours=6)
 
 
 def runs_reap(*, now: dt.datetime | None = None) -> int:
@@ -558,6 +559,10 @@ def runs_reap(*, now: dt.datetime | None = None) -> int:
         status=Status.RUNNING, started_at__lt=now - REAP_MARGIN
     ):
         limit = dt.timedelta(milliseconds=run.connection.statement_timeout_ms) + REAP_MARGIN
+        if run.mode == QueryRun.Mode.EXPORT:
+            # An export streams for as long as its reader reads, in a web process that is
+            # alive while it does: only one running for hours lost its process.
+            limit = EXPORT_REAP_AFTER
         if run.started_at and run.started_at < now - limit:
             _finish(
                 run,

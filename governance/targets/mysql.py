@@ -477,11 +477,9 @@ class MySQLSession(SessionBase):
             raise exc.at(0) from None
         finally:
             if not finished:
-                try:
-                    if self._conn.open:
-                        cur.close()
-                except pymysql.err.MySQLError:
-                    self._conn.close()
+                # Stopped early (the reader went away): closing the cursor would read the
+                # rest of the result first; dropping the connection ends it at once.
+                self._abandon(cur)
                 self._rollback()
             self._unbind_key()
 

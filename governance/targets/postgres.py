@@ -197,7 +197,8 @@ def _position(raw: str | None, sent: Sent) -> int | None:
 
 
 class CopyCount:
-    """Rows a COPY wrote, and whether the limit left some out, known once it is exhausted."""
+    """Rows a COPY wrote (counted as they are handed on, exact once it is exhausted), and
+    whether the limit left some out."""
 
     rows: int = 0
     truncated: bool = False
@@ -561,6 +562,7 @@ class PostgresSession(SessionBase):
                     # libpq hands COPY data over one row at a time, the header first.
                     for index, chunk in enumerate(copy):
                         if index <= limit:
+                            counter.rows = index  # rows handed on so far (0: the header)
                             yield bytes(chunk)
                 copied = max(cur.rowcount, 0)
                 counter.rows, counter.truncated = min(copied, limit), copied > limit
