@@ -34,7 +34,7 @@ test: $(STAMP) services  ## every test against real services (PostgreSQL, MariaD
 	$(TEST_ENV) $(PY) -m pytest
 
 test-fast: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -m "not browser and not worker" -x -q
+	$(TEST_ENV) $(PY) -m pytest -m "not browser and not worker and not slow" -x -q
 
 lint: $(STAMP)  ## ruff (lint + format check), mypy, import layering
 	$(VENV)/bin/ruff check .

@@ -38,7 +38,7 @@ from tests.conftest import REQUIRE_SERVICES, grant, make_connection, subprocess_
 from tests.test_worker import _reconfigure, _stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 OUTCOMES = ("query.succeeded", "query.failed", "query.cancelled", "query.expired")
 
 
@@ -297,3 +297,59 @@ def test_a_queued_run_whose_message_the_broker_lost_is_sent_again_and_runs_once(
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM hits WHERE tag = 'lost'").fetchone() == (1,)
     assert _outcomes(run) == ["query.succeeded"]
+
+
+def _drop_app_connections_but_ours() -> int:
+    """What a failover or a restarted pooler does to the workers' app-database sessions."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_the_app_database_dropping_the_workers_connections_loses_nothing(
+    broker: Broker, tmp_path: Path, alice: Any, pg_conn: Any
+) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the app database is SQLite here: it has no connections to drop")
+    pg_conn.statement_timeout_ms = 5_000
+    pg_conn.save()
+    process = _worker(broker, tmp_path / "worker.log")
+    try:
+        _reconfigure(task_always_eager=False, broker_url=broker.url)
+        _wait_for_heartbeat(broker)
+        caller = Caller(user=alice)
+        first = run_submit(caller=caller, connection=pg_conn, sql="SELECT 1 AS one")
+        assert wait_for(first, "succeeded", "failed").status == "succeeded"
+        # Between statements: whatever the worker kept open is gone; the next one reconnects.
+        _drop_app_connections_but_ours()
+        second = run_submit(caller=caller, connection=pg_conn, sql="SELECT 2 AS two")
+        assert wait_for(second, "succeeded", "failed").status == "succeeded", second.error
+        # In the middle of a statement: its outcome cannot be written where it ran...
+        third = run_submit(
+            caller=caller,
+            connection=pg_conn,
+            sql="SELECT count(*) FROM orders a, orders b, orders c",
+        )
+        wait_for(third, "running")
+        time.sleep(0.5)
+        _drop_app_connections_but_ours()
+        time.sleep(6)  # past the statement timeout: the worker has given up on it
+        # ...and the worker goes on serving.
+        fourth = run_submit(caller=caller, connection=pg_conn, sql="SELECT 4 AS four")
+        assert wait_for(fourth, "succeeded", "failed").status == "succeeded", fourth.error
+    finally:
+        _stop(process)
+    third.refresh_from_db()
+    if third.status == "running":  # nobody could record its end: the reaper does
+        assert runs_reap(now=timezone.now() + dt.timedelta(minutes=6)) == 1
+        third.refresh_from_db()
+    assert third.status == "failed"
+    assert len(_outcomes(third)) == 1
+    assert not QueryRun.objects.filter(status__in=["queued", "running"]).exists()
