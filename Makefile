@@ -68,6 +68,9 @@ load: $(STAMP) services  ## Locust: 32 users on the web editor and the API for 5
 	$(LOAD_ENV) $(PY) manage.py collectstatic --noinput -v0
 	$(LOAD_ENV) $(PY) manage.py loadtest $(LOAD_ARGS)
 
+faults: $(STAMP) services  ## the fault drills alone: kill -9 a worker, restart Redis, restart a target, drop app connections
+	$(TEST_ENV) $(PY) -m pytest tests/test_faults.py -v
+
 editor:  ## rebuild static/js/editor.bundle.js (needs Node.js; the bundle is committed)
 	static/editor/build.sh
 

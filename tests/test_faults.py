@@ -8,6 +8,7 @@ break whatever else runs on this machine); it keeps nothing on disk, as in the R
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,4 +354,88 @@ def test_the_app_database_dropping_the_workers_connections_loses_nothing(
         third.refresh_from_db()
     assert third.status == "failed"
     assert len(_outcomes(third)) == 1
+    assert not QueryRun.objects.filter(status__in=["queued", "running"]).exists()
+
+
+@pytest.fixture
+def restartable_pg() -> Iterator[tuple[int, Any]]:
+    """A PostgreSQL server of this test's own (the shared one serves everything else), run as
+    the postgres account, which the test can restart."""
+    import pwd
+
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        account = None
+    if not binaries or account is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("PostgreSQL server binaries or the postgres account are missing")
+        pytest.skip("PostgreSQL server binaries or the postgres account are missing")
+    bin_dir = binaries[-1]
+    # Not under pytest's own temporary directory: the postgres account cannot enter it.
+    home = Path(tempfile.mkdtemp(prefix="warden-pg-"))
+    os.chown(home, account.pw_uid, account.pw_gid)
+    port = _free_port()
+
+    def as_postgres(*args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+
+    as_postgres(str(bin_dir / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
+
+    def pg_ctl(*args: str) -> None:
+        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(home / "data"), "-o", options,
+                    "-l", str(home / "log"), "-w", *args)  # fmt: skip
+
+    pg_ctl("start")
+    try:
+        yield port, pg_ctl
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_target_restarting_mid_query_fails_that_run_clearly_and_the_next_one_runs(
+    broker: Broker, tmp_path: Path, alice: Any, groups: dict[str, Any], restartable_pg: Any
+) -> None:
+    from governance import demo_data
+
+    port, pg_ctl = restartable_pg
+    demo_data.seed(demo_data.parse_dsn(f"postgresql://postgres@127.0.0.1:{port}/shop"))
+    connection = make_connection(
+        name="restartable", engine="postgresql", database="shop", host="127.0.0.1",
+        port=port, username="postgres", statement_timeout_ms=30_000,
+    )  # fmt: skip
+    grant(connection, groups["analyst"], "read")
+    process = _worker(broker, tmp_path / "worker.log")
+    caller = Caller(user=alice)
+    try:
+        _reconfigure(task_always_eager=False, broker_url=broker.url)
+        _wait_for_heartbeat(broker)
+        for _ in range(2):  # the worker keeps a session to the target in its pool
+            warm = run_submit(caller=caller, connection=connection, sql="SELECT 1 AS one")
+            assert wait_for(warm, "succeeded", "failed").status == "succeeded", warm.error
+        long = run_submit(
+            caller=caller,
+            connection=connection,
+            sql="SELECT count(*) FROM orders a, orders b, orders c",
+        )
+        wait_for(long, "running")
+        time.sleep(0.5)
+        pg_ctl("restart", "-m", "fast")
+        long = wait_for(long, "succeeded", "failed", "cancelled", timeout=60)
+        assert long.status == "failed"
+        assert long.error and "Traceback" not in long.error
+        assert _outcomes(long) == ["query.failed"]
+        # The sessions the pool kept died with the server: the next statements get new ones.
+        for _ in range(3):
+            after = run_submit(caller=caller, connection=connection, sql="SELECT 2 AS two")
+            assert wait_for(after, "succeeded", "failed").status == "succeeded", after.error
+    finally:
+        _stop(process)
     assert not QueryRun.objects.filter(status__in=["queued", "running"]).exists()
