@@ -289,6 +289,12 @@ class MySQLSession(SessionBase):
             return list(cur.fetchall())
 
     def _begin(self, read_only: bool) -> None:
+        if not self._conn.open:
+            # Dropped under an unbuffered result (`_abandon`): a new connection, as `connect`
+            # opens them, rather than a session nobody can use again.
+            self._conn = _open(self._config)
+            untyped: Any = self._conn
+            self.backend_id = str(untyped.thread_id())
         try:
             self._rollback()
             seconds = max(0, int(self._config.statement_timeout_ms)) / 1000
