@@ -400,8 +400,7 @@ def test_a_failed_discovery_is_shown_on_the_catalog_instead_of_no_tables(
     assert catalog_refresh(connection=connection).tables > 0
     connection.refresh_from_db()
     assert connection.discovery_error_kind == "" and connection.discovery_error_at is None
-    overview = _client(carol).get(reverse("catalog_overview")).content
-    assert b"Discovery failed" not in overview
+    assert b"Discovery failed" not in _client(carol).get(reverse("catalog_overview")).content
 
 
 def test_run_discovery_from_the_catalog_keeps_the_error(carol: Any) -> None:
