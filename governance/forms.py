@@ -55,6 +55,7 @@ class ConnectionForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["tls_mode"].required = False
         port = self.fields["port"]
         port.help_text = _PORT_HELP
         # The page's script follows the engine choice; without it the blank is kept and the
@@ -81,6 +82,10 @@ class ConnectionForm(forms.ModelForm):
                     field.widget.attrs["min"] = validator.limit_value
                 elif isinstance(validator, MaxValueValidator):
                     field.widget.attrs["max"] = validator.limit_value
+
+    def clean_tls_mode(self) -> str:
+        # Not sent (a form of before TLS modes): the connection keeps the one it has.
+        return str(self.cleaned_data.get("tls_mode") or self.instance.tls_mode or tls.DEFAULT_MODE)
 
     def clean_tls_ca_pem(self) -> str:
         pem = str(self.cleaned_data.get("tls_ca_pem") or "").strip()
