@@ -54,9 +54,7 @@ def _trial(response: Any) -> Any:
 def test_a_new_rule_is_tried_alone_and_with_the_saved_guardrails(carol: Any, pg_conn: Any) -> None:
     client = _client(carol)
     rules, events = Guardrail.objects.count(), AuditEvent.objects.count()
-    response = client.post(
-        reverse("guardrail_try"), _try(pg_conn, "SELECT id, status FROM orders")
-    )
+    response = client.post(reverse("guardrail_try"), _try(pg_conn, "SELECT id, status FROM orders"))
     trial = _trial(response)
     assert trial.in_force and trial.matched == (0,)
     assert trial.alone["decision"] == trial.with_rule["decision"] == "deny"
@@ -87,7 +85,6 @@ def test_an_edited_rule_replaces_its_saved_version(carol: Any, pg_conn: Any) -> 
     assert trial.rule.id == reads.pk
     assert trial.with_rule["decision"] == "require_approval"
     assert trial.saved["decision"] == "allow"
-    assert [r.id for r in [trial.rule]] == [reads.pk]
     reads.refresh_from_db()
     assert reads.action == "allow"  # unsaved
 
@@ -193,8 +190,7 @@ def test_a_rule_with_errors_is_not_tried(carol: Any, pg_conn: Any) -> None:
     values = _try(pg_conn, "SELECT 1", priority="soon")
     response = _client(carol).post(reverse("guardrail_try"), values, HTTP_HX_REQUEST="1")
     assert b"Correct the fields marked in the rule" in response.content
-    values = _try(pg_conn, "SELECT 1", **{"try-connection": "999999"})
-    values["try-connection"] = "999999"
+    values = {**_try(pg_conn, "SELECT 1"), "try-connection": "999999"}
     response = _client(carol).post(reverse("guardrail_try"), values)
     assert "connection" in response.context["try_form"].errors
 
