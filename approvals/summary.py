@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest, QueryDict
+from django.urls import Resolver404, resolve
 
 from approvals.models import ApprovalRequest
 from approvals.services import counted_approvals, requester_owner_id
+from governance.roles import ADMIN, APPROVER, AUDITOR, has_role
+from governance.services.values import printable
 
 
 def _owner_name(request: ApprovalRequest) -> str | None:
@@ -15,6 +22,50 @@ def _owner_name(request: ApprovalRequest) -> str | None:
     if owner is None:
         return None
     return str(get_user_model().objects.get(pk=owner).get_username())
+
+
+STATEMENT_LINE_CHARS = 100
+
+
+def statement_line(sql: str, limit: int = STATEMENT_LINE_CHARS) -> str:
+    """A statement on one line, cut to `limit` characters with "…": what lists and titles
+    show of it (control and bidi characters escaped, as everywhere a requester's text is)."""
+    line = " ".join(printable(sql).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+# Where allauth keeps the POST it replays once the password is confirmed again.
+_SUSPENDED = "account_reauthentication_state"
+
+
+def reauthentication_subject(http_request: HttpRequest) -> dict[str, Any] | None:
+    """The approval request a re-authentication page is asked for (its `next` is the review),
+    with the verdict waiting to be replayed; None for any other page, or a request the user
+    may not see."""
+    target = http_request.POST.get("next") or http_request.GET.get("next") or ""
+    try:
+        match = resolve(urlsplit(target).path)
+    except Resolver404:
+        return None
+    if match.url_name not in ("approval_review", "approval_detail"):
+        return None
+    approval = (
+        ApprovalRequest.objects.select_related("run", "connection")
+        .filter(pk=int(match.kwargs["pk"]))
+        .first()
+    )
+    user = http_request.user
+    if approval is None or not (
+        approval.requester_id == user.pk or has_role(user, APPROVER, ADMIN, AUDITOR)
+    ):
+        return None
+    verdict = ""
+    suspended = http_request.session.get(_SUSPENDED) or {}
+    with contextlib.suppress(TypeError, ValueError, KeyError):
+        replayed = json.loads(suspended["request"])
+        if replayed["path"] == urlsplit(target).path:
+            verdict = QueryDict(replayed["POST"]).get("verdict") or ""
+    return {"approval": approval, "verdict": verdict if verdict in ("approve", "reject") else ""}
 
 
 def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str, Any]:
@@ -25,6 +76,8 @@ def request_summary(request: ApprovalRequest, *, full: bool = False) -> dict[str
         "status": request.status,
         "risk": request.risk,
         "title": request.title,
+        # What it would run, on one line (the full text is `sql`, with `full`).
+        "statement": statement_line(request.run.sql) if request.run is not None else None,
         "connection": request.connection.name,
         "environment": request.connection.environment,
         "requester": request.requester.get_username(),

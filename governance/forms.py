@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +26,17 @@ from governance.models import (
     Strategy,
 )
 from governance.roles import APPROVER, ROLES
+from governance.targets import tls
 
 # Later instants may not survive the trip to UTC and back (year 10000): refused, never stored.
 _LAST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
 _TOO_FAR = "That is too far in the future."
+
+
+_PORT_HELP = (
+    "Blank: the engine's default, stored on save (PostgreSQL 5432, MySQL / MariaDB 3306; "
+    "SQLite has no port)."
+)
 
 
 class ConnectionForm(forms.ModelForm):
@@ -43,9 +51,19 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = list(Connection.SETTINGS)
+        widgets = {"tls_ca_pem": forms.Textarea(attrs={"rows": 4, "class": "mono"})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["tls_mode"].required = False
+        port = self.fields["port"]
+        port.help_text = _PORT_HELP
+        # The page's script follows the engine choice; without it the blank is kept and the
+        # engine's default is stored on save (`clean`).
+        port.widget.attrs["data-default-ports"] = json.dumps(Connection.DEFAULT_PORTS)
+        default = Connection.DEFAULT_PORTS.get(self["engine"].value() or "")
+        if default is not None:
+            port.widget.attrs["placeholder"] = str(default)
         # A PositiveIntegerField's form field says "≥ 0" first, and only then would the
         # model's own bounds be checked (a timeout of -5 was told 0, of 50 then 100): give
         # each number field the model's bounds, in the message and in the input.
@@ -65,11 +83,42 @@ class ConnectionForm(forms.ModelForm):
                 elif isinstance(validator, MaxValueValidator):
                     field.widget.attrs["max"] = validator.limit_value
 
+    def clean_tls_mode(self) -> str:
+        # Not sent (a form of before TLS modes): the connection keeps the one it has.
+        return str(self.cleaned_data.get("tls_mode") or self.instance.tls_mode or tls.DEFAULT_MODE)
+
+    def clean_tls_ca_pem(self) -> str:
+        pem = str(self.cleaned_data.get("tls_ca_pem") or "").strip()
+        if not pem:
+            return ""
+        problem = tls.ca_problem(pem)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return pem + "\n"
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("engine") in ("postgresql", "mysql") and not data.get("host"):
+        engine = data.get("engine")
+        if engine in ("postgresql", "mysql") and not data.get("host"):
             self.add_error("host", "A host is required for this engine.")
+        if engine == "sqlite":
+            data["port"] = None  # a file has no port, nor TLS
+            data["tls_mode"], data["tls_ca_pem"] = tls.DEFAULT_MODE, ""
+        elif engine in Connection.DEFAULT_PORTS and data.get("port") is None and "port" in data:
+            data["port"] = Connection.DEFAULT_PORTS[engine]
+        mode = data.get("tls_mode")
+        if engine and mode and engine != "sqlite" and mode not in tls.modes_for(engine):
+            name = Connection.Engine(engine).label
+            self.add_error("tls_mode", f"{name} does not offer {mode}: choose another mode.")
+        if mode == "verify-ca" and "tls_ca_pem" in data and not data["tls_ca_pem"]:
+            self.add_error("tls_ca_pem", "verify-ca checks the server against this CA: paste it.")
         return data
+
+
+def triable(form: forms.BaseForm) -> bool:
+    """Whether a form's values can be tried before saving: valid but for the name, which only
+    matters to the save (a connection or rule is tried before it has one, or a free one)."""
+    return form.is_valid() or all(field == "name" for field in form.errors)
 
 
 class GrantForm(forms.Form):
@@ -135,6 +184,37 @@ class GuardrailForm(forms.ModelForm):
             "groups": forms.CheckboxSelectMultiple,
             "exempt_groups": forms.CheckboxSelectMultiple,
         }
+        help_texts = {
+            "table_pattern": "Matches when any table the statement reads or writes fits, "
+            "e.g. payments, billing.*, audit_* (the syntax is explained below).",
+        }
+
+
+class GuardrailTryForm(forms.Form):
+    """The "Try this rule" box of the guardrail form (its fields are prefixed "try-")."""
+
+    sql = forms.CharField(
+        label="Statement",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"))
+    as_user = forms.ModelChoiceField(
+        label="As",
+        queryset=get_user_model().objects.none(),
+        required=False,
+        empty_label="anyone holding every capability, in no role",
+        help_text="A person: their own grants and roles decide, as when they run it.",
+    )
+
+    prefix = "try"
+    use_required_attribute = False  # in the page: the rule's Save must not ask for a statement
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["as_user"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = get_user_model().objects.filter(is_active=True).order_by("username")
 
 
 def grant_choices_label(grant: AccessGrant) -> str:

@@ -52,6 +52,12 @@ urlpatterns = [
     path("manage/connections/<int:pk>/", manage.connection_detail, name="connection_detail"),
     path("manage/connections/<int:pk>/edit/", manage.connection_edit, name="connection_edit"),
     path("manage/connections/<int:pk>/test/", manage.connection_test, name="connection_test"),
+    path("manage/connections/new/test/", manage.connection_form_test, name="connection_try"),
+    path(
+        "manage/connections/<int:pk>/edit/test/",
+        manage.connection_form_test,
+        name="connection_edit_try",
+    ),
     path("manage/connections/<int:pk>/delete/", manage.connection_delete, name="connection_delete"),
     path("manage/connections/<int:pk>/grants/", manage.grant_create, name="grant_create"),
     path(
@@ -62,6 +68,8 @@ urlpatterns = [
     path("manage/guardrails/", manage.guardrail_list, name="guardrail_list"),
     path("manage/guardrails/new/", manage.guardrail_edit, name="guardrail_create"),
     path("manage/guardrails/<int:pk>/", manage.guardrail_edit, name="guardrail_edit"),
+    path("manage/guardrails/new/try/", manage.guardrail_try, name="guardrail_try"),
+    path("manage/guardrails/<int:pk>/try/", manage.guardrail_try, name="guardrail_edit_try"),
     path("manage/guardrails/<int:pk>/delete/", manage.guardrail_delete, name="guardrail_delete"),
     path("manage/users/", users.user_list, name="user_list"),
     path("manage/users/new/", users.user_create, name="user_create"),

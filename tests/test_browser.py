@@ -602,3 +602,42 @@ def test_save_reopen_see_masked_columns_and_download_a_masked_csv(
     page.locator('li[data-column="city"] button.ident').click()
     assert page.locator(".cm-content").inner_text().rstrip().endswith("-- city")
     page.context.close()
+
+
+def test_an_admin_tries_a_guardrail_before_saving_it(
+    browser: Any, live_server: Any, carol: Any, sqlite_conn: Any
+) -> None:
+    from governance.models import Guardrail
+
+    rules = Guardrail.objects.count()
+    page = _sign_in(browser, live_server, "carol", lambda url: "/accounts/login" not in url)
+    page.goto(f"{live_server.url}/manage/guardrails/new/")
+    page.fill("#id_name", "no-orders")
+    page.select_option("#id_action", "deny")
+    page.fill("#id_priority", "5")
+    page.fill("#id_table_pattern", "ord*")
+    page.click("#pattern-syntax summary")
+    assert "ignoring case" in page.locator("#pattern-syntax").inner_text()
+    page.fill("#id_try-sql", "SELECT id, status FROM orders")
+    page.select_option("#id_try-connection", label="demo")
+    page.click("button:has-text('Try it')")
+    verdict = page.locator("[data-rule-verdict]")
+    verdict.wait_for()
+    assert "Matches statement 1" in verdict.inner_text() and "deny it" in verdict.inner_text()
+    decisions = page.locator("#guardrail-try [data-decision]")
+    assert [decisions.nth(i).get_attribute("data-decision") for i in range(3)] == [
+        "deny",
+        "deny",
+        "allow",
+    ]
+    assert page.url.endswith("/manage/guardrails/new/")  # htmx: the page stayed, as typed
+    assert page.input_value("#id_name") == "no-orders"
+    # change the rule, try again: the answer follows what is typed
+    page.fill("#id_table_pattern", "customers")
+    page.click("button:has-text('Try it')")
+    page.wait_for_selector("[data-rule-verdict]:has-text('Does not match')")
+    shots = os.environ.get("WARDEN_SCREENSHOT_DIR")
+    if shots:
+        page.screenshot(path=f"{shots}/guardrail-try.png", full_page=True)
+    assert Guardrail.objects.count() == rules  # nothing saved
+    page.close()

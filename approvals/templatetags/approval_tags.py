@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from approvals.services import counted_approvals
+from approvals.summary import STATEMENT_LINE_CHARS, reauthentication_subject, statement_line
 from governance.services.values import printable
 
 register = template.Library()
@@ -39,3 +40,16 @@ def counted(request: Any) -> int:
 def reveal(value: Any) -> str:
     """Text a requester wrote, with control and bidi/invisible characters shown as escapes."""
     return printable(str(value))
+
+
+@register.filter(name="statement_line")
+def statement_line_filter(value: Any, limit: int = STATEMENT_LINE_CHARS) -> str:
+    """A statement on one line, cut to `limit` characters (its full text goes in a title)."""
+    return statement_line(str(value), int(limit))
+
+
+@register.simple_tag(takes_context=True)
+def reauth_subject(context: Any) -> dict[str, Any] | None:
+    """On a re-authentication page: the approval request it confirms a review of, if any."""
+    request = context.get("request")
+    return reauthentication_subject(request) if request is not None else None

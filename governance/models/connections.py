@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance import crypto
-from governance.targets import TargetConfig
+from governance.targets import TargetConfig, tls
 
 
 class Environment(models.TextChoices):
@@ -70,12 +70,32 @@ class Connection(models.Model):
     export_row_limit = models.PositiveIntegerField(
         default=1_000_000, validators=[MinValueValidator(1), MaxValueValidator(100_000_000)]
     )
+    tls_mode = models.CharField(
+        "TLS mode",
+        max_length=16,
+        choices=[(mode, mode) for mode in tls.MODES],
+        default=tls.DEFAULT_MODE,
+        help_text="PostgreSQL's sslmode names (MySQL / MariaDB: all but allow). prefer: TLS "
+        "when the server offers it; require: always TLS; verify-ca / verify-full: also check "
+        "the server's certificate (and its host name).",
+    )
+    tls_ca_pem = models.TextField(
+        "CA certificate",
+        blank=True,
+        help_text="PEM text of the CA that signs the server's certificate (verify-ca needs "
+        "one; verify-full without one trusts the system's CAs). Public: shown back here.",
+    )
     scan_free_text = models.BooleanField(
         "scan free text",
         default=True,
         help_text="Replace emails, phones, card numbers, SSNs and secrets found inside "
         "free-text results (the masking safety net).",
     )
+    # The last discovery that failed (cleared by one that succeeds): what the catalog shows
+    # instead of an empty list of tables.
+    discovery_error_kind = models.CharField(max_length=16, blank=True, editable=False)
+    discovery_error = models.CharField(max_length=2000, blank=True, editable=False)
+    discovery_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Bumped whenever the catalog or masking rules change, so cached masking plans are dropped.
     catalog_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,7 +104,8 @@ class Connection(models.Model):
     # What an admin edits (the password aside); forms and audit snapshots use this list.
     SETTINGS = (
         "name", "engine", "environment", "host", "port", "database", "username",
-        "statement_timeout_ms", "row_cap", "export_row_limit", "scan_free_text",
+        "tls_mode", "tls_ca_pem", "statement_timeout_ms", "row_cap", "export_row_limit",
+        "scan_free_text",
     )  # fmt: skip
 
     class Meta:
@@ -96,6 +117,8 @@ class Connection(models.Model):
     @property
     def dialect(self) -> str:
         return {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite"}[self.engine]
+
+    DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}  # SQLite has none
 
     @property
     def has_password(self) -> bool:
@@ -120,6 +143,8 @@ class Connection(models.Model):
             user=self.username,
             password=self.get_password(),
             statement_timeout_ms=self.statement_timeout_ms,
+            tls_mode=self.tls_mode,
+            tls_ca_pem=self.tls_ca_pem,
             max_cell_bytes=settings.WARDEN_MAX_CELL_BYTES,
             max_run_bytes=settings.WARDEN_MAX_RUN_BYTES,
         )

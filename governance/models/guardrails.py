@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from django.contrib.auth.models import Group
 from django.db import models
 
@@ -58,7 +61,15 @@ class Guardrail(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def to_rule(self) -> engine.Rule:
+    def to_rule(self, scope: Mapping[str, Iterable[Any]] | None = None) -> engine.Rule:
+        """The engine's mirror. `scope`: the connections, groups and exempt_groups as a form
+        holds them, for a rule not saved as it stands (tried before saving)."""
+        if scope is None:
+            scope = {
+                "connections": self.connections.all(),
+                "groups": self.groups.all(),
+                "exempt_groups": self.exempt_groups.all(),
+            }
         return engine.Rule(
             id=self.pk,
             name=self.name,
@@ -66,9 +77,9 @@ class Guardrail(models.Model):
             priority=self.priority,
             message=self.message,
             environments=frozenset(self.environments),
-            connections=frozenset(c.pk for c in self.connections.all()),
-            groups=frozenset(g.name for g in self.groups.all()),
-            exempt_groups=frozenset(g.name for g in self.exempt_groups.all()),
+            connections=frozenset(c.pk for c in scope["connections"]),
+            groups=frozenset(g.name for g in scope["groups"]),
+            exempt_groups=frozenset(g.name for g in scope["exempt_groups"]),
             categories=frozenset(engine.Category(c) for c in self.categories),
             min_risk=engine.Risk(self.min_risk) if self.min_risk else None,
             table_pattern=self.table_pattern,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from functools import partial
 from typing import Any
@@ -14,27 +16,23 @@ from governance import targets
 from governance.crypto import DecryptionError
 from governance.models import AccessGrant, Connection, Guardrail
 from governance.services.caller import Caller, record
+from governance.targets.base import without_secret
 
 log = logging.getLogger(__name__)
-
-_CONNECTION_FIELDS = [
-    "name",
-    "engine",
-    "environment",
-    "host",
-    "port",
-    "database",
-    "username",
-    "statement_timeout_ms",
-    "row_cap",
-    "export_row_limit",
-]
 
 
 def _snapshot(connection: Connection) -> dict[str, Any]:
     data = {f: getattr(connection, f) for f in Connection.SETTINGS}
+    # The CA certificate is public, but kilobytes long: the trail keeps its fingerprint.
+    data["tls_ca_pem"] = ca_fingerprint(connection.tls_ca_pem)
     data["has_password"] = connection.has_password
     return data
+
+
+def ca_fingerprint(pem: str) -> str:
+    """ "sha256:<first 16 hex digits>" of the CA text as stored, "" for none."""
+    text = pem.strip()
+    return f"sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]}" if text else ""
 
 
 def _audit(kind: EventKind, caller: Caller, connection: Connection | None, **detail: Any) -> None:
@@ -86,17 +84,47 @@ def connection_delete(*, caller: Caller, connection: Connection) -> None:
     connection.delete()
 
 
-def connection_test(*, caller: Caller, connection: Connection) -> tuple[bool, str]:
+def connection_test(
+    *, caller: Caller, connection: Connection, password: str | None = None
+) -> tuple[bool, str]:
+    """Connect and run `SELECT 1`; (ok, "Connected: <server version>" or the error).
+
+    `connection` may be unsaved values from the connection form (tried before saving; nothing
+    is written but the audit event, which then says which settings were tried). `password`
+    replaces the stored one for this try ("" = none); None keeps it. The error never repeats
+    a password.
+    """
+    secret = password or ""
     try:
-        version = targets.test_connection(connection.target_config())
+        config = connection.target_config()
+        if password is not None:
+            config = dataclasses.replace(config, password=password)
+        secret = config.password
+        version = targets.test_connection(config)
     except targets.TargetError as exc:
         ok, message = False, f"{exc.kind}: {exc.message}"
     except DecryptionError as exc:
         ok, message = False, str(exc)
     else:
         ok, message = True, f"Connected: {version}"
-    _audit(EventKind.CONNECTION_TESTED, caller, connection, ok=ok, message=message)
+    message = without_secret(message, secret)
+    detail: dict[str, Any] = {"ok": ok, "message": message}
+    unsaved = connection.pk is None or _snapshot(connection) != _snapshot(
+        Connection.objects.get(pk=connection.pk)
+    )
+    if unsaved or password is not None:
+        snapshot = _snapshot(connection)
+        snapshot["has_password"] = connection.has_password if password is None else bool(password)
+        detail["unsaved"] = {k: snapshot[k] for k in _TRIED if k in snapshot}
+    _audit(EventKind.CONNECTION_TESTED, caller, connection, **detail)
     return ok, message
+
+
+# What a test of unsaved values records of them (the settings that decide where it connects).
+_TRIED = (
+    "name", "engine", "host", "port", "database", "username", "tls_mode", "tls_ca_pem",
+    "has_password",
+)  # fmt: skip
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ from governance.crypto import DecryptionError
 from governance.engine import pii
 from governance.models import CatalogColumn, CatalogTable, Connection, Sensitivity, Source
 from governance.services.caller import Caller, record
+from governance.targets.base import without_secret
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +113,30 @@ def _apply(column: CatalogColumn, proposal: pii.Proposal | None) -> None:
 
 
 def catalog_refresh(*, connection: Connection, caller: Caller | None = None) -> DiscoverySummary:
-    """Re-read the connection's tables and classify every column. Raises TargetError."""
+    """Re-read the connection's tables and classify every column. Raises TargetError, after
+    keeping it on the connection (the catalog shows it until a discovery succeeds)."""
+    password = ""
     try:
         config = connection.target_config()
+        password = config.password
+        found: list[tuple[targets.TableInfo, dict[str, list[Any]] | None]] = []
+        with targets.connect(config) as session:
+            for info in session.introspect():
+                found.append((info, _samples(session, connection, info, config)))
     except DecryptionError as exc:
-        raise targets.TargetError("connect", str(exc)) from None
-    found: list[tuple[targets.TableInfo, dict[str, list[Any]] | None]] = []
-    with targets.connect(config) as session:
-        for info in session.introspect():
-            found.append((info, _samples(session, connection, info, config)))
+        error = targets.TargetError("connect", str(exc), server_text=False)
+        _discovery_failed(connection, error, password)
+        raise error from None
+    except targets.TargetError as exc:
+        _discovery_failed(connection, exc, password)
+        raise
     with transaction.atomic():
         summary = _store(connection, found)
-        Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
+        Connection.objects.filter(pk=connection.pk).update(
+            catalog_version=F("catalog_version") + 1, **_NO_ERROR
+        )
+        for field, value in _NO_ERROR.items():
+            setattr(connection, field, value)
         record(
             EventKind.CATALOG_REFRESHED,
             caller or Caller(user=None, channel="system"),
@@ -131,6 +144,26 @@ def catalog_refresh(*, connection: Connection, caller: Caller | None = None) -> 
             detail=summary.__dict__,
         )
     return summary
+
+
+_NO_ERROR: dict[str, Any] = {
+    "discovery_error_kind": "",
+    "discovery_error": "",
+    "discovery_error_at": None,
+}
+
+
+def _discovery_failed(connection: Connection, error: targets.TargetError, password: str) -> None:
+    """Keep what went wrong on the connection: its kind, the message (never the password)
+    and when. The tables found before stay: masking keeps using them."""
+    kept = {
+        "discovery_error_kind": error.kind,
+        "discovery_error": without_secret(error.message, password)[:2000],
+        "discovery_error_at": timezone.now(),
+    }
+    Connection.objects.filter(pk=connection.pk).update(**kept)
+    for field, value in kept.items():
+        setattr(connection, field, value)
 
 
 def _store(

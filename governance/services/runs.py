@@ -96,10 +96,16 @@ def sql_reject(*, caller: Caller, connection: Connection | None, sql: Any, error
 
 
 def _decide(
-    caller: Caller, connection: Connection, sql: str, mode: str
+    caller: Caller,
+    connection: Connection,
+    sql: str,
+    mode: str,
+    inputs: tuple[engine.Context, tuple[engine.Rule, ...]] | None = None,
 ) -> tuple[dict[str, Any], MaskPlan | None]:
-    """The engine's decision, with masking applied to every read (which can hold or deny)."""
-    context, rules = decision_inputs(user=caller.user, connection=connection)
+    """The engine's decision, with masking applied to every read (which can hold or deny).
+    `inputs`: the context and rules to decide with, instead of the caller's and the saved
+    guardrails (a guardrail being edited is tried with them)."""
+    context, rules = inputs or decision_inputs(user=caller.user, connection=connection)
     analysis = engine.analyze(sql, connection.dialect)
     plan = None
     if analysis.error is None:
@@ -213,6 +219,23 @@ def _deciding_rule(detail: dict[str, Any]) -> str:
         if reason.get("action") == action:
             return str(reason["rule"])
     return ""
+
+
+def decision_preview(
+    *,
+    user: Any,
+    connection: Connection,
+    sql: str,
+    context: engine.Context,
+    rules: tuple[engine.Rule, ...],
+) -> dict[str, Any]:
+    """What `run_submit` would decide for `sql` from `user` with this context and these rules
+    (every step of `_decide`: guardrails, masking holds, batch and credential refusals).
+    Nothing runs and nothing is recorded. Raises InvalidSQL."""
+    sql = sql_validate(sql)
+    caller = Caller(user=user)
+    detail, _ = _decide(caller, connection, sql, QueryRun.Mode.INTERACTIVE, (context, rules))
+    return detail
 
 
 def decision_check(*, caller: Caller, connection: Connection, sql: str) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class TargetConfig:
     password: str = field(default="", repr=False)
     statement_timeout_ms: int = 30_000
     connect_timeout_s: int = 10
+    # TLS (see ``tls``): a libpq sslmode name, and a CA certificate (bundle) as PEM text.
+    tls_mode: str = "prefer"
+    tls_ca_pem: str = field(default="", repr=False)
     # What a run may fetch: every value (cell) and, for interactive results, all rows together.
     max_cell_bytes: int = DEFAULT_MAX_CELL_BYTES
     max_run_bytes: int = DEFAULT_MAX_RUN_BYTES
@@ -144,6 +147,15 @@ class TargetError(Exception):
 def own_error(kind: str, message: str, **fields: Any) -> TargetError:
     """An error Warden words itself (no text from the server in it)."""
     return TargetError(kind, message, server_text=False, **fields)
+
+
+SECRET_SHOWN_AS = "••••••"  # noqa: S105  # what stands in for one, not one
+
+
+def without_secret(message: str, secret: str) -> str:
+    """`message` with every occurrence of `secret` (a password) blotted out: a driver's error
+    can quote what it was given, and connection errors are shown and audited."""
+    return message.replace(secret, SECRET_SHOWN_AS) if secret else message
 
 
 def trim_message(message: str) -> str:

@@ -25,6 +25,7 @@ from pymysql.constants import FIELD_TYPE, SERVER_STATUS
 from pymysql.cursors import Cursor, SSCursor
 from pymysql.protocol import MysqlPacket
 
+from . import tls
 from .base import (
     RUN_LIMIT,
     TRANSACTION_CONTROL_MESSAGE,
@@ -222,6 +223,7 @@ class _BoundedConnection(pymysql.connections.Connection):  # type: ignore[type-a
 def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
     if not config.host:
         raise own_error("connect", "no host configured for the MySQL connection")
+    context, disabled = tls.mysql_options(config.tls_mode, config.tls_ca_pem)
     try:
         conn = _BoundedConnection(
             host=config.host,
@@ -236,6 +238,8 @@ def _open(config: TargetConfig) -> pymysql.connections.Connection[Cursor]:
             connect_timeout=max(1, int(config.connect_timeout_s)),
             read_default_file=None,
             init_command=PARSING_MODES_OFF,
+            ssl=context,
+            ssl_disabled=disabled,
         )
     except pymysql.err.MySQLError as exc:
         error = map_error(exc)

@@ -30,8 +30,11 @@ _EXPLICIT_DEFAULTS: dict[str, str] = {
 _NEVER_SET = frozenset({"service"})  # "" is an error for service; see module docs / gaps
 
 
-def connection_params(config: TargetConfig) -> dict[str, str]:
-    """Every libpq keyword spelled out, so no PG* environment variable or file can leak in."""
+def connection_params(config: TargetConfig, tls: dict[str, str] | None = None) -> dict[str, str]:
+    """Every libpq keyword spelled out, so no PG* environment variable or file can leak in.
+
+    `tls`: the sslmode (and CA file) keywords of ``tls.postgres_options``; without them the
+    connection prefers TLS, as libpq does."""
     if not config.host:
         raise TargetError("connect", "no host configured for the PostgreSQL connection")
     if not config.user:
@@ -43,6 +46,7 @@ def connection_params(config: TargetConfig) -> dict[str, str]:
         "user": config.user,
         "password": config.password,
         "connect_timeout": str(max(1, int(config.connect_timeout_s))),
+        **(tls or {}),
     }
     params = dict(explicit)
     for option in pq.Conninfo.get_defaults():

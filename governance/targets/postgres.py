@@ -35,6 +35,7 @@ import psycopg
 from psycopg import capabilities, pq
 from psycopg.conninfo import make_conninfo
 
+from . import tls
 from .base import (
     CELL_LIMIT,
     RUN_LIMIT,
@@ -99,14 +100,16 @@ def _normalise_type(name: str) -> str:
 
 
 def _open(config: TargetConfig) -> psycopg.Connection[tuple[Any, ...]]:
-    params = connection_params(config)
     try:
-        conninfo = make_conninfo("", **params)
-        conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+        with tls.postgres_options(config.tls_mode, config.tls_ca_pem) as tls_params:
+            conninfo = make_conninfo("", **connection_params(config, tls_params))
+            conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
     except psycopg.Error as exc:
         message = str(exc)
         kind = "auth" if is_auth_failure(exc.sqlstate, message) else "connect"
         raise TargetError(kind, message, code=exc.sqlstate) from None
+    except OSError as exc:  # the CA file libpq reads could not be written
+        raise own_error("connect", f"cannot hand the CA certificate to libpq: {exc}") from None
     return conn
 
 

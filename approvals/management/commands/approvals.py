@@ -86,6 +86,7 @@ class Command(BaseCommand):
                 f"{r['id']:>6}  {r['status']:<9} {r['risk']:<8} "
                 f"{r['approvals']}/{r['required']:<7} "
                 f"{(r['requester'] + ('*' if r['agent_for'] else ''))[:14]:<14} {r['title']}"
+                + (f": {r['statement']}" if r["statement"] else "")
             )
         if any(r["agent_for"] for r in rows):
             self._say("* an AI agent: `approvals show ID` names the person it acts for")
