@@ -112,7 +112,34 @@ class ConnectionForm(forms.ModelForm):
             self.add_error("tls_mode", f"{name} does not offer {mode}: choose another mode.")
         if mode == "verify-ca" and "tls_ca_pem" in data and not data["tls_ca_pem"]:
             self.add_error("tls_ca_pem", "verify-ca checks the server against this CA: paste it.")
+        self._stored_password_stays_where_it_was_sent(data)
         return data
+
+    # Where a stored password goes: a blank password keeps it only while it would be sent
+    # to the same place, as safely as before.
+    _DESTINATION = ("engine", "host", "port", "username", "tls_mode", "tls_ca_pem")
+
+    def _stored_password_stays_where_it_was_sent(self, data: dict[str, Any]) -> None:
+        """An admin who may edit a connection may not read its password: testing or saving
+        it with another host (or user, or weaker TLS) and the stored password would send the
+        password to a server of their choosing. Such a change needs the password typed."""
+        instance = self.instance
+        if not instance.pk or not instance.password_encrypted:
+            return
+        if data.get("password") or data.get("clear_password"):
+            return
+        changed = [
+            name
+            for name in self._DESTINATION
+            if name in data and (data[name] or None) != (getattr(instance, name) or None)
+        ]
+        if changed:
+            labels = ", ".join(str(self.fields[n].label or n).lower() for n in changed)
+            self.add_error(
+                "password",
+                f"Type the password again: the stored one is only ever sent where it was "
+                f"sent before, and the {labels} changed.",
+            )
 
 
 def triable(form: forms.BaseForm) -> bool:

@@ -285,7 +285,7 @@ def test_an_edit_is_tested_with_the_stored_password_and_nothing_is_saved(
     client = _client(carol)
     url = reverse("connection_edit_try", args=[connection.pk])
     values = _form(
-        name="reader", engine="mysql", database=mysql_target, username=READER, tls_mode="disable"
+        name="reader", engine="mysql", database=mysql_target, username=READER, tls_mode="prefer"
     )
     ok = client.post(url, values, HTTP_HX_REQUEST="true")
     assert ok.status_code == 200 and b'data-test-ok="true"' in ok.content
@@ -300,7 +300,7 @@ def test_an_edit_is_tested_with_the_stored_password_and_nothing_is_saved(
     assert connection.tls_mode == "prefer" and connection.get_password() == "reader-secret"
     events = list(AuditEvent.objects.filter(kind="connection.tested").order_by("id"))
     assert [e.detail["ok"] for e in events] == [True, False, False]
-    assert events[0].detail["unsaved"]["tls_mode"] == "disable"
+    assert events[0].detail["unsaved"]["tls_mode"] == "prefer"
     assert events[1].detail["unsaved"]["has_password"] is True
     assert events[2].detail["unsaved"]["has_password"] is False
     assert all("not-the-reader-secret" not in str(e.detail) for e in events)
@@ -414,3 +414,37 @@ def test_run_discovery_from_the_catalog_keeps_the_error(carol: Any) -> None:
     assert b"data-discovery-error" in page
     connection.refresh_from_db()
     assert connection.discovery_error_kind == "connect"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"host": "127.0.0.2"}, {"port": "3307"}, {"username": "root"}, {"tls_mode": "disable"}],
+)
+def test_the_stored_password_is_never_sent_anywhere_new_without_being_typed(
+    carol: Any, mysql_target: str, change: dict[str, str]
+) -> None:
+    """Editing a connection lets an admin point it elsewhere, never carry its stored password
+    there: a server of their own, another account, or weaker TLS needs the password typed."""
+    connection = make_connection(
+        name="reader", engine="mysql", database=mysql_target, host="127.0.0.1", port=3306,
+        username=READER, password="reader-secret",
+    )  # fmt: skip
+    client = _client(carol)
+    values = {
+        **_form(name="reader", engine="mysql", database=mysql_target, username=READER),
+        "tls_mode": "prefer",
+        **change,
+    }
+    tried = client.post(reverse("connection_edit_try", args=[connection.pk]), values)
+    assert "Type the password again" in tried.content.decode()
+    assert not AuditEvent.objects.filter(kind="connection.tested").exists()  # nothing tried
+    saved = client.post(reverse("connection_edit", args=[connection.pk]), values)
+    assert saved.status_code == 200 and "Type the password again" in saved.content.decode()
+    connection.refresh_from_db()
+    assert connection.host == "127.0.0.1" and connection.port == 3306
+    assert connection.username == READER and connection.tls_mode == "prefer"
+    # Typed again, it may go there.
+    retyped = client.post(
+        reverse("connection_edit", args=[connection.pk]), {**values, "password": "reader-secret"}
+    )
+    assert retyped.status_code == 302
