@@ -116,8 +116,10 @@ class ConnectionForm(forms.ModelForm):
         return data
 
     # Where a stored password goes: a blank password keeps it only while it would be sent
-    # to the same place, as safely as before.
-    _DESTINATION = ("engine", "host", "port", "username", "tls_mode", "tls_ca_pem")
+    # to the same place, as safely as before. The database too: a server names the database
+    # it cannot find in its error, after the password was accepted, so a database name of
+    # guesses would learn which one the password is from how the error comes back.
+    _DESTINATION = ("engine", "host", "port", "database", "username", "tls_mode", "tls_ca_pem")
 
     def _stored_password_stays_where_it_was_sent(self, data: dict[str, Any]) -> None:
         """An admin who may edit a connection may not read its password: testing or saving

@@ -8,7 +8,6 @@ break whatever else runs on this machine); it keeps nothing on disk, as in the R
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -18,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +35,7 @@ from governance.celery import app as celery_app
 from governance.models import QueryRun
 from governance.services.runs import QUEUE_DOWN, Caller, run_submit, runs_reap
 from tests.conftest import REQUIRE_SERVICES, grant, make_connection, subprocess_env
+from tests.pgserver import private_postgres
 from tests.test_worker import _reconfigure, _stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -359,45 +358,8 @@ def test_the_app_database_dropping_the_workers_connections_loses_nothing(
 
 @pytest.fixture
 def restartable_pg() -> Iterator[tuple[int, Any]]:
-    """A PostgreSQL server of this test's own (the shared one serves everything else), run as
-    the postgres account, which the test can restart."""
-    import pwd
-
-    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    try:
-        account = pwd.getpwnam("postgres")
-    except KeyError:
-        account = None
-    if not binaries or account is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("PostgreSQL server binaries or the postgres account are missing")
-        pytest.skip("PostgreSQL server binaries or the postgres account are missing")
-    bin_dir = binaries[-1]
-    # Not under pytest's own temporary directory: the postgres account cannot enter it.
-    home = Path(tempfile.mkdtemp(prefix="warden-pg-"))
-    os.chown(home, account.pw_uid, account.pw_gid)
-    port = _free_port()
-
-    def as_postgres(*args: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *args],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-        )  # fmt: skip
-
-    as_postgres(str(bin_dir / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres")
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
-
-    def pg_ctl(*args: str) -> None:
-        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(home / "data"), "-o", options,
-                    "-l", str(home / "log"), "-w", *args)  # fmt: skip
-
-    pg_ctl("start")
-    try:
-        yield port, pg_ctl
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pg_ctl("stop", "-m", "immediate")
-        shutil.rmtree(home, ignore_errors=True)
+    with private_postgres() as server:
+        yield server
 
 
 def test_the_target_restarting_mid_query_fails_that_run_clearly_and_the_next_one_runs(

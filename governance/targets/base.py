@@ -152,10 +152,15 @@ def own_error(kind: str, message: str, **fields: Any) -> TargetError:
 SECRET_SHOWN_AS = "••••••"  # noqa: S105  # what stands in for one, not one
 
 
+# A sentence about a password, not one.
+SECRET_REPEATED = "The target refused the connection; its answer repeated the password."  # noqa: S105
+
+
 def without_secret(message: str, secret: str) -> str:
-    """`message` with every occurrence of `secret` (a password) blotted out: a driver's error
-    can quote what it was given, and connection errors are shown and audited."""
-    return message.replace(secret, SECRET_SHOWN_AS) if secret else message
+    """`message`, unless it quotes `secret` (a password): a driver's error can repeat what it
+    was given, and connection errors are shown and audited. Not blotted out in place: where
+    the password stood in a longer text would tell something of it."""
+    return SECRET_REPEATED if secret and secret in message else message
 
 
 def trim_message(message: str) -> str:

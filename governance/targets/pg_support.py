@@ -23,7 +23,9 @@ _EXPLICIT_DEFAULTS: dict[str, str] = {
     "sslmode": "prefer",
     "sslcertmode": "allow",
     "requirepeer": "",
-    "require_auth": "",
+    # Every method Warden can answer but a cleartext password (which a server, or whoever
+    # pretends to be it, could ask for to read the password): SCRAM, MD5, or none asked.
+    "require_auth": "scram-sha-256,md5,none",
     "min_protocol_version": "3.0",
     "max_protocol_version": "3.0",
 }
