@@ -213,10 +213,29 @@ class GuardrailForm(forms.ModelForm):
             "groups": forms.CheckboxSelectMultiple,
             "exempt_groups": forms.CheckboxSelectMultiple,
         }
+
         help_texts = {
             "table_pattern": "Matches when any table the statement reads or writes fits, "
             "e.g. payments, billing.*, audit_* (the syntax is explained below).",
         }
+
+    # The names of Warden's own reasons, which no guardrail may take: the trail's rule
+    # filter, the dashboard and "Try this rule" tell a guardrail's decisions by its name.
+    RESERVED_NAMES = frozenset(
+        {
+            "capability", "credentials", "default-allow", "export-single-read", "masking",
+            "parse-error", "reserved", "server-files", "syntax-error", "transaction-control",
+            "unknown-statement",
+        }
+    )  # fmt: skip
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data.get("name") or "")
+        if name.strip().lower() in self.RESERVED_NAMES:
+            raise forms.ValidationError(
+                f"“{name}” names one of Warden's own reasons: choose another name."
+            )
+        return name
 
 
 class GuardrailTryForm(forms.Form):

@@ -222,3 +222,17 @@ def test_trying_needs_a_post_a_csrf_token_and_a_sign_in(carol: Any, pg_conn: Any
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(carol)
     assert strict.post(url, _try(pg_conn, "SELECT 1")).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["capability", "masking", "Credentials", "default-allow"])
+def test_a_guardrail_may_not_take_the_name_of_one_of_wardens_own_reasons(
+    carol: Any, pg_conn: Any, name: str
+) -> None:
+    from governance.models import Guardrail
+
+    response = _client(carol).post(reverse("guardrail_create"), _rule(name=name))
+    assert response.status_code == 200
+    from html import unescape
+
+    assert "names one of Warden's own reasons" in unescape(response.content.decode())
+    assert not Guardrail.objects.filter(name__iexact=name).exists()
