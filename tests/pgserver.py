@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REQUIRE_SERVICES
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -42,7 +42,7 @@ def private_postgres(
     # Not under pytest's own temporary directory: the postgres account cannot enter it.
     home = Path(tempfile.mkdtemp(prefix="warden-pg-"))
     os.chown(home, account.pw_uid, account.pw_gid)
-    port = _free_port()
+    port = free_port()
 
     def as_postgres(*args: str) -> None:
         subprocess.run(

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from governance.celery import app as celery_app
 from governance.models import QueryRun
 from governance.services.runs import QUEUE_DOWN, Caller, run_submit, runs_reap
 from tests.conftest import REQUIRE_SERVICES, grant, make_connection, subprocess_env
-from tests.pgserver import private_postgres
+from tests.pgserver import free_port, private_postgres
 from tests.test_worker import _reconfigure, _stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,17 +42,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transa
 OUTCOMES = ("query.succeeded", "query.failed", "query.cancelled", "query.expired")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Broker:
     """A private redis-server that the test can stop and start again on the same port."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tmp
         self.process: subprocess.Popen[bytes] | None = None

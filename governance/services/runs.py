@@ -578,60 +578,64 @@ def runs_reap(*, now: dt.datetime | None = None) -> int:
     Hand queued runs whose task was lost to the workers again. Returns the runs failed."""
     now = now or timezone.now()
     reaped = 0
-    for run in QueryRun.objects.select_related("connection", "user").filter(
-        status=Status.RUNNING, started_at__lt=now - REAP_MARGIN
-    ):
+    for run in _with_refs(status=Status.RUNNING, started_at__lt=now - REAP_MARGIN):
         limit = dt.timedelta(milliseconds=run.connection.statement_timeout_ms) + REAP_MARGIN
         if run.mode == QueryRun.Mode.EXPORT:
             # An export streams for as long as its reader reads, in a web process that is
             # alive while it does: only one running for hours lost its process.
             limit = EXPORT_REAP_AFTER
         if run.started_at and run.started_at < now - limit:
-            _finish(
-                run,
-                Status.FAILED,
-                time.perf_counter() - (now - run.started_at).total_seconds(),
-                error=LOST,
-                error_kind="lost",
-                _audit_detail={"error_kind": "lost"},
-            )
+            _fail_lost(run, LOST, time.perf_counter() - (now - run.started_at).total_seconds())
             reaped += 1
     # An export runs in the web request that streams it: one still queued was never started.
-    for run in QueryRun.objects.select_related("connection", "user").filter(
-        status=Status.QUEUED, mode=QueryRun.Mode.EXPORT, created_at__lt=now - REAP_MARGIN
-    ):
-        if _start(run):
-            _finish(
-                run,
-                Status.FAILED,
-                time.perf_counter(),
-                error=EXPORT_LOST,
-                error_kind="lost",
-                _audit_detail={"error_kind": "lost"},
-            )
-            reaped += 1
+    reaped += _give_up(
+        _with_refs(
+            status=Status.QUEUED, mode=QueryRun.Mode.EXPORT, created_at__lt=now - REAP_MARGIN
+        ),
+        EXPORT_LOST,
+    )
+    reaped += _give_up(
+        _with_refs(
+            status=Status.QUEUED,
+            mode=QueryRun.Mode.INTERACTIVE,
+            created_at__lt=now - REQUEUE_GIVE_UP,
+        ),
+        TOO_LATE,
+    )
     _requeue_lost(now)
     return reaped
 
 
+def _with_refs(**lookup: Any) -> Any:
+    return QueryRun.objects.select_related("connection", "user").filter(**lookup)[:1000]
+
+
+def _fail_lost(run: QueryRun, error: str, started: float) -> None:
+    _finish(
+        run,
+        Status.FAILED,
+        started,
+        error=error,
+        error_kind="lost",
+        _audit_detail={"error_kind": "lost"},
+    )
+
+
+def _give_up(runs: Any, error: str) -> int:
+    """Fail queued runs that nothing will start (each claimed first: one pass acts once)."""
+    failed = 0
+    for run in runs:
+        if _start(run):
+            _fail_lost(run, error, time.perf_counter())
+            failed += 1
+    return failed
+
+
 def _requeue_lost(now: dt.datetime) -> int:
     """Send the task again for interactive runs queued longer than REQUEUE_AFTER while the
-    statement queue is empty (a backlog is waiting, not lost); give up those queued an hour."""
+    statement queue is empty (a backlog is waiting, not lost)."""
     if celery_app.conf.task_always_eager or not settings.REDIS_URL:
         return 0
-    queued = QueryRun.objects.filter(status=Status.QUEUED, mode=QueryRun.Mode.INTERACTIVE)
-    for run in queued.select_related("connection", "user").filter(
-        created_at__lt=now - REQUEUE_GIVE_UP
-    )[:1000]:
-        if _start(run):
-            _finish(
-                run,
-                Status.FAILED,
-                time.perf_counter(),
-                error=TOO_LATE,
-                error_kind="lost",
-                _audit_detail={"error_kind": "lost"},
-            )
     from governance import heartbeat
 
     try:
@@ -641,7 +645,11 @@ def _requeue_lost(now: dt.datetime) -> int:
         log.warning("could not read the queue to find lost runs: %s", type(exc).__name__)
         return 0
     waiting = list(
-        queued.filter(created_at__lt=now - REQUEUE_AFTER).values_list("pk", flat=True)[:1000]
+        QueryRun.objects.filter(
+            status=Status.QUEUED,
+            mode=QueryRun.Mode.INTERACTIVE,
+            created_at__lt=now - REQUEUE_AFTER,
+        ).values_list("pk", flat=True)[:1000]
     )
     for run_id in waiting:
         log.warning("run %s waited over %s for a worker: queued again", run_id, REQUEUE_AFTER)

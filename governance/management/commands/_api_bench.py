@@ -29,7 +29,7 @@ SQL = "SELECT id, city, country FROM customers WHERE id = 42"
 WORKERS = 4
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -115,7 +115,7 @@ def api_figures(
     dsn: demo_data.DSN, connection: Connection, user: Any, *, requests: int = 400
 ) -> dict[str, Any]:
     token = _token(connection, user)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.pop("REDIS_URL", None)  # embedded: the statement runs in the web worker, as measured
     env["WARDEN_BENCH_FLOOR_DSN"] = (

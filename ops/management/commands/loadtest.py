@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from governance import demo_data
+from governance.management.commands._api_bench import free_port
 from governance.models import AccessGrant, Agent, Connection, QueryRun
 from governance.services.agents import agent_budget_set, agent_create, token_create
 from governance.services.caller import Caller
@@ -37,12 +37,6 @@ from governance.services.caller import Caller
 ROOT = Path(__file__).resolve().parents[3]
 LOCUSTFILE = ROOT / "ops" / "loadtest" / "locustfile.py"
 OUTCOMES = ("query.succeeded", "query.failed", "query.cancelled", "query.expired")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Command(BaseCommand):
@@ -136,7 +130,7 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------ the run
 
     def _run(self, options: dict[str, Any], credentials: Path, tmp: Path) -> dict[str, Any]:
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "WARDEN_LOAD_CREDENTIALS": str(credentials)}
         web = [sys.executable, "-m", "gunicorn", "governance.wsgi", "-w",
                str(options["web_workers"]), "-b", f"127.0.0.1:{port}",
