@@ -29,8 +29,12 @@ STATEMENT_LINE_CHARS = 100
 
 def statement_line(sql: str, limit: int = STATEMENT_LINE_CHARS) -> str:
     """A statement on one line, cut to `limit` characters with "…": what lists and titles
-    show of it (control and bidi characters escaped, as everywhere a requester's text is)."""
-    line = " ".join(printable(sql).split())
+    show of it (control and bidi characters escaped, as everywhere a requester's text is).
+    Its line breaks stay visible as "⏎": a line comment ends at one, and what follows runs
+    (`WHERE id = 12 -- just one` and then `OR id > 0` on the next line) — joined with a
+    space it would read as part of the comment."""
+    lines = (" ".join(printable(part).split()) for part in sql.splitlines())
+    line = " ⏎ ".join(part for part in lines if part)
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from allauth.account import forms as allauth_forms
@@ -101,6 +102,9 @@ class ConnectionForm(forms.ModelForm):
         engine = data.get("engine")
         if engine in ("postgresql", "mysql") and not data.get("host"):
             self.add_error("host", "A host is required for this engine.")
+        if engine == "sqlite" and _is_warden_database(data.get("database") or ""):
+            # Warden's own records (sessions, tokens, the trail) are never a target.
+            self.add_error("database", "That is Warden's own database: choose a target's file.")
         if engine == "sqlite":
             data["port"] = None  # a file has no port, nor TLS
             data["tls_mode"], data["tls_ca_pem"] = tls.DEFAULT_MODE, ""
@@ -142,6 +146,19 @@ class ConnectionForm(forms.ModelForm):
                 f"Type the password again: the stored one is only ever sent where it was "
                 f"sent before, and the {labels} changed.",
             )
+
+
+def _is_warden_database(path: str) -> bool:
+    """Whether `path` is the embedded SQLite app database (the demo's, or any SQLite one)."""
+    from django.conf import settings
+
+    app = settings.DATABASES["default"]
+    if not str(app["ENGINE"]).endswith("sqlite3") or not path.strip():
+        return False
+    try:
+        return Path(path.strip()).expanduser().resolve() == Path(str(app["NAME"])).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def triable(form: forms.BaseForm) -> bool:

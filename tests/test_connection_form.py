@@ -455,3 +455,19 @@ def test_the_stored_password_is_never_sent_anywhere_new_without_being_typed(
         reverse("connection_edit", args=[connection.pk]), {**values, "password": "reader-secret"}
     )
     assert retyped.status_code == 302
+
+
+def test_wardens_own_sqlite_database_is_never_a_target(carol: Any, settings: Any) -> None:
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        settings.DATABASES = {
+            **settings.DATABASES,
+            "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3",
+                        "NAME": "/tmp/warden-app.sqlite3"},
+        }  # fmt: skip
+    from governance.forms import _is_warden_database
+
+    app = settings.DATABASES["default"]["NAME"]
+    assert _is_warden_database(str(app)) and _is_warden_database(f" {app} ")
+    assert not _is_warden_database("/tmp/some-target.sqlite3")

@@ -29,7 +29,8 @@ def _client(user: Any) -> Client:
 
 
 def test_statement_line_is_one_line_cut_and_escaped() -> None:
-    assert statement_line("SELECT 1\n  FROM   t") == "SELECT 1 FROM t"
+    # One line, spaces collapsed; the line break stays visible (a line comment ends there).
+    assert statement_line("SELECT 1\n  FROM   t") == "SELECT 1 ⏎ FROM t"
     cut = statement_line(LONG, 40)
     assert len(cut) == 40 and cut.endswith("…") and "\n" not in cut
     assert statement_line("SELECT '\u202e'") == "SELECT '\\u202e'"  # no bidi reordering
@@ -96,3 +97,15 @@ def test_the_password_page_names_no_request_the_user_may_not_see(
     # and any other page asks as before
     other = _client(bob).get(f"{reverse('account_reauthenticate')}?next=/manage/users/")
     assert b"data-reauth-for" not in other.content and b"Please reauthenticate" in other.content
+
+
+def test_a_line_break_stays_visible_where_a_line_comment_ends() -> None:
+    """What follows a line comment runs: one line joined with a space would hide it in it."""
+    from approvals.summary import statement_line
+    from governance.services.values import printable
+
+    for newline in ("\n", "\r", "\r\n"):
+        sql = f"UPDATE orders SET status = 'x' WHERE id = 12 -- only 12{newline} OR id > 0"
+        assert statement_line(sql).endswith("-- only 12 ⏎ OR id > 0")
+    # A lone carriage return (a comment's end on PostgreSQL) is shown and breaks the line.
+    assert printable("WHERE id = 12 -- x\r OR TRUE") == "WHERE id = 12 -- x\\r\n OR TRUE"

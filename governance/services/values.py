@@ -78,12 +78,17 @@ def to_csv_cell(value: Any) -> str:
 
 
 def printable(text: str) -> str:
-    """Control and format characters escaped (\\x1b, \\r, \\u202e): what a requester wrote must not
+    """Control and format characters escaped (\\x1b, \\u202e; a lone \\r shown, then a line
+    break): what a requester wrote must not
     drive the approver's terminal (erase or overwrite the statement under review), nor reorder
     what a browser displays (a right-to-left override)."""
+    # A carriage return ends a line comment on PostgreSQL: it is shown, and breaks the line,
+    # so that what follows it never reads as part of the comment.
     return "".join(
         c
         if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
+        else "\\r\n"
+        if c == "\r"
         else c.encode("unicode_escape").decode("ascii")
-        for c in text
+        for c in text.replace("\r\n", "\n")
     )
